@@ -1,0 +1,109 @@
+"""`Case`: one evaluation of a model — its inputs, outputs, status and error — as drivers,
+executors and recorders pass it around."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+OK = 'ok'
+FAILED = 'failed'
+
+
+class Case:
+    """One evaluation of a model.
+
+    Parameters
+    ----------
+    id : int
+        Position of the case in its driver's sequence (0-based).
+    inputs : dict
+        Variable path -> value set before the run.
+    outputs : dict, optional
+        Variable path or expression -> value collected after the run.
+    status : str
+        ``'ok'`` or ``'failed'``.
+    error : str or None
+        Traceback text of a failed case.
+    driver : str
+        Dotted path of the driver that ran the case.
+    t_start, t_end : float
+        Wall-clock times (``time.time()``) around the run; 0.0 when not measured.
+    retries : int
+        How many times the case was run again after a failure.
+    """
+
+    __slots__ = ('id', 'inputs', 'outputs', 'status', 'error', 'driver', 't_start', 't_end',
+                 'retries')
+
+    def __init__(self, id: int, inputs: dict[str, Any], outputs: dict[str, Any] | None = None,
+                 status: str = OK, error: str | None = None, driver: str = '',
+                 t_start: float = 0.0, t_end: float = 0.0, retries: int = 0):
+        self.id = id
+        self.inputs = inputs
+        self.outputs = {} if outputs is None else outputs
+        self.status = status
+        self.error = error
+        self.driver = driver
+        self.t_start = t_start
+        self.t_end = t_end
+        self.retries = retries
+
+    @property
+    def ok(self) -> bool:
+        """True when the case ran without error."""
+        return self.status == OK
+
+    def __getitem__(self, path: str) -> Any:
+        """The value of an input or output by its path."""
+        try:
+            return self.outputs[path]
+        except KeyError:
+            return self.inputs[path]
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Case):
+            return NotImplemented
+        return all(_same(getattr(self, s), getattr(other, s)) for s in self.__slots__)
+
+    def __repr__(self) -> str:
+        return (f'Case(id={self.id}, status={self.status!r}, inputs={self.inputs!r}, '
+                f'outputs={self.outputs!r})')
+
+    def __getstate__(self):
+        return tuple(getattr(self, s) for s in self.__slots__)
+
+    def __setstate__(self, state):
+        for name, value in zip(self.__slots__, state):
+            setattr(self, name, value)
+
+
+def failed_value(value: Any) -> Any:
+    """What an output holds in a failed case: NaN for numbers (and arrays of them), else None."""
+    if isinstance(value, (bool, str)) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return math.nan
+    try:
+        import numpy as np
+        if isinstance(value, np.ndarray) and value.dtype.kind in 'fiuc':
+            return np.full(value.shape, np.nan)
+        if isinstance(value, np.number):
+            return math.nan
+    except ImportError:  # pragma: no cover - numpy is a dependency
+        pass
+    return None
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    try:
+        import numpy as np
+        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+            return np.array_equal(a, b, equal_nan=True)
+    except ImportError:  # pragma: no cover
+        pass
+    return bool(a == b)

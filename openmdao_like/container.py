@@ -1,0 +1,319 @@
+"""`Container`: a named node of the model tree holding variables and child containers, with
+dotted-path access and a working directory confined below the top of the tree."""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+from typing import Any, Iterator
+
+from traits.api import HasTraits, TraitType
+
+from .errors import ModelError, PathError, describe
+from .variables.base import Variable
+
+_INDEX = re.compile(r'^([A-Za-z_]\w*)((?:\[-?\d+\])+)$')
+
+
+def _check_class_variables(cls: type) -> None:
+    """Check every variable declared on ``cls`` once, when the class is created."""
+    for name, ctrait in cls.__class_traits__.items():
+        check = getattr(type(ctrait.handler), 'check_definition', None)
+        if check is not None:
+            check(ctrait.handler, f'{cls.__name__}.{name}')
+
+
+class Container(HasTraits):
+    """A node of the model tree: variables (traits with an ``iotype``) and named children.
+
+    Attributes
+    ----------
+    name : str
+        The name under which the parent holds this container ('' for the top).
+    parent : Container or None
+        The container holding this one.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        _check_class_variables(cls)
+
+    def __init__(self, **traits: Any):
+        self.name = ''
+        self.parent = None
+        self._children: dict[str, Any] = {}
+        self._directory = ''
+        self._top_dir: str | None = None
+        self._var_cache: dict[str, Variable] | None = None
+        super().__init__(**traits)
+
+    # -- naming ---------------------------------------------------------------------------------
+    def get_pathname(self, rel_to_scope: Any = None) -> str:
+        """The dotted path from the top of the tree ('' for the top itself)."""
+        parts = []
+        node = self
+        while node is not None and node is not rel_to_scope and node.parent is not None:
+            parts.append(node.name)
+            node = node.parent
+        return '.'.join(reversed(parts))
+
+    @property
+    def pathname(self) -> str:
+        """The dotted path from the top of the tree."""
+        return self.get_pathname()
+
+    def _where(self) -> str:
+        """How error messages name this container."""
+        return self.get_pathname() or self.name or type(self).__name__
+
+    # -- children -------------------------------------------------------------------------------
+    def add(self, name: str, obj: Any) -> Any:
+        """Add a child container (or a `Variable`, as a new trait) under ``name``; return it."""
+        self._check_name(name)
+        if isinstance(obj, TraitType):
+            if name in self._children or self.trait(name) is not None:
+                raise ModelError(f'{self._where()}: name {name!r} is already in use')
+            check = getattr(type(obj), 'check_definition', None)
+            if check is not None:
+                check(obj, f'{self._where()}.{name}')
+            self.add_trait(name, obj)
+            self._var_cache = None
+            self._config_changed()
+            return obj
+        if not isinstance(obj, Container):
+            raise ModelError(f'{self._where()}: cannot add {name!r}: expected a Container, '
+                             f'Component or Variable, got {describe(obj)}')
+        node = self
+        while node is not None:
+            if node is obj:
+                raise ModelError(f'{self._where()}: cannot add {name!r}: it would contain itself '
+                                 f'(container recursion)')
+            node = node.parent
+        if obj.parent is not None and obj.parent is not self:
+            raise ModelError(f'{self._where()}: cannot add {name!r}: it already belongs to '
+                             f'{obj.parent._where()!r}; remove it there first')
+        if self.trait(name) is not None and self.trait(name).iotype is not None:
+            raise ModelError(f'{self._where()}: name {name!r} is already a variable')
+        if name in self._children:
+            self.remove(name)
+        obj.name = name
+        obj.parent = self
+        self._children[name] = obj
+        self.__dict__[name] = obj
+        self._child_added(name, obj)
+        self._config_changed()
+        return obj
+
+    def _check_name(self, name: str) -> None:
+        if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+            raise ModelError(f'{self._where()}: expected a valid Python identifier as name, '
+                             f'got {describe(name)}')
+        if name.startswith('_'):
+            raise ModelError(f'{self._where()}: names starting with "_" are reserved, '
+                             f'got {name!r}')
+        if name in self._children or name in self._replaceable_names():
+            return
+        if hasattr(type(self), name) or name in ('name', 'parent'):
+            raise ModelError(f'{self._where()}: {name!r} is a reserved name (an attribute of '
+                             f'{type(self).__name__})')
+
+    def _replaceable_names(self) -> tuple[str, ...]:
+        """Names of attributes that ``add`` may replace (e.g. an assembly's ``driver``)."""
+        return ()
+
+    def _child_added(self, name: str, obj: Any) -> None:
+        """Hook for subclasses (assemblies register components)."""
+
+    def _child_removed(self, name: str, obj: Any) -> None:
+        """Hook for subclasses (assemblies drop connections of a removed child)."""
+
+    def _config_changed(self) -> None:
+        """Called whenever the structure changes, so compiled plans are rebuilt."""
+
+    def remove(self, name: str) -> Any:
+        """Remove child (or dynamically added variable) ``name`` and return it."""
+        if name in self._children:
+            obj = self._children.pop(name)
+            self.__dict__.pop(name, None)
+            self._child_removed(name, obj)
+            obj.parent = None
+            self._config_changed()
+            return obj
+        if name in self._instance_traits() and self.trait(name).iotype is not None:
+            trait = self.trait(name)
+            self.remove_trait(name)
+            self._var_cache = None
+            self._child_removed(name, None)
+            self._config_changed()
+            return trait.trait_type
+        raise ModelError(f'{self._where()}: cannot remove {name!r}: no such child or variable '
+                         f'(children: {sorted(self._children)})')
+
+    def rename(self, oldname: str, newname: str) -> None:
+        """Rename child ``oldname`` to ``newname`` (classic API)."""
+        obj = self.remove(oldname)
+        self.add(newname, obj)
+
+    def list_containers(self) -> list[str]:
+        """Names of the child containers, in the order they were added."""
+        return list(self._children)
+
+    def get_children(self) -> list[Any]:
+        """The child containers, in the order they were added."""
+        return list(self._children.values())
+
+    # -- variables ------------------------------------------------------------------------------
+    def _vars(self) -> dict[str, Variable]:
+        """Name -> Variable for every trait with an ``iotype`` (cached)."""
+        if self._var_cache is None:
+            self._var_cache = {name: ct.trait_type for name in sorted(self.trait_names())
+                               if (ct := self.trait(name)) is not None
+                               and ct.iotype in ('in', 'out')}
+        return self._var_cache
+
+    def _var(self, name: str) -> Variable:
+        """The `Variable` called ``name``, or a `ModelError` naming what exists."""
+        try:
+            return self._vars()[name]
+        except KeyError:
+            raise ModelError(f'{self._where()}: no variable named {name!r} (variables: '
+                             f'{", ".join(self._vars()) or "none"})') from None
+
+    def get_trait(self, name: str) -> Any:
+        """The traits ``CTrait`` of variable ``name`` (classic API)."""
+        self._var(name)
+        return self.trait(name)
+
+    def get_metadata(self, name: str, key: str | None = None) -> Any:
+        """Metadata dict of variable ``name``, or one entry of it when ``key`` is given."""
+        meta = self._resolve_owner(name)
+        obj, vname = meta
+        md = obj._var(vname).var_metadata()
+        md.setdefault('iotype', None)
+        md['vartype'] = type(obj._var(vname)).__name__
+        return md if key is None else md.get(key)
+
+    def items(self, recurse: bool = False, **metadata: Any) -> Iterator[tuple[str, Any]]:
+        """(name, value) of variables matching ``metadata`` (e.g. iotype='in') and children."""
+        for name, var in self._vars().items():
+            if all(var.var_metadata().get(k) == v for k, v in metadata.items()):
+                yield name, getattr(self, name)
+        for name, child in self._children.items():
+            if not metadata:
+                yield name, child
+            if recurse:
+                for sub, value in child.items(recurse=True, **metadata):
+                    yield f'{name}.{sub}', value
+
+    def keys(self, recurse: bool = False, **metadata: Any) -> list[str]:
+        """Names yielded by `items`."""
+        return [name for name, _ in self.items(recurse, **metadata)]
+
+    # -- dotted access --------------------------------------------------------------------------
+    def _resolve_owner(self, path: str) -> tuple[Any, str]:
+        """(container, last name) for a dotted ``path``; the last name may carry ``[i]``."""
+        if not isinstance(path, str) or not path:
+            raise ModelError(f'{self._where()}: expected a dotted path, got {describe(path)}')
+        *heads, last = path.split('.')
+        node = self
+        for i, head in enumerate(heads):
+            child = node._children.get(head) if isinstance(node, Container) else None
+            if child is None:
+                raise ModelError(f'{self._where()}: cannot resolve {path!r}: '
+                                 f'{".".join(heads[:i + 1])!r} does not exist')
+            node = child
+        return node, last
+
+    def get(self, path: str) -> Any:
+        """Value of a variable or child at dotted ``path`` (``'a.b.x'``, ``'a.arr[2]'``)."""
+        node, last = self._resolve_owner(path)
+        name, index = _split_index(last)
+        if name in node._children:
+            value = node._children[name]
+        elif name in node._vars() or (index is None and hasattr(node, name)):
+            value = getattr(node, name)
+        else:
+            raise ModelError(f'{self._where()}: cannot get {path!r}: {node._where()!r} has no '
+                             f'variable or child {name!r}')
+        for i in index or ():
+            value = value[i]
+        return value
+
+    def set(self, path: str, value: Any) -> None:
+        """Set the variable at dotted ``path`` (validated; ``'arr[1]'`` sets one element)."""
+        node, last = self._resolve_owner(path)
+        name, index = _split_index(last)
+        node._var(name)
+        if index:
+            target = getattr(node, name)
+            for i in index[:-1]:
+                target = target[i]
+            target[index[-1]] = value
+        else:
+            setattr(node, name, value)
+
+    # -- directories ----------------------------------------------------------------------------
+    @property
+    def directory(self) -> str:
+        """This container's directory, relative to its parent's ('' = the parent's)."""
+        return self._directory
+
+    @directory.setter
+    def directory(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise PathError(f'{self._where()}.directory: expected a str, got {describe(value)}')
+        self._directory = value
+
+    def get_abs_directory(self) -> str:
+        """Absolute directory, checked to lie below the top's directory."""
+        if self.parent is None:
+            if self._top_dir is None:
+                return os.path.abspath(self._directory or os.getcwd())
+            return self._top_dir
+        base = self.parent.get_abs_directory()
+        if not self._directory:
+            return base
+        full = os.path.normpath(os.path.join(base, self._directory))
+        top = self
+        while top.parent is not None:
+            top = top.parent
+        root = top.get_abs_directory()
+        if os.path.isabs(self._directory) or os.path.commonpath([root, full]) != root:
+            raise PathError(f'{self._where()}.directory: expected a relative path below the top '
+                            f'directory {root!r}, got {self._directory!r}')
+        return full
+
+    def pre_delete(self) -> None:
+        """Called before the container is discarded (classic API); children first."""
+        for child in self._children.values():
+            child.pre_delete()
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop('_var_cache', None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self.__dict__['_var_cache'] = None
+
+
+def _split_index(name: str) -> tuple[str, tuple[int, ...] | None]:
+    """``'x[1][2]'`` -> ``('x', (1, 2))``; ``'x'`` -> ``('x', None)``."""
+    if '[' not in name:
+        return name, None
+    match = _INDEX.match(name)
+    if match is None:
+        raise ModelError(f'bad variable reference {name!r}: expected name or name[int]...')
+    return match.group(1), tuple(int(i) for i in re.findall(r'-?\d+', match.group(2)))
+
+
+def set_as_top(cont: Container, basedir: str | None = None) -> Container:
+    """Make ``cont`` the top of a model tree, rooted at ``basedir`` (default: cwd); return it."""
+    if cont.parent is not None:
+        raise ModelError(f'{cont._where()}: cannot be made the top: it belongs to '
+                         f'{cont.parent._where()!r}')
+    cont.name = ''
+    cont._top_dir = os.path.abspath(basedir or cont.directory or os.getcwd())
+    return cont

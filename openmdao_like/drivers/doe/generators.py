@@ -1,0 +1,393 @@
+"""DOE case generators: callables that turn a driver's parameters into cases.
+
+Calling a generator with parameters checks them and returns an iterator of ``{path: value}``
+dicts, one per case; a value is a ``float``, or a numpy array when the parameter's ``size`` > 1::
+
+    gen = LatinHypercube(num_samples=20, seed=0)
+    for case in gen([ParamSpec('p.x', -50.0, 50.0), ParamSpec('p.y', -50.0, 50.0)]):
+        ...                                   # {'p.x': 12.3, 'p.y': -4.5}
+
+A parameter is any object with ``name``, ``low``, ``high`` and ``size`` (`ParamSpec` is the plain
+one). `FullFactorial`, `LatinHypercube` and `Uniform` scale into [low, high] and need finite
+low < high; `CSVFile` and `ListGenerator` pass values as they are and use ``name`` and ``size``.
+Bad arguments or parameters raise `ValidationError` (a ``ValueError``) naming the generator.
+Generators hold only their arguments: they pickle, and a fixed seed gives the same cases on every
+call. Random ones use their own ``numpy.random.default_rng(seed)``, never the global RNG; scipy is
+imported only when a Latin hypercube is drawn."""
+
+from __future__ import annotations
+
+import abc
+import csv
+import inspect
+import itertools
+import math
+import numbers
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from openmdao_like.errors import ValidationError, describe
+
+_LHS_CRITERIA = (None, 'center', 'random-cd')
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """A parameter as a generator sees it.
+
+    Parameters
+    ----------
+    name : str
+        Path of the parameter, e.g. ``'p.x'``.
+    low, high : float or numpy.ndarray
+        Bounds; arrays (of length ``size``) give elementwise bounds for an array parameter.
+    size : int
+        Number of elements; 1 for a scalar.
+    """
+
+    name: str
+    low: Any
+    high: Any
+    size: int = 1
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A checked parameter: path, size and bounds broadcast to ``size`` (None when unchecked)."""
+
+    name: str
+    size: int
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+
+def _is_int(value: Any) -> bool:
+    """Return True for an integer that is not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _check_count(owner: str, arg: str, value: Any, minimum: int) -> int:
+    """Return ``value`` as an int, or raise ValidationError if it is not an int >= minimum."""
+    if not _is_int(value) or value < minimum:
+        raise ValidationError(f'{owner}: {arg} must be an int >= {minimum}, '
+                              f'got {describe(value)}')
+    return int(value)
+
+
+def _columns(owner: str, params: Sequence[Any], bounded: bool) -> list[_Column]:
+    """Check ``params`` (names, sizes and, if ``bounded``, finite low < high) and return them."""
+    columns: list[_Column] = []
+    for param in params:
+        name, size = getattr(param, 'name', None), getattr(param, 'size', 1)
+        if not isinstance(name, str) or not name:
+            raise ValidationError(f'{owner}: a parameter name must be a non-empty str, '
+                                  f'got {describe(name)} from {param!r}')
+        if any(col.name == name for col in columns):
+            raise ValidationError(f"{owner}: parameter '{name}' is given more than once")
+        where = f"{owner}: parameter '{name}'"
+        if not _is_int(size) or size < 1:
+            raise ValidationError(f'{where}: size must be an int >= 1, got {describe(size)}')
+        bounds = []
+        for attr in ('low', 'high') if bounded else ():
+            value = getattr(param, attr, None)
+            try:
+                vec = np.broadcast_to(np.asarray(value, dtype=float), (size,)).copy()
+            except (TypeError, ValueError):
+                vec = np.array([np.nan])
+            if not np.all(np.isfinite(vec)):
+                raise ValidationError(f'{where}: {attr} must be finite (a float or {size} '
+                                      f'floats), got {describe(value)}')
+            bounds.append(vec)
+        if bounds and not np.all(bounds[0] < bounds[1]):
+            raise ValidationError(f'{where}: needs low < high, got low={param.low!r}, '
+                                  f'high={param.high!r}')
+        columns.append(_Column(name, int(size), *bounds))
+    if not columns:
+        raise ValidationError(f'{owner}: needs at least one parameter, got none')
+    return columns
+
+
+def _case(columns: list[_Column], row: Sequence[float]) -> dict[str, Any]:
+    """Split one flat row of values into a case: a float per scalar, an array per array param."""
+    case: dict[str, Any] = {}
+    start = 0
+    for col in columns:
+        chunk = row[start:start + col.size]
+        case[col.name] = float(chunk[0]) if col.size == 1 else np.array(chunk, dtype=float)
+        start += col.size
+    return case
+
+
+def _bounds(columns: list[_Column]) -> tuple[np.ndarray, np.ndarray]:
+    """Return the flat lower and upper bounds of checked parameters."""
+    return (np.concatenate([col.low for col in columns]),
+            np.concatenate([col.high for col in columns]))
+
+
+class DOEGenerator(abc.ABC):
+    """Base class of DOE generators: a callable from parameters to an iterator of cases."""
+
+    @abc.abstractmethod
+    def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """Check ``params`` and return an iterator of ``{path: value}`` dicts, one per case."""
+
+    def num_cases(self, params: Sequence[Any]) -> int | None:
+        """Return how many cases a call with ``params`` yields, or None if not known up front."""
+        return None
+
+    def __repr__(self) -> str:
+        """Return the constructor call that rebuilds this generator."""
+        args = ', '.join(f'{key}={value!r}' for key, value in vars(self).items())
+        return f'{type(self).__name__}({args})'
+
+
+class FullFactorial(DOEGenerator):
+    """Every combination of evenly spaced levels, from low to high, of every parameter.
+
+    Cases come in ``itertools.product`` order: the first parameter varies slowest and the last
+    fastest; each element of an array parameter is a factor of its own, element 0 slowest.
+
+    Parameters
+    ----------
+    num_levels : int or dict of str to int
+        Levels per factor (>= 2), or a dict from parameter path to its levels, which must then
+        name every parameter and nothing else.
+    """
+
+    def __init__(self, num_levels: int | Mapping[str, int] = 3) -> None:
+        if not isinstance(num_levels, Mapping):
+            self.num_levels: int | dict[str, int] = _check_count(
+                'FullFactorial', 'num_levels', num_levels, 2)
+            return
+        for key in num_levels:
+            if not isinstance(key, str):
+                raise ValidationError(f'FullFactorial: num_levels keys must be parameter paths '
+                                      f'(str), got {describe(key)}')
+        self.num_levels = {key: _check_count('FullFactorial', f"num_levels['{key}']", value, 2)
+                           for key, value in num_levels.items()}
+
+    def _levels(self, columns: list[_Column]) -> list[int]:
+        """Return the number of levels of each parameter, checking a dict against ``columns``."""
+        if not isinstance(self.num_levels, dict):
+            return [self.num_levels] * len(columns)
+        names = [col.name for col in columns]
+        unknown = sorted(set(self.num_levels) - set(names))
+        missing = [name for name in names if name not in self.num_levels]
+        if unknown or missing:
+            raise ValidationError(f'FullFactorial: num_levels must name exactly the parameters '
+                                  f'{names}, got unknown {unknown} and missing {missing}')
+        return [self.num_levels[name] for name in names]
+
+    def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """Check ``params`` and iterate over every combination of levels, first slowest."""
+        columns = _columns('FullFactorial', params, bounded=True)
+        axes = []
+        for col, levels in zip(columns, self._levels(columns)):
+            grid = np.linspace(col.low, col.high, levels)  # (levels, size)
+            axes.extend(grid[:, i] for i in range(col.size))
+        return (_case(columns, row) for row in itertools.product(*axes))
+
+    def num_cases(self, params: Sequence[Any]) -> int:
+        """Return the product of the levels of every factor."""
+        columns = _columns('FullFactorial', params, bounded=True)
+        return math.prod(lv ** col.size for col, lv in zip(columns, self._levels(columns)))
+
+
+class _Sampler(DOEGenerator):
+    """Base of the random generators: ``num_samples`` cases from ``default_rng(seed)``."""
+
+    def __init__(self, num_samples: int = 20, seed: int | None = 0) -> None:
+        owner = type(self).__name__
+        self.num_samples = _check_count(owner, 'num_samples', num_samples, 1)
+        if seed is not None and (not _is_int(seed) or seed < 0):
+            raise ValidationError(f'{owner}: seed must be None or an int >= 0, '
+                                  f'got {describe(seed)}')
+        self.seed = None if seed is None else int(seed)
+
+    def num_cases(self, params: Sequence[Any]) -> int:
+        """Return ``num_samples``."""
+        return self.num_samples
+
+
+class LatinHypercube(_Sampler):
+    """Latin hypercube samples from ``scipy.stats.qmc.LatinHypercube``, scaled into the bounds.
+
+    Each element of each parameter is one dimension, and each of ``num_samples`` equal bins of
+    every dimension holds exactly one sample.
+
+    Parameters
+    ----------
+    num_samples : int
+        Number of cases (>= 1).
+    seed : int or None
+        Seed of the generator's own ``numpy.random.default_rng``; None draws fresh randomness on
+        each call, an int gives the same cases on every call.
+    criterion : {None, 'center', 'random-cd'}
+        None: random points within their bins; 'center': points at the bin centres;
+        'random-cd': bins permuted to lower the centered discrepancy (better spread).
+    """
+
+    def __init__(self, num_samples: int = 20, seed: int | None = 0,
+                 criterion: str | None = None) -> None:
+        super().__init__(num_samples, seed)
+        if criterion not in _LHS_CRITERIA:
+            raise ValidationError(f'LatinHypercube: criterion must be one of {_LHS_CRITERIA}, '
+                                  f'got {describe(criterion)}')
+        self.criterion = criterion
+
+    def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """Check ``params`` and iterate over ``num_samples`` Latin hypercube cases."""
+        from scipy.stats import qmc
+
+        columns = _columns('LatinHypercube', params, bounded=True)
+        kwargs: dict[str, Any] = {'scramble': self.criterion != 'center'}
+        if self.criterion == 'random-cd':
+            kwargs['optimization'] = self.criterion
+        # scipy >= 1.15 takes rng=, older releases seed=.
+        key = 'rng' if 'rng' in inspect.signature(qmc.LatinHypercube).parameters else 'seed'
+        kwargs[key] = np.random.default_rng(self.seed)
+        low, high = _bounds(columns)
+        sample = qmc.LatinHypercube(low.size, **kwargs).random(self.num_samples)
+        return (_case(columns, row) for row in qmc.scale(sample, low, high))
+
+
+class Uniform(_Sampler):
+    """Independent samples, uniform in [low, high) for every parameter element.
+
+    Parameters
+    ----------
+    num_samples : int
+        Number of cases (>= 1).
+    seed : int or None
+        Seed of the generator's own ``numpy.random.default_rng``; None draws fresh randomness on
+        each call, an int gives the same cases on every call.
+    """
+
+    def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """Check ``params`` and iterate over ``num_samples`` uniform random cases."""
+        columns = _columns('Uniform', params, bounded=True)
+        low, high = _bounds(columns)
+        unit = np.random.default_rng(self.seed).random((self.num_samples, low.size))
+        return (_case(columns, row) for row in low + unit * (high - low))
+
+
+class CSVFile(DOEGenerator):
+    """Cases read from a CSV file, values used as they are (not scaled, bounds not needed).
+
+    The header row holds parameter paths: one column per scalar parameter and one per element of
+    an array parameter, named ``'p.x[0]'``, ``'p.x[1]'``, ...; columns may come in any order, but
+    every parameter needs its columns and every column must be a parameter's. Each further
+    non-blank row is a case of finite numbers. The file is read when the generator is called, so
+    it may be written after the generator is built (a relative path is resolved then).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Path of the CSV file.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
+            raise ValidationError(f'CSVFile: path must be a non-empty str or os.PathLike, '
+                                  f'got {describe(path)}')
+        self.path = os.fspath(path)
+
+    def _fail(self, what: str) -> ValidationError:
+        """Return a ValidationError about this file."""
+        return ValidationError(f"CSVFile: '{self.path}' {what}")
+
+    def _read(self, params: Sequence[Any]) -> list[dict[str, Any]]:
+        """Read and check the whole file against ``params`` and return its cases."""
+        columns = _columns('CSVFile', params, bounded=False)
+        owner = {(col.name if col.size == 1 else f'{col.name}[{i}]'): col.name
+                 for col in columns for i in range(col.size)}
+        try:
+            stream = open(self.path, newline='', encoding='utf-8')
+        except FileNotFoundError as exc:
+            raise FileNotFoundError(f"CSVFile: no such file '{self.path}'") from exc
+        with stream:
+            reader = csv.reader(stream)
+            header = [cell.strip() for cell in next(reader, [])]
+            for name in header:
+                if name not in owner:
+                    raise self._fail(f"has column '{name}' that is not a parameter; "
+                                     f'known parameter columns: {list(owner)}')
+                if header.count(name) > 1:
+                    raise self._fail(f"has column '{name}' more than once")
+            for name, param in owner.items():
+                if name not in header:
+                    raise self._fail(f"has no column '{name}' for parameter '{param}'; "
+                                     f'header is {header}')
+            where = [header.index(name) for name in owner]
+            cases = []
+            for row in reader:
+                if not any(cell.strip() for cell in row):
+                    continue
+                if len(row) != len(header):
+                    raise self._fail(f'line {reader.line_num}: expected {len(header)} cells, '
+                                     f'got {len(row)}')
+                values = [self._number(row[i], reader.line_num, name)
+                          for name, i in zip(owner, where)]
+                cases.append(_case(columns, values))
+        return cases
+
+    def _number(self, cell: str, line: int, column: str) -> float:
+        """Return ``cell`` as a finite float, or raise naming the file, line and column."""
+        try:
+            value = float(cell)
+        except ValueError:
+            value = math.nan
+        if not math.isfinite(value):
+            raise self._fail(f"line {line}, column '{column}': expected a finite number, "
+                             f'got {cell!r}')
+        return value
+
+    def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """Read and check the file now, then iterate over its rows as cases, in file order."""
+        return iter(self._read(params))
+
+    def num_cases(self, params: Sequence[Any]) -> int:
+        """Return the number of cases in the file (reading and checking it)."""
+        return len(self._read(params))
+
+
+class ListGenerator(DOEGenerator):
+    """Cases given as a list of ``{path: value}`` dicts, values used as they are.
+
+    A case may leave parameters out (the driver keeps their current values) but may not name
+    anything that is not a parameter.
+
+    Parameters
+    ----------
+    cases : iterable of dict
+        The cases, in order; copied when the generator is built.
+    """
+
+    def __init__(self, cases: Iterable[Mapping[str, Any]]) -> None:
+        if isinstance(cases, (str, bytes, Mapping)) or not isinstance(cases, Iterable):
+            raise ValidationError(f'ListGenerator: cases must be a list of dicts, '
+                                  f'got {describe(cases)}')
+        self.cases: list[dict[str, Any]] = []
+        for index, case in enumerate(cases):
+            if not isinstance(case, Mapping) or not all(isinstance(k, str) for k in case):
+                raise ValidationError(f'ListGenerator: cases[{index}] must be a dict from '
+                                      f'parameter path (str) to value, got {describe(case)}')
+            self.cases.append(dict(case))
+
+    def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
+        """Check that every case names only parameters, then iterate over copies of them."""
+        names = [col.name for col in _columns('ListGenerator', params, bounded=False)]
+        for index, case in enumerate(self.cases):
+            unknown = [key for key in case if key not in names]
+            if unknown:
+                raise ValidationError(f'ListGenerator: cases[{index}] names {unknown}, which '
+                                      f'are not parameters; known parameters: {names}')
+        return iter([dict(case) for case in self.cases])
+
+    def num_cases(self, params: Sequence[Any]) -> int:
+        """Return the number of cases."""
+        return len(self.cases)

@@ -1,0 +1,294 @@
+"""`Driver`: a component that iterates a workflow, with parameters, objectives, constraints and
+responses, and the classic iteration protocol (start, continue, pre, run, post)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import numpy as np
+
+from ..cases import Case
+from ..component import Component
+from ..errors import ExpressionError
+from ..workflow import Dataflow, Workflow
+from .expressions import ExprEvaluator
+from .parameters import Constraint, Objective, Parameter
+
+
+class Driver(Component):
+    """Base of every driver.
+
+    `execute` runs the iteration protocol: ``start_iteration()``, then while
+    ``continue_iteration()``: ``pre_iteration()``, ``run_iteration()`` (runs the workflow once),
+    ``post_iteration()``. Subclasses override the steps they need.
+
+    Attributes
+    ----------
+    workflow : Workflow
+        What one iteration runs (a `Dataflow` unless replaced).
+    current_iteration : int
+        Iterations completed in the current run.
+    """
+
+    #: Whether data cycles among this driver's workflow members are expected (solvers).
+    iterates_cycles = False
+
+    def __init__(self, **traits: Any):
+        self._workflow: Workflow = Dataflow()
+        self._parameters: dict[str, Parameter] = {}
+        self._objectives: dict[str, Objective] = {}
+        self._constraints: dict[str, Constraint] = {}
+        self._responses: dict[str, ExprEvaluator] = {}
+        self._cycles: list[list[str]] = []
+        self.current_iteration = 0
+        super().__init__(**traits)
+        self._workflow._driver = self
+
+    @property
+    def workflow(self) -> Workflow:
+        """The workflow this driver iterates."""
+        return self._workflow
+
+    @workflow.setter
+    def workflow(self, wf: Workflow) -> None:
+        if not isinstance(wf, Workflow):
+            raise ExpressionError(f'{self._where()}.workflow: expected a Workflow, got {wf!r}')
+        for name in self._workflow._names:
+            if name not in wf:
+                wf.add(name)
+        wf._driver = self
+        self._workflow = wf
+        wf._changed()
+
+    def _scope(self) -> Any:
+        if self.parent is None:
+            raise ExpressionError(f'{self._where()}: add the driver to an assembly before '
+                                  f'giving it parameters, objectives or constraints')
+        return self.parent
+
+    # -- iteration protocol ---------------------------------------------------------------------
+    def execute(self) -> None:
+        """Run the iteration protocol."""
+        parent = self.parent
+        if parent is not None and parent._dirty:
+            parent.check_config()
+        self.start_iteration()
+        while self.continue_iteration():
+            self.pre_iteration()
+            self.run_iteration()
+            self.post_iteration()
+
+    def start_iteration(self) -> None:
+        """Prepare a run (resets ``current_iteration``)."""
+        self.current_iteration = 0
+
+    def continue_iteration(self) -> bool:
+        """Whether another iteration should run (the base driver runs one)."""
+        return self.current_iteration < 1
+
+    def pre_iteration(self) -> None:
+        """Called before each iteration."""
+
+    def run_iteration(self) -> None:
+        """Run the workflow once."""
+        self._workflow.run()
+
+    def post_iteration(self) -> None:
+        """Called after each iteration."""
+        self.current_iteration += 1
+
+    def check_config(self) -> None:
+        """Re-resolve parameters, objectives, constraints and responses against the model."""
+        scope = self.parent
+        for param in self._parameters.values():
+            param.bind(scope)
+        for name, obj in list(self._objectives.items()):
+            self._objectives[name] = Objective(obj.text, scope, obj.expr.where, obj.name)
+        for name, con in list(self._constraints.items()):
+            self._constraints[name] = Constraint(con.text, scope, f'{self._where()} constraint',
+                                                 con.name)
+        for name, resp in list(self._responses.items()):
+            self._responses[name] = ExprEvaluator(resp.text, scope, resp.where)
+
+    # -- parameters -----------------------------------------------------------------------------
+    def add_parameter(self, target: str | Iterable[str], low: Any = None, high: Any = None,
+                      scaler: float = 1.0, adder: float = 0.0, start: Any = None,
+                      fd_step: float | None = None, name: str | None = None) -> Parameter:
+        """Add an input (or a tuple of inputs set together) for this driver to vary."""
+        targets = [target] if isinstance(target, str) else list(target)
+        where = f'{self._where()}: cannot add parameter {target!r}'
+        if not targets:
+            raise ExpressionError(f'{where}: no target given')
+        scope = self._scope()
+        var_low, var_high = None, None
+        for path in targets:
+            var = self._check_target(scope, path, where)
+            var_low = getattr(var, 'low', None) if var_low is None else var_low
+            var_high = getattr(var, 'high', None) if var_high is None else var_high
+        low = var_low if low is None else low
+        high = var_high if high is None else high
+        if low is None or high is None:
+            raise ExpressionError(f'{where}: expected low and high bounds (pass them, or declare '
+                                  f'them on the variable), got low={low}, high={high}')
+        if np.any(np.asarray(low) >= np.asarray(high)):
+            raise ExpressionError(f'{where}: expected low < high, got low={low}, high={high}')
+        if var_low is not None and np.any(np.asarray(low) < var_low) or \
+                var_high is not None and np.any(np.asarray(high) > var_high):
+            raise ExpressionError(f'{where}: bounds [{low}, {high}] exceed the variable\'s own '
+                                  f'bounds [{var_low}, {var_high}]')
+        if scaler == 0:
+            raise ExpressionError(f'{where}: scaler must be non-zero, got 0')
+        param = Parameter(targets, low, high, scaler, adder, name, fd_step)
+        if param.name in self._parameters:
+            raise ExpressionError(f'{where}: {param.name!r} is already a parameter')
+        param.bind(scope)
+        if start is not None:
+            param.set_value(start)
+        self._parameters[param.name] = param
+        scope._config_changed()
+        return param
+
+    def _check_target(self, scope: Any, path: str, where: str) -> Any:
+        for other in self._parameters.values():
+            if path in other.targets:
+                raise ExpressionError(f'{where}: {path!r} is already set by parameter '
+                                      f'{other.name!r}')
+        try:
+            owner, name = scope._resolve_owner(path)
+            var = owner._vars()[name]
+        except Exception:
+            raise ExpressionError(f'{where}: {path!r} is not a variable of '
+                                  f'{scope._where()!r}') from None
+        if var.iotype != 'in':
+            raise ExpressionError(f'{where}: {path!r} is an output; a parameter must be an input')
+        asm = owner.parent if owner is not scope else None
+        key = f'{owner.name}.{name}' if asm is not None else name
+        conn = (asm or scope)._connections.get(key) if hasattr(asm or scope, '_connections') \
+            else None
+        if conn is not None:
+            raise ExpressionError(f'{where}: {path!r} is connected to {conn.src!r}; a parameter '
+                                  f'cannot drive a connected input')
+        return var
+
+    def remove_parameter(self, name: str) -> None:
+        """Remove the parameter called ``name``."""
+        if name not in self._parameters:
+            raise ExpressionError(f'{self._where()}: no parameter {name!r} (parameters: '
+                                  f'{list(self._parameters)})')
+        del self._parameters[name]
+        self._scope()._config_changed()
+
+    def clear_parameters(self) -> None:
+        """Remove every parameter."""
+        self._parameters.clear()
+
+    def get_parameters(self) -> dict[str, Parameter]:
+        """Name -> `Parameter`, in the order added."""
+        return dict(self._parameters)
+
+    def list_param_targets(self) -> list[str]:
+        """Every variable path that a parameter sets."""
+        return [t for p in self._parameters.values() for t in p.targets]
+
+    def set_parameters(self, values: Iterable[Any]) -> None:
+        """Set all parameters from driver-space values, in order."""
+        values = list(values)
+        if len(values) != len(self._parameters):
+            raise ExpressionError(f'{self._where()}: expected {len(self._parameters)} parameter '
+                                  f'values, got {len(values)}')
+        for param, value in zip(self._parameters.values(), values):
+            param.set(value)
+
+    def eval_parameters(self) -> list[Any]:
+        """Current driver-space values of the parameters."""
+        return [p.evaluate() for p in self._parameters.values()]
+
+    # -- objectives, constraints, responses -----------------------------------------------------
+    def add_objective(self, expr: str, name: str | None = None) -> Objective:
+        """Add an expression to minimize."""
+        obj = Objective(expr, self._scope(), f'{self._where()} objective', name)
+        if obj.name in self._objectives:
+            raise ExpressionError(f'{self._where()}: objective {obj.name!r} already exists')
+        self._objectives[obj.name] = obj
+        return obj
+
+    def get_objectives(self) -> dict[str, Objective]:
+        """Name -> `Objective`."""
+        return dict(self._objectives)
+
+    def clear_objectives(self) -> None:
+        """Remove every objective."""
+        self._objectives.clear()
+
+    def eval_objective(self) -> Any:
+        """Value of the (first) objective."""
+        if not self._objectives:
+            raise ExpressionError(f'{self._where()}: no objective has been added')
+        return next(iter(self._objectives.values())).evaluate()
+
+    def eval_objectives(self) -> list[Any]:
+        """Values of every objective."""
+        return [o.evaluate() for o in self._objectives.values()]
+
+    def add_constraint(self, expr: str, name: str | None = None) -> Constraint:
+        """Add ``'lhs <op> rhs'`` with op one of <, <=, >, >=, = (or ==)."""
+        con = Constraint(expr, self._scope(), f'{self._where()} constraint', name)
+        if con.name in self._constraints:
+            raise ExpressionError(f'{self._where()}: constraint {con.name!r} already exists')
+        self._constraints[con.name] = con
+        return con
+
+    def get_constraints(self) -> dict[str, Constraint]:
+        """Name -> `Constraint`."""
+        return dict(self._constraints)
+
+    def get_eq_constraints(self) -> dict[str, Constraint]:
+        """The equality constraints."""
+        return {n: c for n, c in self._constraints.items() if c.equality}
+
+    def get_ineq_constraints(self) -> dict[str, Constraint]:
+        """The inequality constraints."""
+        return {n: c for n, c in self._constraints.items() if not c.equality}
+
+    def clear_constraints(self) -> None:
+        """Remove every constraint."""
+        self._constraints.clear()
+
+    def eval_constraints(self) -> list[Any]:
+        """Residuals of every constraint (<= 0 or == 0 when satisfied)."""
+        return [c.evaluate() for c in self._constraints.values()]
+
+    def add_response(self, expr: str) -> ExprEvaluator:
+        """Record ``expr`` (a variable path or an expression) for every case."""
+        resp = ExprEvaluator(expr, self._scope(), f'{self._where()} response')
+        self._responses[expr] = resp
+        return resp
+
+    def get_responses(self) -> list[str]:
+        """The response expressions, in the order added."""
+        return list(self._responses)
+
+    # -- recording ------------------------------------------------------------------------------
+    def _recorders(self) -> list[Any]:
+        top = self
+        while top.parent is not None:
+            top = top.parent
+        return getattr(top, 'recorders', None) or []
+
+    def record_iteration(self, status: str = 'ok', error: str | None = None) -> Case | None:
+        """Send the current parameters, objectives, constraints and responses to the top's
+        recorders as one case (no-op without recorders)."""
+        recorders = self._recorders()
+        if not recorders:
+            return None
+        inputs = {n: p.get_value() for n, p in self._parameters.items()}
+        outputs: dict[str, Any] = {n: o.evaluate() for n, o in self._objectives.items()}
+        outputs.update((n, c.evaluate()) for n, c in self._constraints.items())
+        outputs.update((n, r.evaluate()) for n, r in self._responses.items())
+        now = time.time()
+        case = Case(self.current_iteration, inputs, outputs, status, error, self._where(),
+                    now, now)
+        for rec in recorders:
+            rec.record(case)
+        return case

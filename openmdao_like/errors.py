@@ -1,0 +1,89 @@
+"""The exception hierarchy shared by every layer of openmdao_like.
+
+Every message names the object or variable by its full dotted path, what was expected and what
+was given, so a user can find the offending line of a model without a debugger::
+
+    Exception
+    └── OpenMDAOLikeError                 base of everything raised on purpose here
+        ├── ModelError                    a model is built or used wrongly
+        │   ├── ValidationError (+ValueError)    a variable was given a value it cannot hold
+        │   ├── ConnectError (+ValueError)       a connection cannot be made
+        │   ├── ConfigError                      check_config() found a problem (e.g. a cycle)
+        │   ├── ExpressionError (+ValueError)    an objective/constraint/response is not valid
+        │   ├── PathError (+ValueError)          a directory or file path escapes the model
+        │   └── ConvergenceError                 an iterative solver did not converge
+        ├── CaseError                     a case could not be run (carries the traceback text)
+        ├── RecorderError (+ValueError)   a case file cannot be written or read as its format says
+        ├── RemoteError                   a remote call failed (later issues)
+        ├── AllocationError               no resource could be allocated (later issues)
+        └── JobError                      a batch job failed (later issues)
+
+`ValidationError`, `ConnectError`, `ExpressionError`, `PathError` and `RecorderError` are also
+`ValueError`s, so code written for classic OpenMDAO that catches `ValueError` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class OpenMDAOLikeError(Exception):
+    """Base class of every error raised on purpose by openmdao_like."""
+
+
+class ModelError(OpenMDAOLikeError):
+    """A model is built or used wrongly; the message starts with the offending path."""
+
+
+class ValidationError(ModelError, ValueError):
+    """A variable was given a value outside its type, range, shape or allowed values."""
+
+
+class ConnectError(ModelError, ValueError):
+    """A connection between two variables cannot be made; the message names both ends."""
+
+
+class ConfigError(ModelError):
+    """A model's configuration is inconsistent (found by ``check_config()``)."""
+
+
+class ExpressionError(ModelError, ValueError):
+    """An expression (objective, constraint, response) is malformed or names unknown things."""
+
+
+class PathError(ModelError, ValueError):
+    """A directory or file path would escape the directory tree of the model."""
+
+
+class ConvergenceError(ModelError):
+    """An iterative solver stopped without meeting its tolerance."""
+
+
+class CaseError(OpenMDAOLikeError):
+    """A case failed to run; ``traceback`` holds the formatted remote or local traceback."""
+
+    def __init__(self, msg: str, traceback: str | None = None):
+        super().__init__(msg)
+        self.traceback = traceback
+
+
+class RecorderError(OpenMDAOLikeError, ValueError):
+    """A case recorder was used wrongly, or a case file is not what its format says."""
+
+
+class RemoteError(OpenMDAOLikeError):
+    """A call to a remote object failed or its server was lost."""
+
+
+class AllocationError(OpenMDAOLikeError):
+    """No allocator could provide the requested resources."""
+
+
+class JobError(OpenMDAOLikeError):
+    """A batch job failed, was cancelled or ran out of time."""
+
+
+def describe(value: object, limit: int = 80) -> str:
+    """A short ``repr`` of a value for error messages: type and value, truncated."""
+    text = repr(value)
+    if len(text) > limit:
+        text = text[: limit - 3] + '...'
+    return f'{text} ({type(value).__name__})'
