@@ -35,6 +35,7 @@ class Assembly(Component):
         self._dirty = True
         self._driver_runs: tuple = ()
         self._out_xfers: tuple = ()
+        self._driver_names: list[str] = []
         super().__init__(**traits)
         self.driver_workflow: list[str] | None = None
         self.recorders: list[Any] = []
@@ -124,6 +125,8 @@ class Assembly(Component):
         return clone
 
     def _child_removed(self, name: str, obj: Any) -> None:
+        if name in self._driver_names:
+            self._driver_names.remove(name)
         for dest in [d for d, c in self._connections.items()
                      if name in (c.src_comp, c.dest_comp)
                      or (obj is None and name in (c.src, c.dest))]:
@@ -135,11 +138,14 @@ class Assembly(Component):
         if self.driver_workflow and name in self.driver_workflow:
             self.driver_workflow = [n for n in self.driver_workflow if n != name]
 
+    def _child_added(self, name: str, obj: Any) -> None:
+        if hasattr(obj, 'list_param_targets'):
+            self._driver_names.append(name)
+
     def _driver_of_parameter(self, path: str) -> str | None:
         """Name of the driver whose parameter sets ``path``, if any."""
-        for name, child in self._children.items():
-            targets = getattr(child, 'list_param_targets', None)
-            if targets is not None and path in targets():
+        for name in self._driver_names:
+            if path in self._children[name].list_param_targets():
                 return name
         return None
 

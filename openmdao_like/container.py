@@ -165,11 +165,15 @@ class Container(HasTraits):
 
     # -- variables ------------------------------------------------------------------------------
     def _vars(self) -> dict[str, Variable]:
-        """Name -> Variable for every trait with an ``iotype`` (cached)."""
+        """Name -> Variable for every trait with an ``iotype`` (cached; shared by a class's
+        instances until one gets a variable of its own through `add`)."""
         if self._var_cache is None:
-            self._var_cache = {name: ct.trait_type for name in sorted(self.trait_names())
-                               if (ct := self.trait(name)) is not None
-                               and ct.iotype in ('in', 'out')}
+            found = _class_vars(type(self))
+            extra = {name: ct.trait_type for name, ct in self._instance_traits().items()
+                     if ct.iotype in ('in', 'out')}
+            if extra:
+                found = dict(sorted({**found, **extra}.items()))
+            self._var_cache = found
         return self._var_cache
 
     def _var(self, name: str) -> Variable:
@@ -297,6 +301,16 @@ class Container(HasTraits):
     def __setstate__(self, state):
         super().__setstate__(state)
         self.__dict__['_var_cache'] = None
+
+
+def _class_vars(cls: type) -> dict[str, Variable]:
+    """Name -> Variable declared on ``cls`` (computed once per class)."""
+    cached = cls.__dict__.get('_class_var_cache')
+    if cached is None:
+        cached = {name: ct.trait_type for name, ct in sorted(cls.__class_traits__.items())
+                  if ct.iotype in ('in', 'out')}
+        type.__setattr__(cls, '_class_var_cache', cached)
+    return cached
 
 
 def _split_index(name: str) -> tuple[str, tuple[int, ...] | None]:

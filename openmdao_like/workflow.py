@@ -41,9 +41,11 @@ class Workflow:
                 raise ModelError(f'{self._where()}: expected a component name, got {name!r}')
             if check and self._driver is not None:
                 self._resolve(name)
+        present = set(self._names)
         for name in items:
-            if name in self._names and not self.allow_repeats:
+            if name in present and not self.allow_repeats:
                 continue
+            present.add(name)
             if index is None:
                 self._names.append(name)
             else:
