@@ -1,0 +1,181 @@
+"""`CaseRecorder`: the life cycle every case recorder shares (startup, record, flush, close).
+
+A recorder is built with only its path, handed to a driver (possibly pickled and shipped to
+another process), then started, fed cases, and closed::
+
+    rec = CSVRecorder('cases.csv')      # nothing opened yet: picklable
+    rec.startup()                       # opens (and overwrites) the file
+    rec.record(case)                    # any number of times, from any thread
+    rec.close()                         # flushes; safe to call again
+
+or ``with CSVRecorder('cases.csv') as rec: ...``. Subclasses implement `_open`, `_record`,
+`_flush` and `_close`; the base class checks the state, takes the lock and keeps open handles
+out of the pickled state.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from openmdao_like.cases import Case
+from openmdao_like.errors import RecorderError
+
+logger = logging.getLogger(__name__)
+
+
+class CaseRecorder(abc.ABC):
+    """Abstract base of the recorders that write a driver's cases to a file.
+
+    `startup()` overwrites an existing file at `path` (logged at INFO level); it never creates
+    directories, so a missing parent directory is an error naming the path.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File the cases are written to.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        File the cases are written to.
+    """
+
+    #: Attributes that make up the pickled state; everything else is rebuilt by `_reset`.
+    _pickled: tuple[str, ...] = ('path',)
+
+    def __init__(self, path: str | os.PathLike[str]):
+        self.path = Path(path)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Set the run-time state (handles, buffers, lock) to that of a recorder never started."""
+        self._lock = threading.RLock()
+        self._open_now = False
+        self._closed = False
+
+    @property
+    def is_open(self) -> bool:
+        """True between `startup()` and `close()`."""
+        return self._open_now
+
+    def startup(self) -> None:
+        """Open the file for writing, replacing any file already at `path`."""
+        with self._lock:
+            if self._open_now:
+                raise RecorderError(f'{self!r}: startup() called twice; close() it first')
+            parent = self.path.parent
+            if not parent.is_dir():
+                raise FileNotFoundError(
+                    f'{self!r}: cannot create {str(self.path)!r}: directory {str(parent)!r} '
+                    f'does not exist (recorders do not create directories; create it first)')
+            if self.path.is_dir():
+                raise IsADirectoryError(
+                    f'{self!r}: cannot create {str(self.path)!r}: expected a file path, '
+                    f'found a directory')
+            if self.path.exists():
+                logger.info('%s: replacing existing file %s', type(self).__name__, self.path)
+            self._reset()
+            self._open()
+            self._open_now = True
+
+    def record(self, case: Case) -> None:
+        """Write one case (possibly buffered until the next `flush()`)."""
+        with self._lock:
+            if not self._open_now:
+                raise RecorderError(
+                    f'{self!r}: cannot record case {case.id}: the recorder is '
+                    f'{"closed" if self._closed else "not started"}; call startup() first')
+            self._record(case)
+
+    def flush(self) -> None:
+        """Write buffered cases to the file, so a reader sees everything recorded so far."""
+        with self._lock:
+            if self._open_now:
+                self._flush()
+
+    def close(self) -> None:
+        """Flush and close the file; calling it again (or before startup) does nothing."""
+        with self._lock:
+            if not self._open_now:
+                return
+            try:
+                self._flush()
+            finally:
+                self._open_now = False
+                self._closed = True
+                self._close()
+
+    def __enter__(self) -> CaseRecorder:
+        if not self._open_now:
+            self.startup()
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        if self._open_now:
+            raise TypeError(f'cannot pickle {self!r} while it is open: pickle it before '
+                            f'startup() or after close()')
+        return {name: getattr(self, name) for name in self._pickled}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._reset()
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}({str(self.path)!r})'
+
+    @abc.abstractmethod
+    def _open(self) -> None:
+        """Create the file and whatever handles the format needs."""
+
+    @abc.abstractmethod
+    def _record(self, case: Case) -> None:
+        """Encode one case now (values may change later) and buffer or write it."""
+
+    @abc.abstractmethod
+    def _flush(self) -> None:
+        """Write what is buffered and flush the file."""
+
+    @abc.abstractmethod
+    def _close(self) -> None:
+        """Release the handles; called once, after `_flush`, even if that failed."""
+
+
+# -- shared by the format readers (csv.read_csv, jsonl.read_jsonl, sqlite.read_sqlite) --------
+
+#: Keys `read_cases` puts before the variables of each case.
+ROW_KEYS = ('id', 'status', 'error')
+
+
+def file_error(path: str | os.PathLike[str], expected: str, found: str) -> RecorderError:
+    """The error for a case file that is not what it should be: path, expectation, finding."""
+    return RecorderError(f'{str(path)!r}: expected {expected}, found {found}')
+
+
+def case_row(path: str | os.PathLike[str], where: str, case_id: Any, status: Any, error: Any,
+             inputs: Any, outputs: Any) -> dict[str, Any]:
+    """One `read_cases` dict (id, status, error, inputs then outputs), checking what was read."""
+    if isinstance(case_id, bool) or not isinstance(case_id, int):
+        raise file_error(path, 'an integer case id', f'{case_id!r} {where}')
+    if not isinstance(status, str):
+        raise file_error(path, 'a status string', f'{status!r} {where}')
+    if error is not None and not isinstance(error, str):
+        raise file_error(path, 'an error string or null', f'{error!r} {where}')
+    row = {'id': case_id, 'status': status, 'error': error}
+    for variables in (inputs, outputs):
+        if not isinstance(variables, dict):
+            raise file_error(path, 'a mapping of variable paths to values',
+                             f'{type(variables).__name__} {where}')
+        if not set(ROW_KEYS).isdisjoint(variables):
+            clash = sorted(set(ROW_KEYS).intersection(variables))[0]
+            raise file_error(path, f'variable paths other than {", ".join(ROW_KEYS)}',
+                             f'a variable named {clash!r} {where} (read the file directly)')
+        row.update(variables)
+    return row
