@@ -1,0 +1,314 @@
+"""`ScipyOptimizer`: minimize a model's objective with ``scipy.optimize.minimize``.
+
+The optimizer works in driver space (scaled parameters, array parameters flattened into one
+design vector). One model run yields the objective and every constraint; results are cached by
+design vector, so scipy's separate calls for the objective and each constraint at the same point
+run the model once, and the forward finite differences it is handed for gradient methods run the
+model once per design variable.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError, ExpressionError, ValidationError, describe
+from .driver import Driver
+
+logger = logging.getLogger(__name__)
+
+#: Supported ``scipy.optimize.minimize`` methods.
+METHODS = ('SLSQP', 'COBYLA', 'COBYQA', 'trust-constr', 'Nelder-Mead', 'Powell', 'L-BFGS-B',
+           'TNC')
+_BY_LOWER = {m.lower(): m for m in METHODS}
+_GRADIENT = frozenset({'SLSQP', 'trust-constr', 'L-BFGS-B', 'TNC'})
+_CONSTRAINED = frozenset({'SLSQP', 'COBYLA', 'COBYQA', 'trust-constr'})
+#: Name of the option that limits the iterations, where it is not ``maxiter``.
+_MAXITER_OPTION = {'TNC': 'maxfun'}
+
+
+def _positive(owner: str, name: str, value: Any, kind: type) -> Any:
+    """``value`` if it is a positive ``kind`` (ints accepted for floats), else raise."""
+    ok_types = (int, float, np.integer, np.floating) if kind is float else (int, np.integer)
+    if isinstance(value, bool) or not isinstance(value, ok_types) or not value > 0:
+        raise ValidationError(f'{owner}: {name} must be a positive {kind.__name__}, got '
+                              f'{describe(value)}')
+    return kind(value)
+
+
+def _who(driver: Any) -> str:
+    """A driver's path and type, for messages (just the type before it joins a model)."""
+    where, kind = driver._where(), type(driver).__name__
+    return where if where == kind else f'{where} ({kind})'
+
+
+def _positive_setting(name: str, kind: type, doc: str) -> property:
+    """A driver setting that must be a positive ``kind``, checked whenever it is set."""
+    def fget(self: Any) -> Any:
+        return getattr(self, f'_{name}')
+
+    def fset(self: Any, value: Any) -> None:
+        setattr(self, f'_{name}', _positive(_who(self), name, value, kind))
+    return property(fget, fset, doc=doc)
+
+
+class _DesignSpace:
+    """Maps a flat driver-space design vector to the driver's parameters and back."""
+
+    def __init__(self, params: list[Any], default_step: float):
+        self.params = params
+        self.slices: list[slice] = []
+        self.shapes: list[tuple[int, ...] | None] = []
+        lows, highs, steps, start = [], [], [], 0
+        for p in params:
+            value = p.get_value()
+            shape = np.shape(value) if isinstance(value, np.ndarray) else None
+            n = p.size
+            self.slices.append(slice(start, start + n))
+            self.shapes.append(shape)
+            start += n
+            lo, hi = (np.broadcast_to(np.ravel(np.asarray(b, dtype=float)), (n,))
+                      for b in (p.driver_low, p.driver_high))
+            lows.append(np.minimum(lo, hi))
+            highs.append(np.maximum(lo, hi))
+            steps.append(np.full(n, float(p.fd_step or default_step)))
+        self.lower = np.concatenate(lows) if lows else np.zeros(0)
+        self.upper = np.concatenate(highs) if highs else np.zeros(0)
+        self.steps = np.concatenate(steps) if steps else np.zeros(0)
+
+    def current(self) -> np.ndarray:
+        """The parameters' current values as a design vector, clipped to the bounds."""
+        x = np.concatenate([np.ravel(np.asarray(p.evaluate(), dtype=float))
+                            for p in self.params])
+        return np.clip(x, self.lower, self.upper)
+
+    def apply(self, x: np.ndarray) -> None:
+        """Set every parameter from design vector ``x`` (model values kept inside bounds)."""
+        for p, sl, shape in zip(self.params, self.slices, self.shapes):
+            value = (x[sl] + p.adder) * p.scaler
+            lo, hi = np.minimum(p.low, p.high), np.maximum(p.low, p.high)
+            value = np.clip(value, lo, hi)
+            p.set_value(float(value[0]) if shape is None else value.reshape(shape))
+
+
+class ScipyOptimizer(Driver):
+    """Gradient-based or derivative-free optimizer built on ``scipy.optimize.minimize``.
+
+    Parameters
+    ----------
+    method : str
+        One of `METHODS` (case-insensitive): SLSQP, COBYLA, COBYQA and trust-constr handle
+        constraints; the others only bounds.
+    tol : float
+        Tolerance handed to ``minimize`` (``ftol`` for SLSQP, final trust radius for COBYLA...).
+    maxiter : int
+        Iteration limit (for COBYLA, the limit on model evaluations).
+    fd_step : float
+        Forward finite-difference step in driver units, for parameters without their own.
+    options : dict, optional
+        Further method options, overriding the ones derived from ``maxiter``.
+
+    Attributes
+    ----------
+    success : bool or None
+        Whether scipy reported convergence (None before a run).
+    message : str
+        Scipy's message.
+    nfev : int
+        Model evaluations made by the last run (finite differences and the final one included).
+    iterations : int
+        Optimizer iterations (``result.nit``; model evaluations for methods without it).
+    result : scipy.optimize.OptimizeResult or None
+        The full result of the last run.
+    current_iteration : int
+        Model evaluations so far in the current run (the id of the last recorded case).
+    """
+
+    def __init__(self, method: str = 'SLSQP', tol: float = 1e-8, maxiter: int = 200,
+                 fd_step: float = 1e-6, options: dict[str, Any] | None = None, **traits: Any):
+        super().__init__(**traits)
+        self.method = method
+        self.tol = tol
+        self.maxiter = maxiter
+        self.fd_step = fd_step
+        self.options = options
+        self.success: bool | None = None
+        self.message = ''
+        self.nfev = 0
+        self.iterations = 0
+        self.result: Any = None
+        self._cache: dict[bytes, tuple[float, np.ndarray]] = {}
+        self._jac: tuple[bytes, np.ndarray, np.ndarray] | None = None
+        self._last_key: bytes | None = None
+        self._space: _DesignSpace | None = None
+
+    # -- validated settings ---------------------------------------------------------------------
+    @property
+    def method(self) -> str:
+        """The scipy method name."""
+        return self._method
+
+    @method.setter
+    def method(self, value: str) -> None:
+        canonical = _BY_LOWER.get(value.lower()) if isinstance(value, str) else None
+        if canonical is None:
+            raise ValidationError(f'{_who(self)}: method must be one of '
+                                  f'{", ".join(METHODS)}; got {describe(value)}')
+        self._method = canonical
+
+    tol = _positive_setting('tol', float, 'Convergence tolerance.')
+    maxiter = _positive_setting('maxiter', int, 'Iteration limit.')
+    fd_step = _positive_setting('fd_step', float, 'Default finite-difference step (driver units).')
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Extra options for the scipy method."""
+        return self._options
+
+    @options.setter
+    def options(self, value: dict[str, Any] | None) -> None:
+        if value is not None and not isinstance(value, dict):
+            raise ValidationError(f'{_who(self)}: options must be a dict, got '
+                                  f'{describe(value)}')
+        self._options = dict(value or {})
+
+    # -- running --------------------------------------------------------------------------------
+    def _check_problem(self) -> None:
+        """Raise `ConfigError` unless the problem suits the method."""
+        where = f'{_who(self)}, method {self.method!r}'
+        if not self._parameters:
+            raise ConfigError(f'{where}: no parameters; add some with add_parameter()')
+        if not self._objectives:
+            raise ConfigError(f'{where}: no objective; add one with add_objective()')
+        if len(self._objectives) > 1:
+            raise ConfigError(f'{where}: expected one objective, got {len(self._objectives)} '
+                              f'({", ".join(self._objectives)})')
+        if self._constraints and self.method not in _CONSTRAINED:
+            raise ConfigError(f'{where}: the method does not support constraints '
+                              f'({", ".join(self._constraints)}); use one of '
+                              f'{", ".join(m for m in METHODS if m in _CONSTRAINED)}')
+
+    def execute(self) -> None:
+        """Minimize the objective, then leave the model evaluated at the optimum."""
+        parent = self.parent
+        if parent is not None and parent._dirty:
+            parent.check_config()
+        self._check_problem()
+        from scipy.optimize import Bounds, minimize
+        self.start_iteration()
+        self.nfev, self.success, self.message, self.result = 0, None, '', None
+        self._cache, self._jac, self._last_key = {}, None, None
+        self._space = space = _DesignSpace(list(self._parameters.values()), self.fd_step)
+        method = self.method
+        options = {_MAXITER_OPTION.get(method, 'maxiter'): self.maxiter}
+        options.update(self.options)
+        kwargs: dict[str, Any] = dict(method=method, bounds=Bounds(space.lower, space.upper),
+                                      tol=self.tol, options=options)
+        if method in _GRADIENT:
+            kwargs['jac'] = lambda x: self._gradients(x)[0].copy()
+        if self._constraints:
+            kwargs['constraints'] = self._scipy_constraints(method)
+        with warnings.catch_warnings():
+            # quasi-Newton Hessians of linear constraints (trust-constr) are harmless
+            warnings.filterwarnings('ignore', message='delta_grad == 0.0', category=UserWarning)
+            result = minimize(lambda x: self._evaluate(x)[0], space.current(), **kwargs)
+        self.result = result
+        self.success = bool(result.success)
+        self.message = str(result.message)
+        self.iterations = int(result.get('nit', result.get('nfev', 0)))
+        best = np.clip(np.asarray(result.x, dtype=float), space.lower, space.upper)
+        if best.tobytes() != self._last_key:
+            self._evaluate(best, use_cache=False)
+        log = logger.info if self.success else logger.warning
+        log('%s: %s %s after %d iterations, %d model runs: %s', self._where(), method,
+            'converged' if self.success else 'did not converge', self.iterations, self.nfev,
+            self.message)
+
+    def _scipy_constraints(self, method: str) -> list[Any]:
+        """The constraints in the form ``method`` expects (residual g <= 0 or g == 0)."""
+        cons = list(self._constraints.values())
+        ineq = [i for i, c in enumerate(cons) if not c.equality]
+        eq = [i for i, c in enumerate(cons) if c.equality]
+        self._evaluate(self._space.current())  # sizes of array-valued residuals
+        groups = self._residual_groups(cons)
+        ineq_idx = np.concatenate([groups[i] for i in ineq]) if ineq else None
+        eq_idx = np.concatenate([groups[i] for i in eq]) if eq else None
+        out: list[Any] = []
+        if method == 'SLSQP':
+            for kind, idx, sign in (('ineq', ineq_idx, -1.0), ('eq', eq_idx, 1.0)):
+                if idx is not None:
+                    out.append({'type': kind,
+                                'fun': lambda x, i=idx, s=sign: s * self._evaluate(x)[1][i],
+                                'jac': lambda x, i=idx, s=sign: s * self._gradients(x)[1][i]})
+            return out
+        from scipy.optimize import NonlinearConstraint
+        for idx, low in ((ineq_idx, -np.inf), (eq_idx, 0.0)):
+            if idx is None:
+                continue
+            extra = {'jac': (lambda x, i=idx: self._gradients(x)[1][i])} \
+                if method in _GRADIENT else {}
+            out.append(NonlinearConstraint(lambda x, i=idx: self._evaluate(x)[1][i], low, 0.0,
+                                           **extra))
+        return out
+
+    def _residual_groups(self, cons: list[Any]) -> list[np.ndarray]:
+        """Index arrays into the flat residual vector, one per constraint."""
+        groups, start = [], 0
+        for con in cons:
+            n = int(np.size(con.evaluate()))
+            groups.append(np.arange(start, start + n))
+            start += n
+        return groups
+
+    def _evaluate(self, x: Any, use_cache: bool = True) -> tuple[float, np.ndarray]:
+        """(objective, flat constraint residuals) at design vector ``x``: one model run."""
+        space = self._space
+        x = np.clip(np.asarray(x, dtype=float).ravel(), space.lower, space.upper)
+        key = x.tobytes()
+        hit = self._cache.get(key) if use_cache else None
+        if hit is not None:
+            return hit
+        space.apply(x)
+        self._workflow.run()
+        self.nfev += 1
+        self.current_iteration += 1
+        obj = next(iter(self._objectives.values()))
+        value = np.asarray(obj.evaluate(), dtype=float)
+        if value.size != 1:
+            raise ExpressionError(f'{self._where()}: objective {obj.text!r} must be a scalar, '
+                                  f'got shape {value.shape}')
+        resid = [np.ravel(np.asarray(c.evaluate(), dtype=float))
+                 for c in self._constraints.values()]
+        entry = (float(value.reshape(-1)[0]),
+                 np.concatenate(resid) if resid else np.zeros(0))
+        self._cache[key] = entry
+        self._last_key = key
+        logger.debug('%s: evaluation %d at %s: objective %r', self._where(), self.nfev, x,
+                     entry[0])
+        self.record_iteration()
+        return entry
+
+    def _gradients(self, x: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Forward-difference gradient of the objective and jacobian of the residuals."""
+        space = self._space
+        x = np.clip(np.asarray(x, dtype=float).ravel(), space.lower, space.upper)
+        key = x.tobytes()
+        if self._jac is not None and self._jac[0] == key:
+            return self._jac[1], self._jac[2]
+        f0, g0 = self._evaluate(x)
+        grad = np.empty(x.size)
+        jac = np.empty((g0.size, x.size))
+        for i in range(x.size):
+            step = space.steps[i] if x[i] + space.steps[i] <= space.upper[i] \
+                else -space.steps[i]
+            xp = x.copy()
+            xp[i] += step
+            f1, g1 = self._evaluate(xp)
+            h = xp[i] - x[i]
+            grad[i] = (f1 - f0) / h
+            jac[:, i] = (g1 - g0) / h
+        self._jac = (key, grad, jac)
+        return grad, jac
