@@ -12,25 +12,40 @@ from typing import Any
 from .drivers import CaseIteratorDriver, DOEDriver, FixedPointIterator, ScipyOptimizer
 
 
-class SLSQPdriver(ScipyOptimizer):
+class _ClassicOptimizer(ScipyOptimizer):
+    """Classic optimizer settings mapped onto `ScipyOptimizer`: ``accuracy`` is ``tol``;
+    ``iprint`` (output level) is accepted and stored, output goes through logging."""
+
+    method_name = 'SLSQP'
+
+    def __init__(self, **kwargs: Any):
+        self.iprint = kwargs.pop('iprint', 0)
+        if 'accuracy' in kwargs:
+            kwargs['tol'] = kwargs.pop('accuracy')
+        super().__init__(method=self.method_name, **kwargs)
+
+    @property
+    def accuracy(self) -> float:
+        """Classic name of ``tol``."""
+        return self.tol
+
+    @accuracy.setter
+    def accuracy(self, value: float) -> None:
+        self.tol = value
+
+
+class SLSQPdriver(_ClassicOptimizer):
     """Classic ``SLSQPdriver``: `ScipyOptimizer` with ``method='SLSQP'``."""
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(method='SLSQP', **kwargs)
 
-
-class COBYLAdriver(ScipyOptimizer):
+class COBYLAdriver(_ClassicOptimizer):
     """Classic ``COBYLAdriver``: `ScipyOptimizer` with ``method='COBYLA'``."""
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(method='COBYLA', **kwargs)
+    method_name = 'COBYLA'
 
 
-class CONMINdriver(ScipyOptimizer):
+class CONMINdriver(_ClassicOptimizer):
     """Classic ``CONMINdriver``, served by SLSQP (a gradient method for the same problems)."""
-
-    def __init__(self, **kwargs: Any):
-        super().__init__(method='SLSQP', **kwargs)
 
 
 DOEdriver = DOEDriver

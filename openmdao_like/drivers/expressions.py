@@ -20,7 +20,7 @@ _FUNCTIONS: dict[str, Any] = {
     name: getattr(np, name) for name in (
         'sin', 'cos', 'tan', 'arcsin', 'arccos', 'arctan', 'arctan2', 'sinh', 'cosh', 'tanh',
         'exp', 'log', 'log10', 'sqrt', 'floor', 'ceil', 'hypot', 'radians', 'degrees',
-        'maximum', 'minimum', 'dot', 'linalg', 'mean', 'prod')
+        'maximum', 'minimum', 'dot', 'mean', 'prod')
 }
 _FUNCTIONS.update(asin=np.arcsin, acos=np.arccos, atan=np.arctan, atan2=np.arctan2,
                   abs=abs, min=min, max=max, sum=sum, pow=pow, norm=np.linalg.norm,
@@ -42,6 +42,16 @@ def _dotted(node: ast.AST) -> str | None:
         parts.append(node.id)
         return '.'.join(reversed(parts))
     return None
+
+
+def _function_name(node: ast.AST) -> str | None:
+    """``exp`` for ``exp``, ``math.exp``, ``numpy.exp`` or ``np.exp`` (classic models wrote
+    ``math.exp``); None for anything else."""
+    path = _dotted(node)
+    if path is None:
+        return None
+    module, _, name = path.rpartition('.')
+    return name if module in ('', 'math', 'numpy', 'np') else None
 
 
 class ExprEvaluator:
@@ -99,8 +109,8 @@ class ExprEvaluator:
             return node
         path = _dotted(node)
         if path is not None:
-            if path in _CONSTANTS:
-                return node
+            if _function_name(node) in _CONSTANTS:
+                return ast.Name(_function_name(node), ast.Load())
             return self._variable(node, path)
         if isinstance(node, ast.BinOp) and isinstance(node.op, _BINOPS):
             return ast.BinOp(self._rewrite(node.left), node.op, self._rewrite(node.right))
@@ -114,11 +124,12 @@ class ExprEvaluator:
             return ast.Compare(self._rewrite(node.left), node.ops,
                                [self._rewrite(c) for c in node.comparators])
         if isinstance(node, ast.Call):
-            name = node.func.id if isinstance(node.func, ast.Name) else None
+            name = _function_name(node.func)
             if name not in _FUNCTIONS or node.keywords:
                 self._fail(node, f'unknown function {ast.unparse(node.func)!r}; allowed: '
                                  f'{", ".join(sorted(_FUNCTIONS))}')
-            return ast.Call(node.func, [self._rewrite(a) for a in node.args], [])
+            return ast.Call(ast.Name(name, ast.Load()),
+                            [self._rewrite(a) for a in node.args], [])
         if isinstance(node, ast.Subscript):
             index = node.slice
             items = index.elts if isinstance(index, ast.Tuple) else [index]
@@ -156,7 +167,22 @@ class ExprEvaluator:
                 'allow_compare': self._allow_compare}
 
     def __setstate__(self, state):
-        self.__init__(state['text'], state['scope'], state['where'], state['allow_compare'])
+        # While a model is unpickled the scope may still be half-built (its children not yet
+        # restored), so compile on first use rather than now.
+        self.__dict__.update(text=state['text'], where=state['where'], _scope=state['scope'],
+                             _allow_compare=state['allow_compare'], _fn=self._compile_late)
+
+    def _compile_late(self) -> Any:
+        """Compile an unpickled expression on its first evaluation, then evaluate it."""
+        self.__init__(self.text, self._scope, self.where, self._allow_compare)
+        return self._fn()
+
+    def __getattr__(self, name: str) -> Any:
+        """Compile an unpickled expression when one of its compiled attributes is first read."""
+        if name.startswith('__') or '_scope' not in self.__dict__ or name == '_scope':
+            raise AttributeError(name)
+        self.__init__(self.text, self._scope, self.where, self._allow_compare)
+        return object.__getattribute__(self, name)
 
 
 def normalize_constraint(text: str) -> str:
