@@ -3,6 +3,7 @@ transfer closures (getter, setter, scale, offset) that a run calls with no looku
 
 from __future__ import annotations
 
+import copy
 import os
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -160,6 +161,11 @@ def compile_transfer(asm: Any, conn: Connection) -> Callable[[], None]:
         def xfer_copy() -> None:
             setattr(dst, dname, getattr(src, sname).copy())
         return xfer_copy
+    if dvar.copy_on_transfer():
+        # lists and dicts: nested items must not be shared between components either
+        def xfer_deepcopy() -> None:
+            setattr(dst, dname, copy.deepcopy(getattr(src, sname)))
+        return xfer_deepcopy
     if dvar.proves(svar) and not _has_notifiers(dst, dname):
         store = dst.__dict__
 

@@ -3,15 +3,16 @@ dotted-path access and a working directory confined below the top of the tree.""
 
 from __future__ import annotations
 
+import copy
 import keyword
 import os
 import re
 from typing import Any, Iterator
 
-from traits.api import HasTraits, TraitType
+from traits.api import Event, HasTraits, TraitType
 
-from .errors import ModelError, PathError, describe
-from .variables.base import Variable
+from .errors import ModelError, PathError, ValidationError, describe
+from .variables.base import Variable, var_path
 
 _INDEX = re.compile(r'^([A-Za-z_]\w*)((?:\[-?\d+\])+)$')
 
@@ -114,7 +115,9 @@ class Container(HasTraits):
                              f'got {name!r}')
         if name in self._children or name in self._replaceable_names():
             return
-        if hasattr(type(self), name) or name in ('name', 'parent'):
+        # instance attributes too (exec_count, recorders, ...): a child would overwrite them
+        if hasattr(type(self), name) or name in ('name', 'parent') or \
+                (name in self.__dict__ and name not in self._vars()):
             raise ModelError(f'{self._where()}: {name!r} is a reserved name (an attribute of '
                              f'{type(self).__name__})')
 
@@ -170,7 +173,7 @@ class Container(HasTraits):
         if self._var_cache is None:
             found = _class_vars(type(self))
             extra = {name: ct.trait_type for name, ct in self._instance_traits().items()
-                     if ct.iotype in ('in', 'out')}
+                     if ct.iotype in ('in', 'out') and not _is_items_event(ct)}
             if extra:
                 found = dict(sorted({**found, **extra}.items()))
             self._var_cache = found
@@ -250,10 +253,18 @@ class Container(HasTraits):
         name, index = _split_index(last)
         node._var(name)
         if index:
-            target = getattr(node, name)
-            for i in index[:-1]:
-                target = target[i]
-            target[index[-1]] = value
+            # set the element in a copy, then assign the whole value so that the variable's
+            # checks (type, shape, bounds) run and a bad element leaves the variable unchanged
+            whole = copy.deepcopy(getattr(node, name))
+            target = whole
+            try:
+                for i in index[:-1]:
+                    target = target[i]
+                target[index[-1]] = value
+            except (IndexError, KeyError, TypeError, ValueError) as exc:
+                raise ValidationError(f'{var_path(node, last)}: cannot set it to '
+                                      f'{describe(value)}: {exc}') from None
+            setattr(node, name, whole)
         else:
             setattr(node, name, value)
 
@@ -301,6 +312,15 @@ class Container(HasTraits):
     def __setstate__(self, state):
         super().__setstate__(state)
         self.__dict__['_var_cache'] = None
+        # `add` stores children straight into __dict__, which traits' state does not carry.
+        for name, child in self.__dict__.get('_children', {}).items():
+            self.__dict__[name] = child
+
+
+def _is_items_event(ctrait: Any) -> bool:
+    """traits gives each List/Dict a write-only ``<name>_items`` event that inherits its
+    metadata (iotype too); it is not a variable."""
+    return isinstance(ctrait.trait_type, Event)
 
 
 def _class_vars(cls: type) -> dict[str, Variable]:
@@ -308,7 +328,7 @@ def _class_vars(cls: type) -> dict[str, Variable]:
     cached = cls.__dict__.get('_class_var_cache')
     if cached is None:
         cached = {name: ct.trait_type for name, ct in sorted(cls.__class_traits__.items())
-                  if ct.iotype in ('in', 'out')}
+                  if ct.iotype in ('in', 'out') and not _is_items_event(ct)}
         type.__setattr__(cls, '_class_var_cache', cached)
     return cached
 

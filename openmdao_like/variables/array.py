@@ -38,8 +38,11 @@ class Array(Variable):
         self.shape = tuple(shape) if shape is not None else None
         self.low, self.high = low, high
         if default_value is NoDefaultSpecified or default_value is None:
-            if self.shape is not None and all(n is not None for n in self.shape):
-                default_value = np.zeros(self.shape, dtype=self.dtype or float)
+            if self.shape is not None and all(n is None or (isinstance(n, int) and n >= 0)
+                                              for n in self.shape):
+                # a free (None) axis starts empty: shape (None, 3) -> zeros((0, 3))
+                default_value = np.zeros(tuple(n or 0 for n in self.shape),
+                                         dtype=self.dtype or float)
             else:
                 default_value = np.zeros((0,) * max(1, len(self.shape or (0,))),
                                          dtype=self.dtype or float)

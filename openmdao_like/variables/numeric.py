@@ -100,6 +100,8 @@ class Float(_Bounded):
                          units, **metadata)
         if low is None and high is None:
             self.fast_validate = (ValidateTrait.float,)
+        elif not all(b is None or isinstance(b, numbers.Real) for b in (low, high)):
+            pass  # malformed bounds: check_definition reports them, naming the variable
         else:
             mask = (1 if exclude_low else 0) | (2 if exclude_high else 0)
             self.fast_validate = (ValidateTrait.float_range,
