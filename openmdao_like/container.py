@@ -243,8 +243,11 @@ class Container(HasTraits):
         else:
             raise ModelError(f'{self._where()}: cannot get {path!r}: {node._where()!r} has no '
                              f'variable or child {name!r}')
-        for i in index or ():
-            value = value[i]
+        try:
+            for i in index or ():
+                value = value[i]
+        except (IndexError, KeyError, TypeError) as exc:
+            raise ModelError(f'{self._where()}: cannot get {path!r}: {exc}') from None
         return value
 
     def set(self, path: str, value: Any) -> None:

@@ -160,7 +160,23 @@ class Dataflow(Workflow):
                     if other is not None and other != name:
                         succ[name].add(other)
         sccs = _strongly_connected(names, succ)
-        return _topological(names, succ, sccs), [c for c in sccs if len(c) > 1]
+        return _topological(names, succ, sccs), [_along_edges(c, succ) for c in sccs
+                                                 if len(c) > 1]
+
+
+def _along_edges(group: list[str], succ: dict[str, set[str]]) -> list[str]:
+    """The members of a cycle group in data order: a closed path from the first member back to
+    it, followed by any members that path did not pass through."""
+    start, members = group[0], set(group)
+    stack = [(start, [start])]
+    while stack:
+        node, path = stack.pop()
+        for nxt in sorted(succ[node] & members, key=group.index, reverse=True):
+            if nxt == start:
+                return path + [m for m in group if m not in path]
+            if nxt not in path:
+                stack.append((nxt, path + [nxt]))
+    return group
 
 
 def _strongly_connected(names: list[str], succ: dict[str, set[str]]) -> list[list[str]]:
