@@ -15,6 +15,6 @@ class RunOnce(Driver):
             parent.check_config()
         self.current_iteration = 0
         self._workflow.run()
-        self.current_iteration = 1
         if self._responses or self._parameters or self._objectives:
             self.record_iteration()
+        self.current_iteration = 1

@@ -1,0 +1,82 @@
+"""Entry point of ``openmdao-like``: the top-level parser and the mapping of errors to exit
+statuses (see `openmdao_like.cli`).
+
+Each subcommand module provides ``add_parser(subparsers, common)``; the parser it adds sets the
+defaults ``handler`` (``args -> int``, the exit status) and ``parser`` (for usage messages).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from typing import Sequence
+
+from .. import __version__
+from . import CommandError, UsageError, run
+
+#: Subcommand modules, in the order ``--help`` lists them.
+COMMANDS = (run,)
+
+_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``openmdao-like`` parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog='openmdao-like',
+        description='Run and manage openmdao_like models.')
+    parser.add_argument('--version', action='version', version=f'%(prog)s {__version__}')
+    parser.add_argument('-v', '--verbose', action='count', default=0,
+                        help='log more (-v: INFO, -vv: DEBUG) and show full tracebacks')
+    # Lets -v also follow the subcommand ("openmdao-like run m.py -v").
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument('-v', '--verbose', action='count', default=argparse.SUPPRESS,
+                        help=argparse.SUPPRESS)
+    subparsers = parser.add_subparsers(dest='command', metavar='COMMAND', required=True)
+    for module in COMMANDS:
+        module.add_parser(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``openmdao-like`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the subcommand's parser, so that its usage is shown
+        args.parser.error(f'unrecognized arguments: {" ".join(extra)}')
+    verbose = args.verbose
+    logging.basicConfig(level=_LEVELS[min(verbose, len(_LEVELS) - 1)], stream=sys.stderr,
+                        format='%(levelname)s %(name)s: %(message)s')
+    try:
+        return args.handler(args)
+    except UsageError as exc:
+        args.parser.print_usage(sys.stderr)
+        print(f'{args.parser.prog}: error: {exc}', file=sys.stderr)
+        return 2
+    except CommandError as exc:
+        _report(f'{args.parser.prog}: error: {exc}', exc.__cause__, verbose)
+        return 1
+    except KeyboardInterrupt:
+        print(f'{args.parser.prog}: interrupted', file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug in the command itself: still no bare traceback
+        _report(f'{args.parser.prog}: internal error', exc, verbose)
+        return 1
+
+
+def _report(message: str, cause: BaseException | None, verbose: int) -> None:
+    """Print ``message`` and the cause's type and message; its traceback when verbose."""
+    if cause is None:
+        print(message, file=sys.stderr)
+        return
+    if verbose:
+        traceback.print_exception(cause, file=sys.stderr)
+    print(f'{message}: {type(cause).__name__}: {cause}', file=sys.stderr)
+    if not verbose:
+        print('(run with -v for the full traceback)', file=sys.stderr)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""``openmdao-like run MODEL.py``: import a model file, apply ``--set`` values, run the model
+and print what its drivers found.
+
+The model is the file's module-level ``top`` (an `Assembly`); without one, the single
+`Assembly` subclass defined in the file, instantiated and made the top. The file is imported
+under its own module name, so an ``if __name__ == '__main__':`` block in it does not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import importlib.util
+import logging
+import os
+import re
+import sys
+import time
+from types import ModuleType
+from typing import Any, Callable
+
+from ..assembly import Assembly
+from ..component import Component
+from ..container import set_as_top
+from ..drivers import Driver
+from . import CommandError, UsageError
+from .table import format_table, format_value
+
+logger = logging.getLogger(__name__)
+
+#: A constraint residual up to this is reported as satisfied.
+SATISFIED_TOL = 1e-6
+#: Failed cases whose error is shown, per case driver.
+MAX_ERRORS_SHOWN = 3
+
+
+def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``run`` subcommand to ``subparsers``."""
+    parser = subparsers.add_parser(
+        'run', parents=[common], help='run a model file and print its results',
+        description='Import MODEL.py, take its module-level `top` (or its only Assembly '
+                    'subclass), apply --set values, run it and print a table per driver.')
+    parser.add_argument('model', metavar='MODEL.py', help='Python file defining the model')
+    parser.add_argument('--set', dest='settings', metavar='PATH=VALUE', action='append',
+                        type=parse_setting, default=[],
+                        help='set the variable at dotted PATH before the run; VALUE is a '
+                             'Python literal (3, 2.5e-3, [1, 2], True) or else a string; '
+                             'may be repeated')
+    parser.add_argument('-q', '--quiet', action='store_true',
+                        help='print nothing but errors')
+    parser.set_defaults(handler=run_command, parser=parser)
+    return parser
+
+
+def parse_setting(text: str) -> tuple[str, Any, str]:
+    """``'p.x=3.5'`` -> ``('p.x', 3.5, '3.5')``: the path, the value and the text given."""
+    path, sep, raw = text.partition('=')
+    path = path.strip()
+    if not sep or not path:
+        raise argparse.ArgumentTypeError(f'expected PATH=VALUE (e.g. p.x=3.5), got {text!r}')
+    try:
+        value = ast.literal_eval(raw.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        value = raw
+    return path, value, raw
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Handler of ``run``: load, set, run, report."""
+    module = load_module(args.model)
+    top = find_model(module, args.model)
+    for path, value, raw in args.settings:
+        try:
+            top.set(path, value)
+        except Exception as exc:
+            raise UsageError(f'--set {path}={raw}: {exc}') from exc
+        logger.info('set %s = %r', path, value)
+    start = time.perf_counter()
+    try:
+        top.run()
+    except Exception as exc:
+        raise CommandError(f'running {args.model!r} failed') from exc
+    elapsed = time.perf_counter() - start
+    if not args.quiet:
+        print(report(top, args.model, elapsed))
+    return 0
+
+
+# -- finding the model ----------------------------------------------------------------------------
+def load_module(path: str) -> ModuleType:
+    """Import the Python file ``path`` under a module name of its own, with its directory on
+    ``sys.path`` while it is imported."""
+    if not os.path.exists(path):
+        raise UsageError(f'no such file: {path!r}')
+    if not os.path.isfile(path):
+        raise UsageError(f'{path!r} is not a file; expected a Python file defining a model')
+    abspath = os.path.abspath(path)
+    stem = re.sub(r'\W', '_', os.path.splitext(os.path.basename(abspath))[0])
+    name = f'_openmdao_like_run_{stem}_{hashlib.sha1(abspath.encode()).hexdigest()[:8]}'
+    spec = importlib.util.spec_from_file_location(name, abspath)
+    if spec is None or spec.loader is None:
+        raise UsageError(f'{path!r} is not a Python file (expected a name ending in .py)')
+    module = importlib.util.module_from_spec(spec)
+    # Registered so that pickle and dataclasses find the module while the model runs.
+    sys.modules[name] = module
+    directory = os.path.dirname(abspath)
+    sys.path.insert(0, directory)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(name, None)
+        raise CommandError(f'importing {path!r} failed') from exc
+    finally:
+        if directory in sys.path:
+            sys.path.remove(directory)
+    _pickle_by_value(module)
+    return module
+
+
+def _pickle_by_value(module: ModuleType) -> None:
+    """Let cloudpickle ship the file's classes to worker processes, which cannot import this
+    private module name."""
+    try:
+        import cloudpickle
+        cloudpickle.register_pickle_by_value(module)
+    except (ImportError, AttributeError, ValueError):  # pragma: no cover - old cloudpickle
+        logger.debug('cloudpickle cannot pickle %s by value', module.__name__)
+
+
+def find_model(module: ModuleType, path: str) -> Assembly:
+    """The model of ``module``: its ``top``, else its only Assembly subclass, instantiated."""
+    namespace = vars(module)
+    if 'top' in namespace:
+        top = namespace['top']
+        if not isinstance(top, Assembly):
+            raise CommandError(f'{path!r}: module-level `top` is a {type(top).__name__}; '
+                               f'expected an Assembly')
+        return top
+    defined = [obj for obj in namespace.values() if isinstance(obj, type)
+               and obj.__module__ == module.__name__]
+    assemblies = [cls for cls in defined if issubclass(cls, Assembly)]
+    if len(assemblies) == 1:
+        cls = assemblies[0]
+        try:
+            return set_as_top(cls())
+        except Exception as exc:
+            raise CommandError(f'{path!r}: building {cls.__name__}() failed') from exc
+    hint = 'define `top = set_as_top(MyModel())` at module level to choose the model'
+    if assemblies:
+        names = ', '.join(cls.__name__ for cls in assemblies)
+        raise CommandError(f'{path!r} has no module-level `top` and defines '
+                           f'{len(assemblies)} Assembly subclasses ({names}); {hint}')
+    components = [cls.__name__ for cls in defined if issubclass(cls, Component)]
+    imported = sorted({obj.__name__ for obj in namespace.values() if isinstance(obj, type)
+                       and issubclass(obj, Assembly) and obj is not Assembly
+                       and obj.__module__ != module.__name__})
+    found = [f'components defined: {", ".join(components)}' if components else '',
+             f'assemblies imported from elsewhere: {", ".join(imported)}' if imported else '']
+    found_text = '; '.join(f for f in found if f) or 'no components or assemblies'
+    raise CommandError(f'{path!r} has no module-level `top` and defines no Assembly subclass '
+                       f'(found {found_text}); {hint}')
+
+
+# -- reporting ------------------------------------------------------------------------------------
+def drivers_run(top: Assembly) -> list[Driver]:
+    """The drivers a run of ``top`` ran: ``driver`` or those of ``driver_workflow``, each
+    followed by the drivers nested in its workflow."""
+    found: list[Driver] = []
+
+    def visit(driver: Any) -> None:
+        if not isinstance(driver, Driver) or any(d is driver for d in found):
+            return
+        found.append(driver)
+        scope = driver.parent
+        for name in driver.workflow:
+            visit(scope.get(name))
+
+    for name in top.driver_workflow or ['driver']:
+        visit(top.get(name))
+    return found
+
+
+def _value(func: Callable[[], Any]) -> Any:
+    """``func()``, or the error it raised as text (a report must not crash on one value)."""
+    try:
+        return func()
+    except Exception as exc:
+        return f'<{type(exc).__name__}: {exc}>'
+
+
+def _satisfied(residual: Any, equality: bool) -> Any:
+    try:
+        import numpy as np
+        values = np.asarray(residual, dtype=float)
+        ok = np.abs(values) <= SATISFIED_TOL if equality else values <= SATISFIED_TOL
+        return bool(np.all(ok))
+    except (TypeError, ValueError):
+        return None
+
+
+def driver_report(driver: Driver) -> str:
+    """Tables of one driver: status, parameters, objectives, constraints, cases."""
+    lines = [f'driver {driver.get_pathname()!r} ({type(driver).__name__})']
+    results = getattr(driver, 'results', None)
+    for attr in ('success', 'message'):
+        if hasattr(driver, attr):
+            lines.append(f'  {attr}: {format_value(getattr(driver, attr))}')
+    if results is not None:
+        lines.append('  (parameter, objective and constraint values are those of the last case)')
+    blocks = ['\n'.join(lines)]
+    params = driver.get_parameters()
+    if params:
+        rows = [[name, _value(p.get_value), p.low, p.high] for name, p in params.items()]
+        blocks.append('parameters\n' + format_table(['name', 'value', 'low', 'high'], rows))
+    objectives = driver.get_objectives()
+    if objectives:
+        rows = [[name, _value(o.evaluate)] for name, o in objectives.items()]
+        blocks.append('objectives\n' + format_table(['name', 'value'], rows))
+    constraints = driver.get_constraints()
+    if constraints:
+        rows = []
+        for con in constraints.values():
+            residual = _value(con.evaluate)
+            rows.append([con.text, residual, _satisfied(residual, con.equality)])
+        blocks.append('constraints\n' + format_table(['expression', 'residual', 'satisfied'],
+                                                     rows))
+    if results is not None:
+        failed = [case for case in results if case.status != 'ok']
+        blocks.append('cases\n' + format_table(['total', 'ok', 'failed'],
+                                               [[len(results), len(results) - len(failed),
+                                                 len(failed)]]))
+        if failed:
+            rows = [[case.id, _last_line(case.error)] for case in failed[:MAX_ERRORS_SHOWN]]
+            title = 'failed cases' if len(failed) <= MAX_ERRORS_SHOWN else \
+                f'failed cases (first {MAX_ERRORS_SHOWN} of {len(failed)})'
+            blocks.append(f'{title}\n' + format_table(['id', 'error'], rows))
+    return '\n\n'.join(blocks)
+
+
+def report(top: Assembly, path: str, elapsed: float) -> str:
+    """The whole printout of ``run``: a header, each driver's tables, the recorders."""
+    blocks = [f'model {path} ({type(top).__name__}) ran in {elapsed:.3g} s']
+    blocks.extend(driver_report(d) for d in drivers_run(top))
+    recorders = getattr(top, 'recorders', None) or []
+    if recorders:
+        rows = [[type(rec).__name__, str(getattr(rec, 'path', '-'))] for rec in recorders]
+        blocks.append('recorders\n' + format_table(['recorder', 'path'], rows))
+    return '\n\n'.join(blocks)
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line for line in (text or '').splitlines() if line.strip()]
+    return lines[-1].strip() if lines else '(no error text)'

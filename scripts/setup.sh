@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Set up the development environment in <repo>/.venv: openmdao_like (editable) and the test tools.
+# Idempotent: a second run only checks that nothing changed. Works from any directory; on a fresh
+# Debian machine it installs python3-venv when `python3 -m venv` cannot work (needs root or sudo).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { echo "setup: $*" >&2; }
+
+apt_install() {
+  local sudo=''
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { say "need root (or sudo) to apt-get install $*"; exit 1; }
+    sudo=sudo
+  fi
+  say "apt-get install $*"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive \
+    $sudo apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+command -v python3 >/dev/null || { say "python3 (>= 3.11) is required"; exit 1; }
+
+# A venv whose pip works (an earlier attempt without ensurepip leaves one without pip).
+if ! { [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2>&1; }; then
+  if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+    apt_install python3-venv
+  fi
+  say "creating .venv"
+  if ! python3 -m venv .venv; then  # e.g. ensurepip importable but its wheels missing
+    apt_install python3-venv
+    python3 -m venv .venv
+  fi
+fi
+
+# Reinstall only when the package metadata changed since the last successful install.
+stamp=.venv/.openmdao_like-setup
+want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+if [ ! -x .venv/bin/openmdao-like ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "pip install -e .[test]"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  echo "$want" > "$stamp"
+fi
