@@ -2,10 +2,15 @@
 solvers and case-running drivers (DOE, case iterators)."""
 
 from ..assembly import Assembly
+from .caseiter import CaseIteratorDriver
+from .doe import DOEDriver
 from .driver import Driver
+from .fixed_point import FixedPointIterator
 from .parameters import Constraint, Objective, Parameter
 from .runonce import RunOnce
+from .scipy_optimizer import ScipyOptimizer
 
 Assembly.default_driver = RunOnce
 
-__all__ = ['Driver', 'Parameter', 'Objective', 'Constraint', 'RunOnce']
+__all__ = ['Driver', 'Parameter', 'Objective', 'Constraint', 'RunOnce', 'ScipyOptimizer',
+           'FixedPointIterator', 'CaseIteratorDriver', 'DOEDriver']

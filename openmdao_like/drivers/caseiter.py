@@ -1,0 +1,437 @@
+"""`CaseIteratorDriver`: run a model once per case of a (possibly endless, lazily read)
+sequence of ``{variable path: value}`` dicts, serially or through an `Executor`.
+
+Each case sets its inputs, runs the workflow and collects every parameter and every
+``add_response(path_or_expr)`` as outputs (responses keyed by their expression text). A case
+whose model raises is recorded as failed, with its traceback and NaN (numbers, arrays) or None
+outputs (parameters keep the values the case gave them), and is never dropped. Then
+``error_policy`` decides: ``'ABORT'`` stops handing out cases, lets those in flight finish and
+raises a `CaseError` once all are recorded; ``'RETRY'`` runs the case up to ``max_retries``
+more times, then records it as failed and goes on. ``driver.results`` lists the cases in case
+order, also after a parallel run; the model's recorders get every case, in case order.
+
+The hot path is compiled: each set of case keys is resolved once to (owner, name) setters,
+reused while consecutive cases have the same keys; outputs are read through getters built at
+the start of a run. With ``sequential=False`` the whole model (from its top) is pickled once
+and shipped once to each worker of the executor, which then receives only case inputs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Iterable, Iterator, Mapping
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from ..cases import FAILED, OK, Case, failed_value
+from ..container import _split_index
+from ..errors import CaseError, ExpressionError, describe
+from ..execution.base import BrokenExecutor, CaseOutcome, Executor, SerialExecutor
+from ..execution.local import LocalExecutor
+from ..progress import Progress
+from .caserun import CaseFeed, ModelCaseRunner, RemoteTraceback, last_line
+from .driver import Driver
+
+logger = logging.getLogger(__name__)
+
+ABORT, RETRY = 'ABORT', 'RETRY'
+ERROR_POLICIES = (ABORT, RETRY)
+_MAX_PLANS = 64  # key sets whose setters are kept compiled
+
+__all__ = ['CaseIteratorDriver', 'ModelCaseRunner', 'ABORT', 'RETRY']
+
+
+def _option(name: str, doc: str) -> property:
+    """A driver option stored as ``_name`` and checked by ``_check_option`` when set."""
+    def get(self: Any) -> Any:
+        return getattr(self, f'_{name}')
+
+    def set_(self: Any, value: Any) -> None:
+        setattr(self, f'_{name}', self._check_option(name, value))
+    return property(get, set_, doc=doc)
+
+
+class CaseIteratorDriver(Driver):
+    """Runs its workflow once per case.
+
+    Parameters
+    ----------
+    cases : iterable of dict, optional
+        ``{variable path: value}`` per case: a list (run again on every `run`) or any
+        iterator/generator (read lazily, one case at a time, never held all at once). A key
+        may also be the name of one of the driver's parameters.
+    sequential : bool
+        True: run the cases one by one in this process. False: run them through
+        ``executor`` (default: a new `LocalExecutor` per run).
+    error_policy : {'ABORT', 'RETRY'}
+        What a failed case does: stop the run with a `CaseError`, or be run again.
+    max_retries : int
+        With 'RETRY', how many more times a failed case is run (>= 0).
+    executor : Executor, optional
+        Where cases run when ``sequential`` is False.
+    progress : bool, optional
+        Show a progress bar on stderr: True, False, or None (default) when stderr is a terminal.
+    keep_results : bool
+        Keep every `Case` in `results` (turn off for runs too large to hold; recorders still
+        get every case).
+
+    Attributes
+    ----------
+    results : list of Case
+        The cases of the last run, in case order.
+    """
+
+    #: Attributes a worker does not need: not shipped with the model (see `ModelCaseRunner`).
+    _not_shipped: tuple[str, ...] = ('_cases', '_results')
+
+    def __init__(self, cases: Iterable[Mapping[str, Any]] | None = None, sequential: bool = True,
+                 error_policy: str = ABORT, max_retries: int = 1,
+                 executor: Executor | None = None, progress: bool | None = None,
+                 keep_results: bool = True, **traits: Any):
+        super().__init__(**traits)
+        self._results: list[Case] = []
+        self._reset_plans()
+        self.cases = cases
+        self.sequential = sequential
+        self.error_policy = error_policy
+        self.max_retries = max_retries
+        self.executor = executor
+        self.progress = progress
+        self.keep_results = keep_results
+
+    # -- options ------------------------------------------------------------------------------
+    def _bad(self, arg: str, expected: str, value: Any, exc: type[Exception]) -> Exception:
+        """The error for a bad argument: driver, argument, what was expected and given."""
+        return exc(f'{self._where()}: {arg} must be {expected}, got {describe(value)}')
+
+    @property
+    def cases(self) -> Iterable[Mapping[str, Any]] | None:
+        """The cases to run (see the class docstring)."""
+        return self._cases
+
+    @cases.setter
+    def cases(self, value: Iterable[Mapping[str, Any]] | None) -> None:
+        if value is not None and (isinstance(value, (str, bytes, Mapping))
+                                  or not isinstance(value, Iterable)):
+            raise self._bad('cases', 'an iterable of dicts {path: value} (a list, iterator or '
+                            'generator) or None', value, TypeError)
+        self._cases = value
+
+    def _check_option(self, arg: str, value: Any) -> Any:
+        """``value`` if it suits option ``arg``, else the TypeError/ValueError naming both."""
+        def bad(expected: str, exc: type[Exception] = TypeError) -> Exception:
+            return self._bad(arg, expected, value, exc)
+        if arg in ('sequential', 'keep_results'):
+            if not isinstance(value, (bool, np.bool_)):
+                raise bad('True or False')
+            return bool(value)
+        if arg == 'error_policy':
+            if not isinstance(value, str) or value not in ERROR_POLICIES:
+                raise bad("'ABORT' or 'RETRY'", ValueError)
+        elif arg == 'max_retries':
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise bad('an int >= 0')
+            if value < 0:
+                raise bad('an int >= 0', ValueError)
+            return int(value)
+        elif arg == 'executor':
+            if value is not None and not isinstance(value, Executor):
+                raise bad('an openmdao_like.execution.Executor (e.g. '
+                          'LocalExecutor(n_workers=4)) or None')
+        elif arg == 'progress' and value is not None and not isinstance(value, bool):
+            raise bad('True, False or None')
+        return value
+
+    sequential = _option('sequential', 'True: run the cases one by one in this process.')
+    error_policy = _option('error_policy', "'ABORT' or 'RETRY': what a failed case does.")
+    max_retries = _option('max_retries', "Extra runs of a failed case under 'RETRY'.")
+    executor = _option('executor', 'Where cases run when not sequential (None: a new '
+                                   '`LocalExecutor` per run).')
+    progress = _option('progress', 'Progress bar: True, False or None (when stderr is a '
+                                   'terminal).')
+    keep_results = _option('keep_results', 'Whether `results` keeps every case.')
+
+    @property
+    def results(self) -> list[Case]:
+        """The cases of the last run, in case order."""
+        return self._results
+
+    # -- what the cases are -------------------------------------------------------------------
+    def _case_source(self) -> Iterator[Mapping[str, Any]]:
+        """The cases of this run, as an iterator (subclasses generate them)."""
+        return iter(()) if self._cases is None else iter(self._cases)
+
+    def _case_count(self) -> int | None:
+        """How many cases this run has, if known without reading them."""
+        try:
+            return len(self._cases)  # type: ignore[arg-type]
+        except TypeError:
+            return None
+
+    # -- compiling ----------------------------------------------------------------------------
+    def _reset_plans(self) -> None:
+        """Forget compiled setters and getters (the model may have changed)."""
+        self._plans: dict[frozenset, tuple] = {}
+        self._plan_keys: frozenset | None = None
+        self._set_fast: tuple = ()
+        self._set_slow: tuple = ()
+        self._getters: tuple = ()
+        self._exprs: tuple = ()
+        self._copies: tuple = ()
+
+    def _prepare_run(self) -> None:
+        """Compile the output getters: every parameter, then every response."""
+        self._reset_plans()
+        getters, exprs, copies = [], [], []
+        for name, param in self._parameters.items():
+            getters.append((name, *param._owners[0]))
+        for text, resp in self._responses.items():
+            if resp.refs == [text.strip()]:  # a plain variable path: read it directly
+                getters.append((text, *resp._owners[0]))
+            else:
+                exprs.append((text, resp.evaluate))
+        for key, owner, name in getters:
+            if isinstance(getattr(owner, name), (np.ndarray, list, dict)):
+                copies.append(key)  # mutable: a later case must not change this one's value
+        self._getters, self._exprs, self._copies = tuple(getters), tuple(exprs), tuple(copies)
+
+    def _use_plan(self, inputs: Mapping[str, Any], case_id: int) -> None:
+        """Make the setters of ``inputs``' keys current (compiled, checked, once per key set)."""
+        keys = frozenset(inputs)
+        plan = self._plans.get(keys)
+        if plan is None:
+            if len(self._plans) >= _MAX_PLANS:
+                self._plans.clear()
+            plan = self._plans[keys] = self._compile_setters(inputs, case_id)
+        self._plan_keys = keys
+        self._set_fast, self._set_slow = plan
+
+    def _compile_setters(self, inputs: Mapping[str, Any], case_id: int) -> tuple[tuple, tuple]:
+        """(owner, name) setters for plain paths and parameter names; callables for 'a.x[i]'."""
+        scope = self._scope()
+        fast: list[tuple[str, Any, str]] = []
+        slow: list[tuple[str, Any]] = []
+        for key in inputs:
+            param = self._parameters.get(key) if isinstance(key, str) else None
+            if param is not None:
+                fast.extend((key, owner, name) for owner, name in param._owners)
+                continue
+            owner, name, index = self._check_input(scope, key, inputs[key], case_id)
+            if index:
+                slow.append((key, partial(scope.set, key)))
+            else:
+                fast.append((key, owner, name))
+        return tuple(fast), tuple(slow)
+
+    def _check_input(self, scope: Any, key: Any, value: Any, case_id: int
+                     ) -> tuple[Any, str, tuple | None]:
+        """Resolve a case key to (owner, variable name, index); raise naming what is wrong."""
+        def fail(given: str) -> ExpressionError:
+            return ExpressionError(
+                f'{self._where()}: case {case_id}: cannot set {key!r} to {describe(value)}: '
+                f'expected the path of an unconnected input variable of '
+                f'{scope._where()!r}, got {given}')
+        if not isinstance(key, str):
+            raise fail(f'a key of type {type(key).__name__}')
+        *heads, last = key.split('.')
+        owner = scope
+        for head in heads:
+            child = getattr(owner, '_children', {}).get(head)
+            if child is None:
+                raise fail(f'an unknown path: {owner._where()!r} has no component {head!r}')
+            owner = child
+        try:
+            name, index = _split_index(last)
+        except Exception:
+            raise fail(f'a malformed path (expected name or name[int] after the last dot)'
+                       ) from None
+        var = owner._vars().get(name) if hasattr(owner, '_vars') else None
+        if var is None:
+            inputs = sorted(n for n, v in owner._vars().items() if v.iotype == 'in') \
+                if hasattr(owner, '_vars') else []
+            raise fail(f'an unknown variable: {owner._where()!r} has no variable {name!r} '
+                       f'(its inputs: {", ".join(inputs) or "none"})')
+        if var.iotype != 'in':
+            raise fail(f'an output of {owner._where()!r}')
+        asm = owner.parent if owner is not scope else None
+        conn = getattr(asm, '_connections', {}).get(f'{owner.name}.{name}') \
+            if asm is not None else None
+        if conn is not None:
+            raise fail(f'an input connected to {conn.src!r}')
+        return owner, name, index
+
+    # -- running one case (in this process or in a worker) -------------------------------------
+    def _evaluate(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
+        """Set the inputs, run the workflow, collect the outputs: one `CaseOutcome`."""
+        if inputs.keys() != self._plan_keys:
+            self._use_plan(inputs, case_id)
+        t_start = time.time()
+        try:
+            for key, owner, name in self._set_fast:
+                setattr(owner, name, inputs[key])
+            for key, setter in self._set_slow:
+                setter(inputs[key])
+            self.run_iteration()
+            outputs = {key: getattr(owner, name) for key, owner, name in self._getters}
+            for key, expr in self._exprs:
+                outputs[key] = expr()
+            for key in self._copies:
+                outputs[key] = outputs[key].copy()
+        except Exception:
+            error = traceback.format_exc()
+            return CaseOutcome(case_id, self._failed_outputs(), FAILED, error, t_start,
+                               time.time())
+        return CaseOutcome(case_id, outputs, OK, None, t_start, time.time())
+
+    def _failed_outputs(self) -> dict[str, Any]:
+        """Outputs of a failed case: NaN (or NaN arrays) for numbers, None otherwise."""
+        outputs: dict[str, Any] = {}
+        for key, owner, name in self._getters:
+            try:
+                outputs[key] = failed_value(getattr(owner, name))
+            except Exception:
+                outputs[key] = None
+        for key, expr in self._exprs:
+            try:
+                outputs[key] = failed_value(expr())
+            except Exception:
+                outputs[key] = None
+        return outputs
+
+    # -- the run ------------------------------------------------------------------------------
+    def execute(self) -> None:
+        """Run every case (see the class docstring); raise `CaseError` on an ABORT."""
+        scope = self._scope()
+        if scope._dirty:
+            scope.check_config()
+        self.start_iteration()
+        self._results = []
+        self._prepare_run()
+        recorders = self._recorders()
+        opened = [rec for rec in recorders if not getattr(rec, 'is_open', True)]
+        for rec in opened:  # run on its own, not from the top's run(): open them here
+            rec.startup()
+        try:
+            self._run_cases(self._case_source(), [rec.record for rec in recorders])
+        finally:
+            for rec in opened:
+                rec.close()
+
+    def _run_cases(self, source: Iterator[Mapping[str, Any]], record: list[Any]) -> None:
+        """Run the cases of ``source`` through the executor; record them in case order."""
+        if self._sequential:
+            executor, runner = SerialExecutor(), self._evaluate
+        else:
+            executor = self._executor if self._executor is not None else LocalExecutor()
+            runner = ModelCaseRunner(self)
+        bar = Progress(desc=self._where(), unit='case', enabled=self._progress)
+        if bar.enabled:
+            bar.set_total(self._case_count())
+        feed = CaseFeed(source, self)
+        try:
+            executor.start(runner)
+        except TypeError as exc:
+            bar.close()
+            raise TypeError(f'{self._where()}: cannot ship the model to the workers of '
+                            f'{executor!r} (sequential=False): {exc}') from exc
+        except BaseException:
+            bar.close()
+            raise
+        outcomes = executor.run_cases(feed)
+        cancel = True
+        try:
+            self._collect(outcomes, feed, record, bar if bar.enabled else None)
+            cancel = False
+        except BrokenExecutor as exc:
+            raise BrokenExecutor(f'{self._where()}: {exc}', exc.traceback) from exc
+        finally:
+            outcomes.close()
+            executor.shutdown(wait=True, cancel_futures=cancel)
+            bar.close()
+            self.current_iteration = feed.next_id
+
+    def _collect(self, outcomes: Iterator[CaseOutcome], feed: CaseFeed, record: list[Any],
+                 bar: Progress | None) -> None:
+        """Turn outcomes into cases: retry, keep, record in order, abort (the hot loop)."""
+        where = self._where()
+        retry = self._error_policy == RETRY
+        max_retries = self._max_retries
+        results = self._results if self._keep_results else None
+        inputs_of, retries = feed.inputs, feed.retries
+        pending: dict[int, Case] = {}  # cases that completed before an earlier one
+        abort: tuple[int, str | None] | None = None
+        next_id = 0
+        for case_id, outputs, status, error, t_start, t_end, lost in outcomes:
+            if status != OK:
+                tries = retries.get(case_id, 0)
+                if retry and tries < max_retries:
+                    retries[case_id] = tries + 1
+                    feed.requeue(case_id)
+                    continue
+                outputs = self._failed_case_outputs(outputs, inputs_of[case_id])
+            case = Case(case_id, inputs_of.pop(case_id), outputs, status, error, where,
+                        t_start, t_end, retries.pop(case_id, 0) if retries else 0)
+            if bar is not None:
+                bar.update()
+            if case_id != next_id:
+                pending[case_id] = case
+            else:
+                next_id += 1
+                if results is not None:
+                    results.append(case)
+                for rec in record:
+                    rec(case)
+                while pending and next_id in pending:
+                    done = pending.pop(next_id)
+                    next_id += 1
+                    if results is not None:
+                        results.append(done)
+                    for rec in record:
+                        rec(done)
+            if status != OK and not retry and abort is None:
+                abort = (case_id, error)
+                feed.stop()  # no new case; those in flight finish and are recorded
+        self._emit_pending(pending, results, record)
+        if abort is not None:
+            case_id, error = abort
+            err = CaseError(f"{where}: case {case_id} failed (error_policy='ABORT'): "
+                            f'{last_line(error)}', traceback=error)
+            raise err from RemoteTraceback(error)
+
+    def _failed_case_outputs(self, outputs: dict[str, Any] | None,
+                             inputs: Mapping[str, Any]) -> dict[str, Any]:
+        """Outputs of a failed case: NaN/None, but parameters the case set keep its values."""
+        outputs = self._failed_outputs() if outputs is None else dict(outputs)
+        for name in self._parameters:
+            if name in inputs:
+                outputs[name] = inputs[name]
+        return outputs
+
+    @staticmethod
+    def _emit_pending(pending: dict[int, Case], results: list | None, record: list) -> None:
+        """Keep and record the cases still waiting for an earlier one (a run cut short)."""
+        for case_id in sorted(pending):
+            case = pending.pop(case_id)
+            if results is not None:
+                results.append(case)
+            for rec in record:
+                rec(case)
+
+    # -- pickling -----------------------------------------------------------------------------
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        for key in ('_plans', '_plan_keys', '_set_fast', '_set_slow', '_getters', '_exprs',
+                    '_copies'):
+            state.pop(key, None)
+        cases = state.get('_cases')
+        if cases is not None and iter(cases) is cases:  # a one-shot iterator does not pickle
+            state['_cases'] = None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        self._reset_plans()

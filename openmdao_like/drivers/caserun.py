@@ -1,0 +1,159 @@
+"""The run-time side of case-running drivers: the `CaseFeed` an executor pulls cases from,
+and the `ModelCaseRunner` an executor ships to its workers.
+
+`CaseFeed` numbers the cases of a driver's source as they are read (lazily, one at a time),
+checks each new set of keys against the model, keeps the inputs of the cases handed out until
+their outcome is final, and hands retries out again before any new case. `ModelCaseRunner`
+pickles as the whole model, once, and runs cases with the driver found by its path.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections import deque
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import cloudpickle
+
+from ..errors import describe
+from ..execution.base import CaseOutcome
+
+__all__ = ['CaseFeed', 'ModelCaseRunner', 'RemoteTraceback', 'last_line']
+
+
+class RemoteTraceback(Exception):
+    """Carries a case's traceback text as the ``__cause__`` of a `CaseError`."""
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.args[0].rstrip()}\n"""'
+
+
+def last_line(text: str | None) -> str:
+    """The last non-empty line of a traceback: the exception type and message."""
+    lines = [line for line in (text or '').splitlines() if line.strip()]
+    return lines[-1].strip() if lines else '(no error text)'
+
+
+class CaseFeed:
+    """The cases an executor pulls: retries first, then new cases, numbered and checked.
+
+    Parameters
+    ----------
+    source : iterator of dict
+        The driver's cases, read one at a time.
+    driver : CaseIteratorDriver
+        Checks each new set of keys (``driver._use_plan(inputs, case_id)``).
+
+    Attributes
+    ----------
+    next_id : int
+        Id the next new case gets (= cases read so far).
+    inputs : dict
+        Case id -> inputs, for the cases handed out whose outcome is not final yet.
+    retries : dict
+        Case id -> retries so far, for the cases that failed at least once.
+    """
+
+    __slots__ = ('_source', '_driver', '_keys', '_retry', '_done', 'next_id', 'inputs',
+                 'retries')
+
+    def __init__(self, source: Iterator[Mapping[str, Any]], driver: Any):
+        self._source = source
+        self._driver = driver
+        self._keys: frozenset | None = None
+        self._retry: deque[int] = deque()
+        self._done = False
+        self.next_id = 0
+        self.inputs: dict[int, Mapping[str, Any]] = {}  # cases handed out, not yet final
+        self.retries: dict[int, int] = {}
+
+    def __iter__(self) -> CaseFeed:
+        return self
+
+    def __next__(self) -> tuple[int, Mapping[str, Any]]:
+        if self._retry:  # (empty once stopped)
+            case_id = self._retry.popleft()
+            return case_id, self.inputs[case_id]
+        if self._done:
+            raise StopIteration
+        try:
+            inputs = next(self._source)
+        except StopIteration:
+            self._done = True
+            raise
+        case_id = self.next_id
+        if type(inputs) is not dict:
+            if not isinstance(inputs, Mapping):
+                raise TypeError(f'{self._driver._where()}: case {case_id}: expected a dict '
+                                f'{{variable path: value}}, got {describe(inputs)}')
+            inputs = dict(inputs)
+        if inputs.keys() != self._keys:
+            self._driver._use_plan(inputs, case_id)
+            self._keys = frozenset(inputs)
+        self.next_id = case_id + 1
+        self.inputs[case_id] = inputs
+        return case_id, inputs
+
+    def stop(self) -> None:
+        """Hand out nothing more (an ABORT)."""
+        self._done = True
+        self._retry.clear()
+
+    def requeue(self, case_id: int) -> None:
+        """Hand case ``case_id`` out again (a retry), before any new case."""
+        self._retry.append(case_id)
+
+
+class ModelCaseRunner:
+    """The case runner a driver hands to an executor: runs cases with that driver.
+
+    In this process it calls the live driver. Pickled, it carries the whole model from its
+    top (cloudpickled once, without the top's recorders and the driver's cases and results);
+    unpickled in a worker it checks and compiles that copy and finds the driver by its path.
+
+    Parameters
+    ----------
+    driver : CaseIteratorDriver
+        The driver whose cases are run.
+    """
+
+    def __init__(self, driver: Any):
+        top = driver
+        while top.parent is not None:
+            top = top.parent
+        self._top, self._path, self._driver = top, driver.get_pathname(), driver
+
+    def __call__(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
+        return self._driver._evaluate(case_id, inputs)
+
+    def __getstate__(self) -> dict[str, Any]:
+        top, driver = self._top, self._driver
+        # What the workers do not need (and may not pickle): the top's open recorders and the
+        # driver's case source, generator and results; put back right after pickling.
+        names = getattr(driver, '_not_shipped', ())
+        saved = [getattr(driver, name) for name in names]
+        recorders = getattr(top, 'recorders', None)
+        try:
+            if recorders is not None:
+                top.recorders = []
+            for name in names:
+                setattr(driver, name, None)
+            model = cloudpickle.dumps(top)
+        finally:
+            if recorders is not None:
+                top.recorders = recorders
+            for name, value in zip(names, saved):
+                setattr(driver, name, value)
+        return {'model': model, 'path': self._path}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        top = pickle.loads(state['model'])
+        if getattr(top, '_dirty', False):
+            top.check_config()
+        driver = top.get(state['path'])
+        driver._prepare_run()
+        self._top, self._path, self._driver = top, state['path'], driver
+
+    def __repr__(self) -> str:
+        return f'ModelCaseRunner({self._path!r})'
