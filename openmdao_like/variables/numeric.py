@@ -36,6 +36,10 @@ class _Bounded(Variable):
         super().__init__(default_value, iotype=iotype, desc=desc, units=units, **md)
         self.low, self.high = low, high
         self.exclude_low, self.exclude_high = bool(exclude_low), bool(exclude_high)
+        self._init_fast_validate()
+
+    def _init_fast_validate(self) -> None:
+        """Install traits' C validator where the bounds allow one (else `check_value` runs)."""
 
     def check_definition(self, where: str) -> None:
         for bound in ('low', 'high'):
@@ -92,18 +96,13 @@ class Float(_Bounded):
     type_desc = 'a float'
     kind = float
 
-    def __init__(self, default_value: Any = NoDefaultSpecified, iotype: str | None = None,
-                 desc: str | None = None, low: Any = None, high: Any = None,
-                 exclude_low: bool = False, exclude_high: bool = False,
-                 units: str | None = None, **metadata: Any):
-        super().__init__(default_value, iotype, desc, low, high, exclude_low, exclude_high,
-                         units, **metadata)
+    def _init_fast_validate(self) -> None:
+        low, high = self.low, self.high
         if low is None and high is None:
             self.fast_validate = (ValidateTrait.float,)
-        elif not all(b is None or isinstance(b, numbers.Real) for b in (low, high)):
-            pass  # malformed bounds: check_definition reports them, naming the variable
-        else:
-            mask = (1 if exclude_low else 0) | (2 if exclude_high else 0)
+        elif all(b is None or isinstance(b, numbers.Real) for b in (low, high)):
+            # (malformed bounds get no C validator: check_definition reports them by name)
+            mask = (1 if self.exclude_low else 0) | (2 if self.exclude_high else 0)
             self.fast_validate = (ValidateTrait.float_range,
                                   None if low is None else float(low),
                                   None if high is None else float(high), mask)
@@ -123,13 +122,8 @@ class Int(_Bounded):
     type_desc = 'an int'
     kind = int
 
-    def __init__(self, default_value: Any = NoDefaultSpecified, iotype: str | None = None,
-                 desc: str | None = None, low: Any = None, high: Any = None,
-                 exclude_low: bool = False, exclude_high: bool = False,
-                 units: str | None = None, **metadata: Any):
-        super().__init__(default_value, iotype, desc, low, high, exclude_low, exclude_high,
-                         units, **metadata)
-        if low is None and high is None:
+    def _init_fast_validate(self) -> None:
+        if self.low is None and self.high is None:
             self.fast_validate = (ValidateTrait.int,)
 
     def check_value(self, value: Any) -> int:
