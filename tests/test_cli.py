@@ -267,3 +267,21 @@ def test_format_value():
 def test_format_table_rejects_long_rows():
     with pytest.raises(ValueError, match=r'row 0 has 3 cells, expected at most 2'):
         format_table(['a', 'b'], [[1, 2, 3]])
+
+
+def test_run_file_pipeline_copies_files_between_component_directories(tmp_path):
+    proc = cli('run', str(EXAMPLES / 'file_pipeline.py'), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert float(row(proc.stdout, 'post.integral')[1]) == pytest.approx(8.0 / 3.0, abs=1e-3)
+    assert (tmp_path / 'mesher' / 'grid.txt').read_text() == \
+        (tmp_path / 'solver' / 'input_grid.txt').read_text()
+    assert (tmp_path / 'solver' / 'field.bin').read_bytes() == \
+        (tmp_path / 'post' / 'field.bin').read_bytes()
+
+
+def test_readme_demo_command_prints_the_optimum():
+    proc = subprocess.run(['bash', str(ROOT / 'scripts' / 'demo.sh')], capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert float(row(proc.stdout, 'p.x')[1]) == pytest.approx(7.1667, abs=1e-3)
+    assert float(row(proc.stdout, 'p.f_xy')[1]) == pytest.approx(-27.0833, abs=1e-3)

@@ -200,7 +200,7 @@ def _satisfied(residual: Any, equality: bool) -> Any:
 
 
 def driver_report(driver: Driver) -> str:
-    """Tables of one driver: status, parameters, objectives, constraints, cases."""
+    """Tables of one driver: status, parameters, objectives, constraints, responses, cases."""
     lines = [f'driver {driver.get_pathname()!r} ({type(driver).__name__})']
     results = getattr(driver, 'results', None)
     for attr in ('success', 'message'):
@@ -225,6 +225,12 @@ def driver_report(driver: Driver) -> str:
             rows.append([con.text, residual, _satisfied(residual, con.equality)])
         blocks.append('constraints\n' + format_table(['expression', 'residual', 'satisfied'],
                                                      rows))
+    responses = driver.get_responses()
+    if responses and results is None:
+        values = _value(driver.eval_responses)
+        rows = [[text, values.get(text) if isinstance(values, dict) else values]
+                for text in responses]
+        blocks.append('responses\n' + format_table(['expression', 'value'], rows))
     if results is not None:
         failed = [case for case in results if case.status != 'ok']
         blocks.append('cases\n' + format_table(['total', 'ok', 'failed'],

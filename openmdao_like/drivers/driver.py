@@ -269,6 +269,10 @@ class Driver(Component):
         """The response expressions, in the order added."""
         return list(self._responses)
 
+    def eval_responses(self) -> dict[str, Any]:
+        """Expression -> current value of every response."""
+        return {text: resp.evaluate() for text, resp in self._responses.items()}
+
     # -- recording ------------------------------------------------------------------------------
     def _recorders(self) -> list[Any]:
         top = self
