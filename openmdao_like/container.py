@@ -19,6 +19,11 @@ _INDEX = re.compile(r'^([A-Za-z_]\w*)((?:\[-?\d+\])+)$')
 
 def _check_class_variables(cls: type) -> None:
     """Check every variable declared on ``cls`` once, when the class is created."""
+    for prefix, ctrait in cls.__prefix_traits__.items():
+        if prefix != '*' and isinstance(getattr(ctrait, 'handler', None), Variable):
+            raise ModelError(f'{cls.__name__}.{prefix}_: a variable name may not end with "_" '
+                             f'(traits would read it as a prefix for every name starting '
+                             f'with {prefix!r})')
     for name, ctrait in cls.__class_traits__.items():
         check = getattr(type(ctrait.handler), 'check_definition', None)
         if check is not None:

@@ -396,3 +396,10 @@ def test_float_output_unit_value_round_trip(comp):
     comp.run()
     assert comp.result == 9.0 and comp.exec_count == 1
     assert not math.isnan(comp.result)
+
+
+def test_variable_name_ending_in_underscore_is_rejected_at_class_creation():
+    from openmdao_like.errors import ModelError
+    with pytest.raises(ModelError, match=r'Bad\.x_: a variable name may not end with "_"'):
+        class Bad(Component):
+            x_ = Float(1.0, iotype='in')
