@@ -2,7 +2,8 @@
 
 ``SLSQPdriver``, ``COBYLAdriver`` and ``CONMINdriver`` are `ScipyOptimizer` with the method
 fixed (CONMIN's feasible-directions method is not available; SLSQP solves the same problems);
-``DOEdriver`` is `DOEDriver`; ``BroydenSolver``-style solvers are not provided.
+``DOEdriver`` is `DOEDriver` with classic's ``DOEgenerator`` and ``case_outputs`` names.
+Not provided: classic's ``BroydenSolver``, ``NewtonSolver`` and the genetic optimizer.
 """
 
 from __future__ import annotations
@@ -48,7 +49,28 @@ class CONMINdriver(_ClassicOptimizer):
     """Classic ``CONMINdriver``, served by SLSQP (a gradient method for the same problems)."""
 
 
-DOEdriver = DOEDriver
+class DOEdriver(DOEDriver):
+    """Classic ``DOEdriver``: `DOEDriver` whose generator is also reachable as
+    ``DOEgenerator`` and whose ``case_outputs`` list adds responses."""
+
+    @property
+    def DOEgenerator(self) -> Any:
+        """Classic name of ``generator``."""
+        return self.generator
+
+    @DOEgenerator.setter
+    def DOEgenerator(self, value: Any) -> None:
+        self.generator = value
+
+    @property
+    def case_outputs(self) -> list[str]:
+        """Classic (before ``add_response``) list of the outputs to collect for every case."""
+        return self.get_responses()
+
+    @case_outputs.setter
+    def case_outputs(self, paths: list[str]) -> None:
+        for path in paths:
+            self.add_response(path)
 
 __all__ = ['SLSQPdriver', 'COBYLAdriver', 'CONMINdriver', 'DOEdriver', 'CaseIteratorDriver',
            'FixedPointIterator']

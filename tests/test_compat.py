@@ -10,6 +10,7 @@ PORTED_IMPORTS = {
     'from openmdao.main.api import': 'from openmdao_like import',
     'from openmdao.lib.datatypes.api import': 'from openmdao_like import',
     'from openmdao.lib.drivers.api import': 'from openmdao_like.compat import',
+    'from openmdao.lib.doegenerators.api import': 'from openmdao_like.drivers.doe import',
 }
 
 CLASSIC_PARABOLOID = '''
@@ -119,6 +120,37 @@ prob.dis1.x1 = 1.0
 '''
 
 
+CLASSIC_DOE = '''
+from openmdao.main.api import Assembly, Component, set_as_top
+from openmdao.lib.datatypes.api import Float
+from openmdao.lib.drivers.api import DOEdriver
+from openmdao.lib.doegenerators.api import FullFactorial
+
+
+class Paraboloid(Component):
+    x = Float(0.0, iotype='in')
+    y = Float(0.0, iotype='in')
+    f_xy = Float(iotype='out')
+
+    def execute(self):
+        self.f_xy = (self.x-3.0)**2 + self.x*self.y + (self.y+4.0)**2 - 3.0
+
+
+class Analysis(Assembly):
+    def configure(self):
+        self.add('paraboloid', Paraboloid())
+        self.add('driver', DOEdriver())
+        self.driver.workflow.add('paraboloid')
+        self.driver.DOEgenerator = FullFactorial(10)
+        self.driver.add_parameter('paraboloid.x', low=-50, high=50)
+        self.driver.add_parameter('paraboloid.y', low=-50, high=50)
+        self.driver.case_outputs = ['paraboloid.f_xy']
+
+
+analysis = set_as_top(Analysis())
+'''
+
+
 def port(source: str) -> str:
     """What a user does to port a classic model: rewrite the import lines, nothing else."""
     for old, new in PORTED_IMPORTS.items():
@@ -171,3 +203,16 @@ def test_classic_component_methods():
     comp.run()
     assert comp.exec_count == 1
     assert top.driver.get_parameters()['paraboloid.x'].low == -50.0
+
+
+def test_classic_doe_with_doegenerator_and_case_outputs():
+    top = run_classic(CLASSIC_DOE)['analysis']
+    top.run()
+    results = top.driver.results
+    assert len(results) == 100
+    assert {c.status for c in results} == {'ok'}
+    first = results[0]
+    assert (first.inputs['paraboloid.x'], first.inputs['paraboloid.y']) == (-50.0, -50.0)
+    assert first.outputs['paraboloid.f_xy'] == pytest.approx(
+        (-53.0)**2 + 2500.0 + (-46.0)**2 - 3.0)
+    assert top.driver.DOEgenerator is top.driver.generator
