@@ -18,7 +18,6 @@ A warm-up with a few cases checks, outside the timings, that each contender comp
 value and records every case. Sized for a noisy 2-core machine: under a minute.
 """
 
-import argparse
 import itertools
 import math
 import os
@@ -117,12 +116,5 @@ def body(rounds):
             baseline_name="openmdao", unit="cases/s", lower_is_better=False)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    args = parser.parse_args()
-    harness.main(lambda: body(args.rounds))
-
-
 if __name__ == "__main__":
-    main()
+    harness.rounds_main(__doc__, body)

@@ -25,7 +25,6 @@ installed are skipped with a note on stderr. Sized for a noisy 2-core machine: a
 minutes.
 """
 
-import argparse
 import functools
 import time
 
@@ -108,12 +107,5 @@ def _scaled_median(samples, index, scale):
     return None if value is None else value * scale
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    args = parser.parse_args()
-    harness.main(lambda: body(args.rounds))
-
-
 if __name__ == "__main__":
-    main()
+    harness.rounds_main(__doc__, body)

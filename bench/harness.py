@@ -17,6 +17,7 @@ Whatever the measured libraries print is sent to stderr (see ``main``), so that 
 only the JSON lines.
 """
 
+import argparse
 import contextlib
 import functools
 import gc
@@ -186,3 +187,12 @@ def main(body):
                 body()
         finally:
             os.chdir(cwd)
+
+
+def rounds_main(doc, body, default=5):
+    """Command line of a script whose only option is ``--rounds``: parse it, run ``body``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=default,
+                        help=f"interleaved rounds (default {default})")
+    args = parser.parse_args()
+    main(lambda: body(args.rounds))

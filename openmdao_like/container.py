@@ -192,6 +192,12 @@ class Container(HasTraits):
             raise ModelError(f'{self._where()}: no variable named {name!r} (variables: '
                              f'{", ".join(self._vars()) or "none"})') from None
 
+    def input_source(self, name: str) -> str | None:
+        """Path of the source connected to input ``name`` in the parent assembly, if any."""
+        conns = getattr(self.parent, '_connections', None)
+        conn = conns.get(f'{self.name}.{name}') if conns else None
+        return None if conn is None else conn.src
+
     def get_trait(self, name: str) -> Any:
         """The traits ``CTrait`` of variable ``name`` (classic API)."""
         self._var(name)
@@ -240,7 +246,7 @@ class Container(HasTraits):
     def get(self, path: str) -> Any:
         """Value of a variable or child at dotted ``path`` (``'a.b.x'``, ``'a.arr[2]'``)."""
         node, last = self._resolve_owner(path)
-        name, index = _split_index(last)
+        name, index = split_index(last)
         if name in node._children:
             value = node._children[name]
         elif name in node._vars() or (index is None and hasattr(node, name)):
@@ -258,7 +264,7 @@ class Container(HasTraits):
     def set(self, path: str, value: Any) -> None:
         """Set the variable at dotted ``path`` (validated; ``'arr[1]'`` sets one element)."""
         node, last = self._resolve_owner(path)
-        name, index = _split_index(last)
+        name, index = split_index(last)
         node._var(name)
         if index:
             # set the element in a copy, then assign the whole value so that the variable's
@@ -341,7 +347,7 @@ def _class_vars(cls: type) -> dict[str, Variable]:
     return cached
 
 
-def _split_index(name: str) -> tuple[str, tuple[int, ...] | None]:
+def split_index(name: str) -> tuple[str, tuple[int, ...] | None]:
     """``'x[1][2]'`` -> ``('x', (1, 2))``; ``'x'`` -> ``('x', None)``."""
     if '[' not in name:
         return name, None

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from ..cases import FAILED, OK, Case, failed_value
-from ..container import _split_index
+from ..container import split_index
 from ..errors import CaseError, ExpressionError, describe
 from ..execution.base import BrokenExecutor, CaseOutcome, Executor, SerialExecutor
 from ..execution.local import LocalExecutor
@@ -245,7 +245,7 @@ class CaseIteratorDriver(Driver):
                 raise fail(f'an unknown path: {owner._where()!r} has no component {head!r}')
             owner = child
         try:
-            name, index = _split_index(last)
+            name, index = split_index(last)
         except Exception:
             raise fail(f'a malformed path (expected name or name[int] after the last dot)'
                        ) from None
@@ -257,11 +257,9 @@ class CaseIteratorDriver(Driver):
                        f'(its inputs: {", ".join(inputs) or "none"})')
         if var.iotype != 'in':
             raise fail(f'an output of {owner._where()!r}')
-        asm = owner.parent if owner is not scope else None
-        conn = getattr(asm, '_connections', {}).get(f'{owner.name}.{name}') \
-            if asm is not None else None
-        if conn is not None:
-            raise fail(f'an input connected to {conn.src!r}')
+        source = owner.input_source(name) if owner is not scope else None
+        if source is not None:
+            raise fail(f'an input connected to {source!r}')
         return owner, name, index
 
     # -- running one case (in this process or in a worker) -------------------------------------

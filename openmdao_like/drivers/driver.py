@@ -162,12 +162,9 @@ class Driver(Component):
                                   f'{scope._where()!r}') from None
         if var.iotype != 'in':
             raise ExpressionError(f'{where}: {path!r} is an output; a parameter must be an input')
-        asm = owner.parent if owner is not scope else None
-        key = f'{owner.name}.{name}' if asm is not None else name
-        conn = (asm or scope)._connections.get(key) if hasattr(asm or scope, '_connections') \
-            else None
-        if conn is not None:
-            raise ExpressionError(f'{where}: {path!r} is connected to {conn.src!r}; a parameter '
+        source = owner.input_source(name) if owner is not scope else None
+        if source is not None:
+            raise ExpressionError(f'{where}: {path!r} is connected to {source!r}; a parameter '
                                   f'cannot drive a connected input')
         return var
 

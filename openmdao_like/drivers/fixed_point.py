@@ -20,7 +20,7 @@ from ..errors import ConfigError, ConvergenceError
 from ..workflow import Workflow
 from .driver import Driver
 from .parameters import Parameter
-from .scipy_optimizer import _positive_setting, _who
+from .options import positive_setting, who
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ class FixedPointIterator(Driver):
         self._old: list[Any] = []
         self._worst = ''
 
-    tolerance = _positive_setting('tolerance', float, 'Convergence tolerance.')
-    max_iterations = _positive_setting('max_iterations', int, 'Passes allowed.')
+    tolerance = positive_setting('tolerance', float, 'Convergence tolerance.')
+    max_iterations = positive_setting('max_iterations', int, 'Passes allowed.')
 
     @property
     def max_iteration(self) -> int:
@@ -152,7 +152,7 @@ class FixedPointIterator(Driver):
         """(parameter, expression giving its next value, constraint text) for each parameter."""
         params = list(self._parameters.values())
         cons = list(self._constraints.values())
-        where = f'{_who(self)}: cannot close the loop'
+        where = f'{who(self)}: cannot close the loop'
         if len(params) != len(cons):
             raise ConfigError(f'{where}: expected one equality constraint per parameter, got '
                               f'{len(params)} parameters ({", ".join(self._parameters)}) and '
@@ -220,6 +220,6 @@ class FixedPointIterator(Driver):
         """A `ConvergenceError` message naming the solver, the numbers and the cycle."""
         members = [m for group in self._cycles for m in group] or self._workflow.get_names()
         change = self.history[-1] if self.history else float('nan')
-        return (f'{_who(self)}: {what}: largest change {change:.6g} (in {self._worst}) is not '
+        return (f'{who(self)}: {what}: largest change {change:.6g} (in {self._worst}) is not '
                 f'below the tolerance {self.tolerance:g}; cycle members: {", ".join(members)}; '
                 f'fed back: {", ".join(self.feedback + [t for _, _, t in self._pairs]) or "none"}')

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..errors import ConfigError, ExpressionError, ValidationError, describe
 from .driver import Driver
+from .options import positive_setting, who
 
 logger = logging.getLogger(__name__)
 
@@ -28,31 +29,6 @@ _GRADIENT = frozenset({'SLSQP', 'trust-constr', 'L-BFGS-B', 'TNC'})
 _CONSTRAINED = frozenset({'SLSQP', 'COBYLA', 'COBYQA', 'trust-constr'})
 #: Name of the option that limits the iterations, where it is not ``maxiter``.
 _MAXITER_OPTION = {'TNC': 'maxfun'}
-
-
-def _positive(owner: str, name: str, value: Any, kind: type) -> Any:
-    """``value`` if it is a positive ``kind`` (ints accepted for floats), else raise."""
-    ok_types = (int, float, np.integer, np.floating) if kind is float else (int, np.integer)
-    if isinstance(value, bool) or not isinstance(value, ok_types) or not value > 0:
-        raise ValidationError(f'{owner}: {name} must be a positive {kind.__name__}, got '
-                              f'{describe(value)}')
-    return kind(value)
-
-
-def _who(driver: Any) -> str:
-    """A driver's path and type, for messages (just the type before it joins a model)."""
-    where, kind = driver._where(), type(driver).__name__
-    return where if where == kind else f'{where} ({kind})'
-
-
-def _positive_setting(name: str, kind: type, doc: str) -> property:
-    """A driver setting that must be a positive ``kind``, checked whenever it is set."""
-    def fget(self: Any) -> Any:
-        return getattr(self, f'_{name}')
-
-    def fset(self: Any, value: Any) -> None:
-        setattr(self, f'_{name}', _positive(_who(self), name, value, kind))
-    return property(fget, fset, doc=doc)
 
 
 class _DesignSpace:
@@ -155,13 +131,13 @@ class ScipyOptimizer(Driver):
     def method(self, value: str) -> None:
         canonical = _BY_LOWER.get(value.lower()) if isinstance(value, str) else None
         if canonical is None:
-            raise ValidationError(f'{_who(self)}: method must be one of '
+            raise ValidationError(f'{who(self)}: method must be one of '
                                   f'{", ".join(METHODS)}; got {describe(value)}')
         self._method = canonical
 
-    tol = _positive_setting('tol', float, 'Convergence tolerance.')
-    maxiter = _positive_setting('maxiter', int, 'Iteration limit.')
-    fd_step = _positive_setting('fd_step', float, 'Default finite-difference step (driver units).')
+    tol = positive_setting('tol', float, 'Convergence tolerance.')
+    maxiter = positive_setting('maxiter', int, 'Iteration limit.')
+    fd_step = positive_setting('fd_step', float, 'Default finite-difference step (driver units).')
 
     @property
     def options(self) -> dict[str, Any]:
@@ -171,14 +147,14 @@ class ScipyOptimizer(Driver):
     @options.setter
     def options(self, value: dict[str, Any] | None) -> None:
         if value is not None and not isinstance(value, dict):
-            raise ValidationError(f'{_who(self)}: options must be a dict, got '
+            raise ValidationError(f'{who(self)}: options must be a dict, got '
                                   f'{describe(value)}')
         self._options = dict(value or {})
 
     # -- running --------------------------------------------------------------------------------
     def _check_problem(self) -> None:
         """Raise `ConfigError` unless the problem suits the method."""
-        where = f'{_who(self)}, method {self.method!r}'
+        where = f'{who(self)}, method {self.method!r}'
         if not self._parameters:
             raise ConfigError(f'{where}: no parameters; add some with add_parameter()')
         if not self._objectives:
