@@ -1,0 +1,212 @@
+"""`PkgResourcesFactory`: creates classes that installed distributions register as entry points
+(``[project.entry-points."openmdao_like.component"]`` and the other groups of `GROUPS`)."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from .base import GROUPS, Factory, TypeInfo, remote_request
+from .versions import version_key, version_matches
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    """One entry point of one distribution."""
+
+    name: str
+    group: str
+    value: str          # 'module:attr'
+    distribution: str
+    version: str
+    site: str | None    # the directory holding the distribution, when found on a search path
+
+    @property
+    def info(self) -> TypeInfo:
+        return TypeInfo(self.name, self.version, self.distribution, self.group)
+
+
+class PkgResourcesFactory(Factory):
+    """Finds classes by entry-point name in the groups of `GROUPS`.
+
+    The entry points are read once (and again when a name is missing and the search path has
+    changed since, e.g. after ``pip install``); a requested ``version`` is checked against the
+    distribution's metadata before anything is imported.
+
+    Parameters
+    ----------
+    groups : iterable of str
+        Entry-point groups to search (default: all of `GROUPS`).
+    search_path : list of str, optional
+        Directories to look for distributions in, e.g. the site-packages of other environments
+        (default: ``sys.path``). A class found outside ``sys.path`` is imported with its
+        directory appended to ``sys.path``.
+    """
+
+    def __init__(self, groups: Iterable[str] = GROUPS, search_path: Iterable[str] | None = None):
+        self.groups = tuple(groups)
+        self.search_path = None if search_path is None else [os.path.abspath(p)
+                                                             for p in search_path]
+        self._lock = threading.RLock()
+        self._index: dict[str, list[_Entry]] | None = None
+        self._by_value: dict[str, _Entry] = {}
+        self._fingerprint: tuple = ()
+        self._classes: dict[_Entry, type] = {}
+
+    def __repr__(self) -> str:
+        where = '' if self.search_path is None else f'search_path={self.search_path!r}'
+        return f'PkgResourcesFactory({where})'
+
+    # -- the index ------------------------------------------------------------------------------
+    def _paths(self) -> list[str]:
+        return self.search_path if self.search_path is not None else list(sys.path)
+
+    def _current_fingerprint(self) -> tuple:
+        """Which directories are searched and when each last changed (installs touch them)."""
+        marks = []
+        for path in self._paths():
+            try:
+                marks.append((path, os.stat(path or '.').st_mtime_ns))
+            except OSError:
+                marks.append((path, None))
+        return tuple(marks)
+
+    def refresh(self) -> None:
+        """Read the entry points again (after installing or removing a distribution)."""
+        import importlib.metadata as metadata  # imported when first needed: ~10 ms
+        with self._lock:
+            importlib.invalidate_caches()
+            fingerprint = self._current_fingerprint()
+            index: dict[str, list[_Entry]] = {}
+            by_value: dict[str, _Entry] = {}
+            seen = set()
+            for dist in metadata.distributions(path=self._paths()):
+                try:
+                    dist_name = dist.metadata['Name']
+                    dist_version = dist.version
+                    eps = [ep for ep in dist.entry_points if ep.group in self.groups]
+                except Exception as exc:  # a broken installed distribution must not stop us
+                    logger.warning('skipping an unreadable distribution at %s: %s',
+                                   getattr(dist, '_path', '?'), exc)
+                    continue
+                if not eps:
+                    continue
+                site = None
+                if self.search_path is not None:
+                    site = os.path.abspath(str(dist.locate_file('')))
+                for ep in eps:
+                    key = (ep.name, ep.group, dist_name, dist_version)
+                    if key in seen:  # one distribution seen twice on the path
+                        continue
+                    seen.add(key)
+                    entry = _Entry(ep.name, ep.group, ep.value, dist_name, dist_version, site)
+                    index.setdefault(ep.name, []).append(entry)
+                    by_value.setdefault(ep.value, entry)
+            for entries in index.values():
+                entries.sort(key=lambda e: self.groups.index(e.group))
+            self._index, self._by_value, self._fingerprint = index, by_value, fingerprint
+            self._classes = {e: c for e, c in self._classes.items()
+                             if e in index.get(e.name, ())}
+
+    def _entries(self, typname: str) -> list[_Entry]:
+        """The entry points named ``typname`` (reading the index again if it may be stale)."""
+        index = self._index
+        if index is None:
+            self.refresh()
+            index = self._index
+        found = index.get(typname)
+        if found is None and self._current_fingerprint() != self._fingerprint:
+            self.refresh()
+            found = self._index.get(typname)
+        return found or []
+
+    # -- Factory --------------------------------------------------------------------------------
+    def _match(self, typname: str, version: str | None) -> _Entry | None:
+        for entry in self._entries(typname):
+            if version_matches(version, entry.version):
+                return entry
+        return None
+
+    def find_class(self, typname: str, version: str | None = None) -> type | None:
+        entry = self._match(typname, version)
+        return None if entry is None else self._load(entry)
+
+    def create(self, typname: str, version: str | None = None, server: Any = None,
+               res_desc: dict | None = None, **ctor_args: Any) -> Any:
+        if server is not None or res_desc:
+            return None
+        entry = self._match(typname, version)
+        if entry is None:
+            return None
+        return self._load(entry)(**ctor_args)
+
+    def _load(self, entry: _Entry) -> type:
+        cls = self._classes.get(entry)
+        if cls is not None:
+            return cls
+        with self._lock:
+            if entry.site is not None and entry.site not in sys.path:
+                sys.path.append(entry.site)
+            module_name, _, attr = entry.value.partition(':')
+            obj: Any = importlib.import_module(module_name.strip())
+            for part in attr.strip().split('.') if attr.strip() else ():
+                obj = getattr(obj, part)
+            if not isinstance(obj, type):
+                raise TypeError(f'entry point {entry.name!r} of {entry.distribution} '
+                                f'{entry.version} ({entry.group}) refers to {entry.value!r}, '
+                                f'which is not a class')
+            self._classes[entry] = obj
+            return obj
+
+    def why_not(self, typname: str, version: str | None = None, server: Any = None,
+                res_desc: dict | None = None) -> str:
+        remote = remote_request(server, res_desc)
+        if remote:
+            return remote
+        entries = self._entries(typname)
+        if not entries:
+            return f'no entry point named {typname!r} in groups {", ".join(self.groups)}'
+        have = ', '.join(f'{e.version} ({e.distribution})' for e in entries)
+        return f'version {version} requested, installed: {have}'
+
+    def get_available_types(self, groups: Any = None) -> list[TypeInfo]:
+        if self._index is None:
+            self.refresh()
+        wanted = _as_groups(groups)
+        return sorted((e.info for entries in self._index.values() for e in entries
+                       if wanted is None or e.group in wanted),
+                      key=lambda t: (t.name, version_key(t.version)))
+
+    def type_info(self, cls: type) -> TypeInfo | None:
+        if self._index is None:
+            self.refresh()
+        entry = self._by_value.get(f'{cls.__module__}:{cls.__qualname__}')
+        if entry is not None:
+            return entry.info
+        # an entry point may name a re-export ('pkg:Class' for pkg.module.Class): load only the
+        # entry points of cls's own top-level package to compare
+        top = cls.__module__.partition('.')[0]
+        for value, entry in list(self._by_value.items()):
+            if value.partition(':')[0].strip().partition('.')[0] == top:
+                try:
+                    if self._load(entry) is cls:
+                        return entry.info
+                except Exception:  # a broken plugin does not decide how cls is named
+                    continue
+        return None
+
+
+def _as_groups(groups: Any) -> set[str] | None:
+    """None, one group or several -> a set of full group names (short names allowed)."""
+    if groups is None:
+        return None
+    if isinstance(groups, str):
+        groups = [groups]
+    return {g if g.startswith('openmdao_like.') else f'openmdao_like.{g}' for g in groups}
