@@ -4,20 +4,21 @@ The user API follows OpenMDAO "classic": components with typed, unit-carrying va
 assemblies that connect them, and drivers that iterate them.
 """
 
+__version__ = '0.1.0'
+
 from .assembly import Assembly
 from .component import Component
 from .container import Container, set_as_top
 from .drivers import Driver
-from .factories import create, get_available_types, register_factory, remove_factory
 from .errors import (ConfigError, ConnectError, ConvergenceError, ExpressionError, ModelError,
                      PathError, ValidationError)
+from .factories import create, get_available_types, register_factory, remove_factory
+from .persistence import load
 from .variables import (Array, Bool, Dict, Enum, File, FileRef, Float, Instance, Int, List, Str,
                         Variable)
 from .workflow import Dataflow, SequentialWorkflow
 
-__version__ = '0.1.0'
-
-__all__ = ['create', 'register_factory', 'remove_factory', 'get_available_types',
+__all__ = ['create', 'load', 'register_factory', 'remove_factory', 'get_available_types',
            'Component', 'Assembly', 'Container', 'Driver', 'set_as_top',
            'Float', 'Int', 'Bool', 'Str', 'Enum', 'Array', 'List', 'Dict', 'Instance', 'File',
            'FileRef', 'Variable', 'Dataflow', 'SequentialWorkflow',

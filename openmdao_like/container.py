@@ -313,6 +313,15 @@ class Container(HasTraits):
                             f'directory {root!r}, got {self._directory!r}')
         return full
 
+    #: `save` delegates to this; set by ``openmdao_like.persistence`` (a higher layer).
+    _saver: Any = None
+
+    def save(self, path_or_stream: Any, fmt: str | None = None,
+             include_files: bool = False) -> None:
+        """Save this object and everything below it (``fmt='pickle'`` or ``'yaml'``; see
+        `openmdao_like.persistence.save`)."""
+        Container._saver(self, path_or_stream, fmt=fmt, include_files=include_files)
+
     def pre_delete(self) -> None:
         """Called before the container is discarded (classic API); children first."""
         for child in self._children.values():

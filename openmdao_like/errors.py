@@ -14,11 +14,14 @@ was given, so a user can find the offending line of a model without a debugger::
         │   └── ConvergenceError                 an iterative solver did not converge
         ├── CaseError                     a case could not be run (carries the traceback text)
         ├── RecorderError (+ValueError)   a case file cannot be written or read as its format says
+        ├── PersistenceError (+ValueError)  a model file cannot be written or read as its format says
+        │   └── VersionMismatchError        a saved model names versions that are not installed
         ├── RemoteError                   a remote call failed (later issues)
         ├── AllocationError               no resource could be allocated (later issues)
         └── JobError                      a batch job failed (later issues)
 
-`ValidationError`, `ConnectError`, `ExpressionError`, `PathError` and `RecorderError` are also
+`ValidationError`, `ConnectError`, `ExpressionError`, `PathError`, `RecorderError` and
+`PersistenceError` are also
 `ValueError`s, so code written for classic OpenMDAO that catches `ValueError` keeps working.
 """
 
@@ -67,6 +70,26 @@ class CaseError(OpenMDAOLikeError):
 
 class RecorderError(OpenMDAOLikeError, ValueError):
     """A case recorder was used wrongly, or a case file is not what its format says."""
+
+
+class PersistenceError(OpenMDAOLikeError, ValueError):
+    """A model cannot be saved in the format asked for, or a model file is not what its format
+    says (unknown format, truncated, malformed, naming classes that cannot be created here)."""
+
+
+class VersionMismatchError(PersistenceError):
+    """A saved model names distribution versions that are not the ones installed here.
+
+    ``mismatches`` lists them (class, distribution, saved version, installed version or None).
+    """
+
+    def __init__(self, msg: str, mismatches: list | None = None):
+        super().__init__(msg)
+        self.mismatches = list(mismatches or ())
+
+
+class VersionMismatchWarning(UserWarning):
+    """A model was loaded although it was saved with other distribution versions."""
 
 
 class RemoteError(OpenMDAOLikeError):

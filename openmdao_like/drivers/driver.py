@@ -262,6 +262,10 @@ class Driver(Component):
         self._responses[expr] = resp
         return resp
 
+    def clear_responses(self) -> None:
+        """Remove every response."""
+        self._responses.clear()
+
     def get_responses(self) -> list[str]:
         """The response expressions, in the order added."""
         return list(self._responses)

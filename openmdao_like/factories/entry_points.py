@@ -59,6 +59,7 @@ class PkgResourcesFactory(Factory):
         self._by_value: dict[str, _Entry] = {}
         self._fingerprint: tuple = ()
         self._classes: dict[_Entry, type] = {}
+        self._infos: dict[type, TypeInfo | None] = {}
 
     def __repr__(self) -> str:
         where = '' if self.search_path is None else f'search_path={self.search_path!r}'
@@ -114,6 +115,7 @@ class PkgResourcesFactory(Factory):
             self._index, self._by_value, self._fingerprint = index, by_value, fingerprint
             self._classes = {e: c for e, c in self._classes.items()
                              if e in index.get(e.name, ())}
+            self._infos = {}
 
     def _entries(self, typname: str) -> list[_Entry]:
         """The entry points named ``typname`` (reading the index again if it may be stale)."""
@@ -187,6 +189,13 @@ class PkgResourcesFactory(Factory):
     def type_info(self, cls: type) -> TypeInfo | None:
         if self._index is None:
             self.refresh()
+        try:
+            return self._infos[cls]
+        except KeyError:
+            info = self._infos[cls] = self._find_info(cls)
+            return info
+
+    def _find_info(self, cls: type) -> TypeInfo | None:
         entry = self._by_value.get(f'{cls.__module__}:{cls.__qualname__}')
         if entry is not None:
             return entry.info

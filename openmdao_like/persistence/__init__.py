@@ -1,0 +1,31 @@
+"""Saving and loading whole models: ``obj.save(path, fmt='pickle'|'yaml')`` and
+``openmdao_like.load(path)``.
+
+::
+
+    top.save('model.yaml')                        # readable, diffable; loads without running
+    top.save('model.pkl')                         # exact and fast (cloudpickle)
+    top.save('run1.zip', include_files=True)      # the model plus the files it refers to
+    top = load('model.yaml')                      # header checked first
+
+Both formats start with a header: the format version, the Python version and, for every class
+in the model, its name and the distribution and version that provide it. Loading checks it
+before anything is built: a class whose distribution is missing or at another version raises
+`VersionMismatchError` listing each, unless ``on_version_mismatch='warn'`` (or a policy
+registered with `register_version_policy`, such as the remote layer's ``'isolate'``).
+
+A YAML model file is read with a safe loader: it can make loading create only model types
+(components, drivers, variables, workflows, DOE generators, recorders, executors and classes
+registered as openmdao_like entry points). A pickle runs code as it loads: load pickles only
+from sources you trust.
+"""
+
+from ..container import Container
+from .api import FORMATS, load, read_header, save
+from .header import FORMAT, Mismatch, register_version_policy
+from .safety import register_safe_base
+
+Container._saver = save
+
+__all__ = ['save', 'load', 'read_header', 'register_version_policy', 'register_safe_base',
+           'Mismatch', 'FORMAT', 'FORMATS']

@@ -1,0 +1,306 @@
+"""`save` and `load`: a model (any component, assembly or whole model) to a file or stream in
+the ``pickle`` or ``yaml`` format, optionally with the files its File variables refer to, and
+back — the header checked before anything is built."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import zipfile
+from typing import IO, Any, Iterable
+
+from ..container import Container, set_as_top
+from ..errors import PersistenceError, describe as describe_value
+from ..factories import TypeInfo, factory_manager
+from .archive import Archive, model_files, write_atomic, write_directory, write_zip
+from .build import Builder
+from .describe import Describer
+from .header import (FORMAT, check_structure, find_mismatches, make_header, resolve_policy)
+from .settings import read_settings
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ('pickle', 'yaml')
+#: First line of the pickle format (then one line of JSON header, then the cloudpickle data).
+PICKLE_MAGIC = b'OPENMDAO_LIKE_MODEL pickle\n'
+_ZIP_MAGIC = b'PK\x03\x04'
+_YAML_COMMENT = ('# openmdao_like model. First document: the header (format, Python and the '
+                 'version of every\n# class used); second: the model. Read it with '
+                 'openmdao_like.load(path).\n')
+
+
+# -- saving ----------------------------------------------------------------------------------------
+def save(obj: Container, path_or_stream: Any, fmt: str | None = None,
+         include_files: bool = False) -> None:
+    """Save ``obj`` and everything below it.
+
+    ``fmt`` is ``'pickle'`` (exact, fast; cloudpickle) or ``'yaml'`` (readable and diffable;
+    loaded without running code from the file); by default ``'yaml'`` for a path ending in
+    ``.yaml``/``.yml``, else ``'pickle'``. With ``include_files`` the files that File variables
+    refer to are saved too: ``path`` becomes a directory (or a zip when it ends in ``.zip`` or
+    is a stream) holding the model and ``files/``.
+    """
+    if not isinstance(obj, Container):
+        raise TypeError(f'save: expected a Component, Assembly or Driver, got '
+                        f'{describe_value(obj)}')
+    fmt = _format_for(path_or_stream, fmt)
+    files = list(model_files(obj)) if include_files else []
+    data = dump_yaml(obj) if fmt == 'yaml' else dump_pickle(obj)
+    if isinstance(path_or_stream, (str, os.PathLike)):
+        path = os.fspath(path_or_stream)
+        if include_files:
+            if path.endswith('.zip'):
+                write_zip(path, fmt, data, files)
+            else:
+                write_directory(path, fmt, data, files)
+        else:
+            write_atomic(path, data)
+        logger.info('saved %s as %s to %s (%d bytes, %d files)', obj._where(), fmt, path,
+                    len(data), len(files))
+        return
+    if not hasattr(path_or_stream, 'write'):
+        raise TypeError(f'save: expected a path or a writable stream, got '
+                        f'{describe_value(path_or_stream)}')
+    if include_files:
+        buffer = io.BytesIO()
+        write_zip(buffer, fmt, data, files)
+        data = buffer.getvalue()
+    if isinstance(path_or_stream, io.TextIOBase):
+        if fmt != 'yaml' or include_files:
+            raise TypeError(f'save: fmt={fmt!r}{" with files" if include_files else ""} '
+                            f'writes bytes; give a binary stream (open(path, "wb"))')
+        path_or_stream.write(data.decode('utf-8'))
+    else:
+        path_or_stream.write(data)
+
+
+def _format_for(target: Any, fmt: str | None) -> str:
+    if fmt is None:
+        name = os.fspath(target) if isinstance(target, (str, os.PathLike)) else ''
+        return 'yaml' if name.endswith(('.yaml', '.yml')) else 'pickle'
+    if fmt not in FORMATS:
+        raise PersistenceError(f'save: unknown format {fmt!r}; expected one of '
+                               f'{", ".join(map(repr, FORMATS))}')
+    return fmt
+
+
+def dump_yaml(obj: Container) -> bytes:
+    """The YAML format: header document, then the model document."""
+    from .yaml_io import dump_documents
+    describer = Describer()
+    model = describer.node(obj)
+    header = make_header(describer.classes.values(), 'yaml')
+    return dump_documents([header, model], _YAML_COMMENT).encode('utf-8')
+
+
+def dump_pickle(obj: Container) -> bytes:
+    """The pickle format: magic line, JSON header line, cloudpickle data."""
+    import cloudpickle
+    header = make_header(_classes(obj), 'pickle')
+    parent = obj.parent
+    obj.parent = None  # a saved component leaves its assembly behind
+    try:
+        payload = cloudpickle.dumps(obj, protocol=5)
+    finally:
+        obj.parent = parent
+    header['payload'] = {'bytes': len(payload), 'sha256': hashlib.sha256(payload).hexdigest()}
+    return PICKLE_MAGIC + json.dumps(header).encode('utf-8') + b'\n' + payload
+
+
+def _classes(obj: Container) -> Iterable[TypeInfo]:
+    """Every class in the model, for the pickle header: containers, variables, recorders and
+    the objects in drivers' settings."""
+    seen: set[type] = set()
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        seen.add(type(node))
+        seen.update(type(var) for var in node._vars().values())
+        for rec in getattr(node, 'recorders', None) or ():
+            seen.add(type(rec))
+        if hasattr(node, 'workflow'):
+            seen.add(type(node.workflow))
+            try:
+                settings = read_settings(node, node._where())
+            except PersistenceError:
+                settings = {}
+            seen.update(type(v) for v in settings.values()
+                        if v is not None and not isinstance(v, (bool, int, float, str, list,
+                                                                tuple, dict)))
+        stack.extend(node._children.values())
+    return [factory_manager.type_info(cls) for cls in seen]
+
+
+# -- loading ---------------------------------------------------------------------------------------
+def load(path_or_stream: Any, on_version_mismatch: Any = 'error',
+         directory: str | os.PathLike | None = None) -> Container:
+    """Load a model saved by `save` (either format, with or without files).
+
+    The header is checked first: a class whose distribution is missing or at another version
+    raises `VersionMismatchError` listing each (``on_version_mismatch='warn'`` loads anyway,
+    warning). The model becomes a top rooted at ``directory`` (default: the current directory),
+    where saved files are restored.
+    """
+    policy = resolve_policy(on_version_mismatch)
+    source, data, archive = _read_source(path_or_stream)
+    top_dir = os.path.abspath(os.fspath(directory) if directory is not None else os.getcwd())
+    if data.startswith(PICKLE_MAGIC):
+        header, payload = _split_pickle(data, source)
+        rows = check_structure(header, source)
+        mismatches = find_mismatches(rows)
+        if mismatches:
+            policy(mismatches, source)
+        if archive is not None:
+            archive.restore(top_dir)
+        obj = _unpickle(payload, source)
+    else:
+        docs, header = _yaml_header(data, source)
+        rows = check_structure(header, source)
+        mismatches = find_mismatches(rows)
+        creators = policy(mismatches, source) if mismatches else {}
+        versions = {row['class']: row.get('version') for row in rows}
+        _check_creatable(rows, creators, source)
+        model = _yaml_model(docs, data, source)
+        if archive is not None:
+            archive.restore(top_dir)
+        obj = Builder(source, versions, creators).build(model)
+    if not isinstance(obj, Container):
+        raise PersistenceError(f'{source}: holds {describe_value(obj)}, not a model object')
+    return set_as_top(obj, top_dir)
+
+
+def read_header(path_or_stream: Any) -> dict[str, Any]:
+    """The header of a saved model (format, Python, classes with distributions and versions)."""
+    source, data, _ = _read_source(path_or_stream)
+    if data.startswith(PICKLE_MAGIC):
+        header, _ = _split_pickle(data, source)
+    else:
+        _, header = _yaml_header(data, source)
+    check_structure(header, source)
+    return header
+
+
+def _read_source(target: Any) -> tuple[str, bytes, Archive | None]:
+    """(name for messages, the model bytes, the archive holding files if any)."""
+    if isinstance(target, (str, os.PathLike)):
+        path = os.fspath(target)
+        if os.path.isdir(path):
+            archive = Archive(path, root=path)
+            return path, archive.model_bytes(), archive
+        try:
+            with open(path, 'rb') as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            raise PersistenceError(f'{path}: no such model file') from None
+        except OSError as exc:
+            raise PersistenceError(f'{path}: cannot read it: {exc}') from None
+        source = path
+    elif hasattr(target, 'read'):
+        data = target.read()
+        if isinstance(data, str):
+            data = data.encode('utf-8')
+        source = getattr(target, 'name', None) or '<stream>'
+        source = str(source)
+    else:
+        raise TypeError(f'load: expected a path or a readable stream, got '
+                        f'{describe_value(target)}')
+    if not data:
+        raise PersistenceError(f'{source}: empty file (expected an openmdao_like model)')
+    if data.startswith(_ZIP_MAGIC):
+        try:
+            archive = Archive(source, zf=zipfile.ZipFile(io.BytesIO(data)))
+        except zipfile.BadZipFile as exc:
+            raise PersistenceError(f'{source}: damaged or truncated zip archive: {exc}') \
+                from None
+        return source, archive.model_bytes(), archive
+    return source, data, None
+
+
+def _split_pickle(data: bytes, source: str) -> tuple[Any, bytes]:
+    end = data.find(b'\n', len(PICKLE_MAGIC))
+    if end < 0:
+        raise PersistenceError(f'{source}: truncated: the header line is incomplete')
+    try:
+        header = json.loads(data[len(PICKLE_MAGIC):end])
+    except ValueError as exc:
+        raise PersistenceError(f'{source}: the header line is not valid JSON: {exc}') from None
+    payload = data[end + 1:]
+    info = header.get('payload') if isinstance(header, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get('bytes'), int):
+        raise PersistenceError(f'{source}: header: expected payload {{bytes, sha256}}')
+    if len(payload) != info['bytes']:
+        raise PersistenceError(f'{source}: truncated: the header announces {info["bytes"]} '
+                               f'bytes of model data, the file holds {len(payload)}')
+    if hashlib.sha256(payload).hexdigest() != info.get('sha256'):
+        raise PersistenceError(f'{source}: the model data is corrupted (its sha256 does not '
+                               f'match the header)')
+    return header, payload
+
+
+def _unpickle(payload: bytes, source: str) -> Any:
+    import pickle
+    try:
+        return pickle.loads(payload)
+    except Exception as exc:
+        raise PersistenceError(f'{source}: cannot unpickle the model: {type(exc).__name__}: '
+                               f'{exc}') from exc
+
+
+def _yaml_header(data: bytes, source: str) -> tuple[Any, Any]:
+    from .yaml_io import load_documents
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise PersistenceError(f'{source}: not an openmdao_like model file (neither the pickle '
+                               f'format, a zip archive nor UTF-8 YAML)') from None
+    docs = load_documents(text)
+    return docs, _next_document(docs, source, 'header')
+
+
+def _yaml_model(docs: Any, data: bytes, source: str) -> Any:
+    model = _next_document(docs, source, 'model')
+    if not data.rstrip().endswith(b'\n...'):
+        raise PersistenceError(f'{source}: truncated: the model document does not end with '
+                               f'the "..." line that closes every saved model')
+    return model
+
+
+def _next_document(docs: Any, source: str, what: str) -> Any:
+    import yaml
+    try:
+        return next(docs)
+    except StopIteration:
+        raise PersistenceError(f'{source}: truncated: no {what} document') from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f'line {mark.line + 1}, column {mark.column + 1}' if mark else 'unknown place'
+        raise PersistenceError(f'{source}: malformed YAML at {where}: '
+                               f'{exc.problem or exc.context}') from None
+    except yaml.YAMLError as exc:
+        raise PersistenceError(f'{source}: malformed YAML: {exc}') from None
+
+
+def _check_creatable(rows: list[dict[str, Any]], creators: dict, source: str) -> None:
+    """Every class of the header can be found here (before anything is built)."""
+    missing = []
+    for row in rows:
+        name = row['class']
+        if name in creators:
+            continue
+        try:
+            factory_manager.find_class(name)
+        except NameError:
+            dist = row.get('distribution')
+            need = (f'install distribution {dist} {row.get("version")}' if dist else
+                    'it was saved from a module that no distribution provides: make that '
+                    'module importable')
+            missing.append(f'  {name}: {need}')
+    if missing:
+        raise PersistenceError(f'{source}: classes that no factory can create here:\n' +
+                               '\n'.join(missing))
+
+
+__all__ = ['save', 'load', 'read_header', 'FORMATS', 'FORMAT']

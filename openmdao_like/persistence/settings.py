@@ -1,0 +1,72 @@
+"""An object's settings: the values of its constructor arguments, read back from the attributes
+of the same names. Saving records them; loading passes those of the class's own ``__init__`` to
+the constructor and sets the others (inherited settings, e.g. ``SLSQPdriver.tol``) afterwards."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any
+
+from traits.api import HasTraits
+
+from ..errors import PersistenceError
+
+_STOP = (object, HasTraits)
+
+
+@functools.lru_cache(maxsize=None)
+def signature_params(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
+    """(own, inherited, required): argument names of ``cls.__init__``, those of the
+    ``__init__``s further up the MRO, and the own ones without a default."""
+    own: list[str] = []
+    inherited: list[str] = []
+    required: set[str] = set()
+    seen_inits = set()
+    first = True
+    for klass in cls.__mro__:
+        if klass in _STOP or klass.__module__.startswith('traits.'):
+            break
+        init = klass.__dict__.get('__init__')
+        if init is None or init in seen_inits:
+            continue
+        seen_inits.add(init)
+        try:
+            params = list(inspect.signature(init).parameters.values())[1:]
+        except (TypeError, ValueError):
+            continue
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) or p.name in own or \
+                    p.name in inherited:
+                continue
+            (own if first else inherited).append(p.name)
+            if first and p.default is p.empty:
+                required.add(p.name)
+        first = False
+    return tuple(own), tuple(inherited), frozenset(required)
+
+
+def read_settings(obj: Any, where: str) -> dict[str, Any]:
+    """``{argument: value}`` for every constructor argument of ``obj``'s class (and its bases)
+    readable as an attribute of the same name. Raises `PersistenceError` when a required
+    argument cannot be read back."""
+    own, inherited, required = signature_params(type(obj))
+    found: dict[str, Any] = {}
+    for name in own + inherited:
+        try:
+            found[name] = getattr(obj, name)
+        except AttributeError:
+            if name in required:
+                raise PersistenceError(
+                    f'{where}: {type(obj).__name__}() needs argument {name!r}, but the object '
+                    f'has no attribute {name!r} to read it back from; store it as '
+                    f'self.{name} or save with fmt="pickle"') from None
+    return found
+
+
+def split_settings(cls: type, settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(constructor keyword arguments, attributes to set after construction)."""
+    own, _, _ = signature_params(cls)
+    ctor = {k: v for k, v in settings.items() if k in own}
+    later = {k: v for k, v in settings.items() if k not in own}
+    return ctor, later

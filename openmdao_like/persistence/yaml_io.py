@@ -1,0 +1,193 @@
+"""The YAML dialect of saved models: plain YAML plus a few tags for values that plain YAML
+cannot carry (``!array``, ``!tuple``, ``!file``, ``!class``, ``!object``), read with a safe
+loader that builds data only — a tagged ``!object`` becomes an `ObjectSpec`, which the model
+builder creates later, and only if it is of a type a model may contain."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import yaml
+
+_Dumper = getattr(yaml, 'CSafeDumper', yaml.SafeDumper)
+_Loader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+
+#: A list of at most this many scalars is written on one line (``[1.0, 2.0]``).
+FLOW_LIST_MAX = 16
+
+
+@dataclass(frozen=True)
+class ClassRef:
+    """``!class pkg.mod.Name``: a class named, not called (e.g. an Instance variable's class)."""
+
+    name: str
+
+
+@dataclass
+class ObjectSpec:
+    """``!object {class: name, args: {...}}``: an object to create from its settings."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class FileSpec:
+    """``!file {path, binary, content_type}``: a FileRef, relative to its owner's directory."""
+
+    path: str
+    binary: bool = False
+    content_type: str | None = None
+
+
+class Flow(list):
+    """A list written on one line."""
+
+
+class FlowMap(dict):
+    """A mapping written on one line (``{src: a.y, dest: b.x}``)."""
+
+
+class Dumper(_Dumper):
+    """Safe dumper with the tags above; stable (insertion) key order."""
+
+
+class Loader(_Loader):
+    """Safe loader with the tags above."""
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _represent_list(dumper: Dumper, data: list) -> yaml.Node:
+    flow = isinstance(data, Flow) or (len(data) <= FLOW_LIST_MAX and all(map(_scalar, data)))
+    return dumper.represent_sequence('tag:yaml.org,2002:seq', data, flow_style=flow)
+
+
+def _flow_nested(data: Any) -> Any:
+    return Flow(_flow_nested(x) for x in data) if isinstance(data, list) else data
+
+
+def _represent_flow_map(dumper: Dumper, data: FlowMap) -> yaml.Node:
+    return dumper.represent_mapping('tag:yaml.org,2002:map', data, flow_style=True)
+
+
+def _represent_array(dumper: Dumper, arr: np.ndarray) -> yaml.Node:
+    if arr.dtype.kind not in 'biuf':
+        raise yaml.representer.RepresenterError(f'cannot write an array of dtype {arr.dtype}')
+    body = {'dtype': arr.dtype.name, 'shape': Flow(arr.shape),
+            'data': _flow_nested(arr.tolist())}
+    return dumper.represent_mapping('!array', body, flow_style=False)
+
+
+def _represent_tuple(dumper: Dumper, data: tuple) -> yaml.Node:
+    return dumper.represent_sequence('!tuple', list(data), flow_style=all(map(_scalar, data)))
+
+
+def _represent_classref(dumper: Dumper, ref: ClassRef) -> yaml.Node:
+    return dumper.represent_scalar('!class', ref.name)
+
+
+def _represent_object(dumper: Dumper, spec: ObjectSpec) -> yaml.Node:
+    body: dict[str, Any] = {'class': spec.name}
+    if spec.args:
+        body['args'] = spec.args
+    return dumper.represent_mapping('!object', body)
+
+
+def _represent_file(dumper: Dumper, spec: FileSpec) -> yaml.Node:
+    body: dict[str, Any] = {'path': spec.path}
+    if spec.binary:
+        body['binary'] = True
+    if spec.content_type is not None:
+        body['content_type'] = spec.content_type
+    return dumper.represent_mapping('!file', body, flow_style=True)
+
+
+def _represent_numpy_scalar(dumper: Dumper, value: np.generic) -> yaml.Node:
+    return dumper.represent_data(value.item())
+
+
+Dumper.add_representer(list, _represent_list)
+Dumper.add_representer(Flow, _represent_list)
+Dumper.add_representer(FlowMap, _represent_flow_map)
+Dumper.add_representer(tuple, _represent_tuple)
+Dumper.add_representer(np.ndarray, _represent_array)
+Dumper.add_representer(ClassRef, _represent_classref)
+Dumper.add_representer(ObjectSpec, _represent_object)
+Dumper.add_representer(FileSpec, _represent_file)
+Dumper.add_multi_representer(np.generic, _represent_numpy_scalar)
+
+
+def _mapping(loader: Loader, node: yaml.Node, tag: str) -> dict[str, Any]:
+    if not isinstance(node, yaml.MappingNode):
+        raise yaml.constructor.ConstructorError(None, None, f'{tag} expects a mapping',
+                                                node.start_mark)
+    return loader.construct_mapping(node, deep=True)
+
+
+def _construct_array(loader: Loader, node: yaml.Node) -> np.ndarray:
+    body = _mapping(loader, node, '!array')
+    try:
+        dtype = np.dtype(str(body['dtype']))
+        if dtype.kind not in 'biuf':
+            raise TypeError(f'dtype {dtype} is not a number or bool type')
+        arr = np.array(body['data'], dtype=dtype)
+        return arr.reshape([int(n) for n in body['shape']])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise yaml.constructor.ConstructorError(
+            None, None, f'!array needs dtype, shape and data that agree: {exc}',
+            node.start_mark) from None
+
+
+def _construct_tuple(loader: Loader, node: yaml.Node) -> tuple:
+    if not isinstance(node, yaml.SequenceNode):
+        raise yaml.constructor.ConstructorError(None, None, '!tuple expects a sequence',
+                                                node.start_mark)
+    return tuple(loader.construct_sequence(node, deep=True))
+
+
+def _construct_classref(loader: Loader, node: yaml.Node) -> ClassRef:
+    return ClassRef(str(loader.construct_scalar(node)))
+
+
+def _construct_object(loader: Loader, node: yaml.Node) -> ObjectSpec:
+    body = _mapping(loader, node, '!object')
+    args = body.get('args') or {}
+    if not isinstance(body.get('class'), str) or not isinstance(args, dict) or \
+            set(body) - {'class', 'args'}:
+        raise yaml.constructor.ConstructorError(
+            None, None, '!object expects {class: dotted.Name, args: {...}}', node.start_mark)
+    return ObjectSpec(body['class'], args)
+
+
+def _construct_file(loader: Loader, node: yaml.Node) -> FileSpec:
+    body = _mapping(loader, node, '!file')
+    if not isinstance(body.get('path'), str) or set(body) - {'path', 'binary', 'content_type'}:
+        raise yaml.constructor.ConstructorError(
+            None, None, '!file expects {path: str, binary: bool, content_type: str}',
+            node.start_mark)
+    return FileSpec(body['path'], bool(body.get('binary', False)), body.get('content_type'))
+
+
+Loader.add_constructor('!array', _construct_array)
+Loader.add_constructor('!tuple', _construct_tuple)
+Loader.add_constructor('!class', _construct_classref)
+Loader.add_constructor('!object', _construct_object)
+Loader.add_constructor('!file', _construct_file)
+
+
+def dump_documents(documents: list[Any], comment: str = '') -> str:
+    """YAML text of ``documents`` (each starting with ``---``, the last ending with ``...``)."""
+    text = yaml.dump_all(documents, Dumper=Dumper, sort_keys=False, explicit_start=True,
+                         explicit_end=False, default_flow_style=False, allow_unicode=True,
+                         width=100)
+    return f'{comment}{text}...\n'
+
+
+def load_documents(text: str) -> Any:
+    """An iterator over the documents of ``text`` (parsed one at a time)."""
+    return yaml.load_all(text, Loader=Loader)
