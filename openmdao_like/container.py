@@ -330,9 +330,16 @@ class Container(HasTraits):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop('_var_cache', None)
+        # variables added to this instance (`add`, passthroughs) are not in the class
+        added = {name: ct.trait_type for name, ct in self._instance_traits().items()
+                 if ct.iotype in ('in', 'out') and not _is_items_event(ct)}
+        if added:
+            state['_added_vars'] = added
         return state
 
     def __setstate__(self, state):
+        for name, var in state.pop('_added_vars', {}).items():
+            self.add_trait(name, var)
         super().__setstate__(state)
         self.__dict__['_var_cache'] = None
         # `add` stores children straight into __dict__, which traits' state does not carry.

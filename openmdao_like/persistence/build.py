@@ -76,7 +76,7 @@ class Builder:
         ok = issubclass(cls, base) if base is not None else creatable_object_class(cls)
         if not ok:
             expected = (base.__name__ if isinstance(base, type) else
-                        ' or '.join(b.__name__ for b in base) if base else 'a model type')
+                        ' or '.join(b.__name__ for b in base) if base else 'model type')
             raise self.fail(where, f'{what} {name!r} is a {cls.__module__}.{cls.__qualname__}, '
                                    f'not a {expected}; a model file may only create model '
                                    f'types')
@@ -126,9 +126,11 @@ class Builder:
         return obj
 
     # -- the tree -------------------------------------------------------------------------------
-    def build(self, node: Any, where: str = '', existing: Container | None = None) -> Container:
-        """The container described by ``node``; ``existing`` (made by a parent's configure) is
-        kept when it has the same class and settings."""
+    def build(self, node: Any, where: str = '', existing: Container | None = None,
+              parent: Container | None = None, name: str = '') -> Container:
+        """The container described by ``node``, added to ``parent`` as ``name`` before its
+        contents are applied (so errors carry full paths); ``existing`` (made by the parent's
+        configure) is kept when it has the same class and settings."""
         if not isinstance(node, dict):
             raise self.fail(where, f'expected a mapping describing a model object, got '
                                    f'{describe_value(node)}')
@@ -143,6 +145,8 @@ class Builder:
             obj = existing
         else:
             obj = self.construct(cls, node['class'], settings, where)
+            if parent is not None:
+                parent.add(name, obj)
         self.apply(obj, node, where)
         return obj
 
@@ -195,10 +199,7 @@ class Builder:
         for name in [n for n in obj._children if n not in nodes]:
             obj.remove(name)
         for name, child_node in nodes.items():
-            current = obj._children.get(name)
-            child = self.build(child_node, _join(where, name), current)
-            if child is not current:
-                obj.add(name, child)
+            self.build(child_node, _join(where, name), obj._children.get(name), obj, name)
         if list(obj._children) != list(nodes):
             obj._children = {name: obj._children[name] for name in nodes}
             obj._config_changed()
@@ -235,7 +236,7 @@ class Builder:
                                      where, Workflow, 'workflow class')
             drv.workflow.clear()
             drv.workflow = wf_cls()
-            drv.workflow.add(list(wf_spec.get('members') or []))
+            drv.workflow.add(list(wf_spec.get('members') or []), check=True)
             drv.clear_parameters()
             for i, spec in enumerate(wanted.get('parameters') or []):
                 self.add_parameter(drv, spec, f'{where}.parameters[{i}]')
