@@ -1,9 +1,12 @@
-"""``openmdao-like run MODEL.py``: import a model file, apply ``--set`` values, run the model
-and print what its drivers found.
+"""``openmdao-like run MODEL``: load a model, apply ``--set`` values, run the model and print
+what its drivers found.
 
-The model is the file's module-level ``top`` (an `Assembly`); without one, the single
-`Assembly` subclass defined in the file, instantiated and made the top. The file is imported
-under its own module name, so an ``if __name__ == '__main__':`` block in it does not run.
+MODEL is a Python file or a saved model (``.yaml``/``.yml``, ``.pkl``/``.pickle``, a ``.zip`` or
+a directory written with ``include_files=True``). From a Python file the model is the
+module-level ``top`` (an `Assembly`); without one, the single `Assembly` subclass defined in the
+file, instantiated and made the top. The file is imported under its own module name, so an
+``if __name__ == '__main__':`` block in it does not run. A saved model is loaded with
+`openmdao_like.load` (its header checked first) and rooted in the current directory.
 """
 
 from __future__ import annotations
@@ -39,9 +42,15 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     """Add the ``run`` subcommand to ``subparsers``."""
     parser = subparsers.add_parser(
         'run', parents=[common], help='run a model file and print its results',
-        description='Import MODEL.py, take its module-level `top` (or its only Assembly '
-                    'subclass), apply --set values, run it and print a table per driver.')
-    parser.add_argument('model', metavar='MODEL.py', help='Python file defining the model')
+        description='Load MODEL — a Python file (its module-level `top`, or its only Assembly '
+                    'subclass) or a saved model (.yaml, .pkl, .zip or a directory) — apply '
+                    '--set values, run it and print a table per driver.')
+    parser.add_argument('model', metavar='MODEL',
+                        help='Python file defining the model, or a model saved with save()')
+    parser.add_argument('--on-version-mismatch', choices=('error', 'warn'), default='error',
+                        help='for a saved model: what to do when a class was saved with '
+                             'another version of its distribution than the installed one '
+                             '(default: error)')
     parser.add_argument('--set', dest='settings', metavar='PATH=VALUE', action='append',
                         type=parse_setting, default=[],
                         help='set the variable at dotted PATH before the run; VALUE is a '
@@ -68,8 +77,10 @@ def parse_setting(text: str) -> tuple[str, Any, str]:
 
 def run_command(args: argparse.Namespace) -> int:
     """Handler of ``run``: load, set, run, report."""
-    module = load_module(args.model)
-    top = find_model(module, args.model)
+    if is_saved_model(args.model):
+        top = load_saved(args.model, args.on_version_mismatch)
+    else:
+        top = find_model(load_module(args.model), args.model)
     for path, value, raw in args.settings:
         try:
             top.set(path, value)
@@ -88,6 +99,30 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 # -- finding the model ----------------------------------------------------------------------------
+SAVED_SUFFIXES = ('.yaml', '.yml', '.pkl', '.pickle', '.zip')
+
+
+def is_saved_model(path: str) -> bool:
+    """Whether ``path`` names a saved model rather than a Python file."""
+    return path.endswith(SAVED_SUFFIXES) or os.path.isdir(path)
+
+
+def load_saved(path: str, on_version_mismatch: str) -> Assembly:
+    """The model saved at ``path``, rooted in the current directory."""
+    from ..errors import PersistenceError
+    from ..persistence import load
+    if not os.path.exists(path):
+        raise UsageError(f'no such file: {path!r}')
+    try:
+        top = load(path, on_version_mismatch=on_version_mismatch)
+    except PersistenceError as exc:
+        raise CommandError(f'loading {path!r} failed') from exc
+    if not isinstance(top, Assembly):
+        raise CommandError(f'{path!r} holds a {type(top).__name__}; expected an Assembly '
+                           f'(a whole model)')
+    return top
+
+
 def load_module(path: str) -> ModuleType:
     """Import the Python file ``path`` under a module name of its own, with its directory on
     ``sys.path`` while it is imported."""
