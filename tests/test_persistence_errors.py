@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import zipfile
 from pathlib import Path
 
@@ -138,11 +137,20 @@ def test_python_tags_are_refused_and_never_run(tmp_path):
     assert not marker.exists()
 
 
+def _add_header_row(path: Path, name: str) -> Path:
+    return edit(path, 'classes:\n', f'classes:\n- class: {name}\n  distribution: null\n'
+                                     f'  version: null\n')
+
+
 def test_object_of_a_non_model_type_is_refused(tmp_path):
     marker = tmp_path / 'pwned'
     path = edit(saved_yaml(tmp_path), '    class: openmdao_like.drivers.RunOnce',
                 '    class: openmdao_like.drivers.RunOnce\n    settings:\n      x: !object '
                 f'{{class: subprocess.Popen, args: {{args: [touch, "{marker}"]}}}}')
+    with pytest.raises(PersistenceError, match=r"driver: object class 'subprocess.Popen' is not "
+                                               r"listed in the header"):
+        load(path)
+    _add_header_row(path, 'subprocess.Popen')
     with pytest.raises(PersistenceError, match=r"driver: object class 'subprocess.Popen' is a "
                                                r"subprocess.Popen, not a model type"):
         load(path)
@@ -150,11 +158,21 @@ def test_object_of_a_non_model_type_is_refused(tmp_path):
 
 
 def test_node_class_must_be_a_model_object(tmp_path):
-    path = edit(saved_yaml(tmp_path), '    class: persist_models.Paraboloid',
-                '    class: collections.OrderedDict')
+    path = saved_yaml(tmp_path)
+    path.write_text(path.read_text().replace('persist_models.Paraboloid',
+                                             'collections.OrderedDict'))
     with pytest.raises(PersistenceError, match=r"p: class 'collections.OrderedDict' is a "
                                                r"collections.OrderedDict, not a Container"):
         load(path)
+
+
+def test_a_file_may_not_import_standard_library_modules(tmp_path):
+    path = saved_yaml(tmp_path)
+    path.write_text(path.read_text().replace('persist_models.Paraboloid', 'this.Nothing'))
+    with pytest.raises(PersistenceError, match=r"this.Nothing: .*would import the "
+                                               r"standard-library module 'this'"):
+        load(path)
+    assert 'this' not in __import__('sys').modules
 
 
 def test_a_class_no_factory_can_create_names_the_distribution(tmp_path):
@@ -344,4 +362,14 @@ def test_bad_arguments():
         load(42)
     with pytest.raises(TypeError, match=r"fmt='pickle' writes bytes; give a binary stream"):
         set_as_top(Assembly()).save(io.StringIO(), fmt='pickle')
-    assert os.path.exists  # keep os imported for clarity of paths above
+
+
+def test_an_unpicklable_value_is_named(tmp_path):
+    import threading
+    top = set_as_top(Assembly())
+    comp = top.add('e', pm.Everything())
+    comp.klass = {'lock': threading.Lock()}
+    with pytest.raises(PersistenceError, match=r"e.klass: cannot be pickled: TypeError: "
+                                               r"cannot pickle '_thread.lock' object"):
+        top.save(tmp_path / 'm.pkl')
+    assert not (tmp_path / 'm.pkl').exists()

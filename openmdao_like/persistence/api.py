@@ -19,6 +19,7 @@ from .archive import Archive, model_files, write_atomic, write_directory, write_
 from .build import Builder
 from .describe import Describer
 from .header import (FORMAT, check_structure, find_mismatches, make_header, resolve_policy)
+from .safety import find_class_for_file
 from .settings import read_settings
 
 logger = logging.getLogger(__name__)
@@ -104,10 +105,38 @@ def dump_pickle(obj: Container) -> bytes:
     obj.parent = None  # a saved component leaves its assembly behind
     try:
         payload = cloudpickle.dumps(obj, protocol=5)
+    except Exception as exc:
+        where = _unpicklable_part(obj) or obj._where()
+        raise PersistenceError(f'{where}: cannot be pickled: {type(exc).__name__}: {exc}') \
+            from exc
     finally:
         obj.parent = parent
     header['payload'] = {'bytes': len(payload), 'sha256': hashlib.sha256(payload).hexdigest()}
     return PICKLE_MAGIC + json.dumps(header).encode('utf-8') + b'\n' + payload
+
+
+def _unpicklable_part(obj: Container) -> str | None:
+    """The path of the first variable, setting or recorder below ``obj`` that cannot be pickled
+    (looked for only after pickling failed)."""
+    import cloudpickle
+    stack = [obj]
+    while stack:
+        node = stack.pop()
+        parts = {f'{node._where()}.{name}': getattr(node, name, None) for name in node._vars()}
+        try:
+            parts.update({f'{node._where()}.{k}': v for k, v in
+                          read_settings(node, node._where()).items()})
+        except PersistenceError:
+            pass
+        parts.update({f'{node._where()}.recorders[{i}]': r
+                      for i, r in enumerate(getattr(node, 'recorders', None) or ())})
+        for path, value in parts.items():
+            try:
+                cloudpickle.dumps(value)
+            except Exception:
+                return path
+        stack.extend(node._children.values())
+    return None
 
 
 def _classes(obj: Container) -> Iterable[TypeInfo]:
@@ -291,13 +320,15 @@ def _check_creatable(rows: list[dict[str, Any]], creators: dict, source: str) ->
         if name in creators:
             continue
         try:
-            factory_manager.find_class(name)
-        except NameError:
+            find_class_for_file(name)
+        except NameError as exc:
             dist = row.get('distribution')
             need = (f'install distribution {dist} {row.get("version")}' if dist else
                     'it was saved from a module that no distribution provides: make that '
                     'module importable')
-            missing.append(f'  {name}: {need}')
+            reasons = str(exc).splitlines()
+            why = '; '.join(line.strip() for line in reasons[1:-1]) or reasons[0]
+            missing.append(f'  {name}: {need} ({why})')
     if missing:
         raise PersistenceError(f'{source}: classes that no factory can create here:\n' +
                                '\n'.join(missing))

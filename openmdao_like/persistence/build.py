@@ -15,12 +15,11 @@ from ..assembly import Assembly
 from ..container import Container
 from ..drivers.driver import Driver
 from ..errors import PathError, PersistenceError, describe as describe_value
-from ..factories import factory_manager
 from ..variables.base import Variable
 from ..variables.file import FileRef
 from ..workflow import Workflow
 from .describe import Describer
-from .safety import creatable_object_class
+from .safety import creatable_object_class, find_class_for_file
 from .settings import read_settings, split_settings
 from .yaml_io import ClassRef, FileSpec, ObjectSpec
 
@@ -67,8 +66,12 @@ class Builder:
                                    f'{describe_value(name)}')
         cls = self._classes.get(name)
         if cls is None:
+            if self.versions and name not in self.versions:
+                raise self.fail(where, f'{what} {name!r} is not listed in the header; the '
+                                       f'header lists every class a model file uses (with '
+                                       f'its distribution and version)')
             try:
-                cls = factory_manager.find_class(name)
+                cls = find_class_for_file(name)
             except NameError as exc:
                 raise self.fail(where, f'{what} {name!r} cannot be created here: {exc}') \
                     from None

@@ -6,6 +6,7 @@ responses. Every class named is collected, with its distribution and version, fo
 from __future__ import annotations
 
 import os
+import sys
 import types
 from typing import Any
 
@@ -42,7 +43,8 @@ class Describer:
         if name is not None:
             return name
         info = factory_manager.type_info(cls)
-        if info.group is None and ImportFactory().find_class(info.name) is not cls:
+        if info.group is None and (ImportFactory().find_class(info.name) is not cls or
+                                   not _importable_elsewhere(cls.__module__)):
             raise PersistenceError(
                 f'{where}: class {cls.__qualname__} (module {cls.__module__!r}) cannot be '
                 f'imported by name, so a YAML file cannot name it; define it in a module on '
@@ -113,8 +115,10 @@ class Describer:
         added = self.added_variables(obj)
         if added:
             node['added_variables'] = added
-        values = {name: self.value(getattr(obj, name), f'{where}.{name}')
-                  for name in obj._vars()}
+        values = {}
+        for name, var in obj._vars().items():
+            self.class_name(type(var), f'{where}.{name}')
+            values[name] = self.value(getattr(obj, name), f'{where}.{name}')
         if values:
             node['variables'] = values
         if obj._children:
@@ -199,6 +203,22 @@ class Describer:
         if param.fd_step is not None:
             spec['fd_step'] = param.fd_step
         return spec
+
+
+def _importable_elsewhere(module: str) -> bool:
+    """Whether another process could import ``module`` from sys.path (not ``__main__``, nor a
+    file imported under a private name, as ``openmdao-like run`` does)."""
+    top = module.partition('.')[0]
+    if top == '__main__':
+        return False
+    for finder in sys.meta_path:  # the finders themselves: sys.modules is not consulted
+        find = getattr(finder, 'find_spec', None)
+        try:
+            if find is not None and find(top, None) is not None:
+                return True
+        except Exception:  # a broken finder does not decide
+            continue
+    return False
 
 
 def _named(text: str, name: str) -> Any:

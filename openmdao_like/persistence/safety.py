@@ -5,6 +5,7 @@ distribution registers through an openmdao_like entry point. Higher layers add t
 
 from __future__ import annotations
 
+import sys
 import threading
 
 from ..factories import factory_manager
@@ -36,3 +37,14 @@ def safe_bases() -> tuple[type, ...]:
 def creatable_object_class(cls: type) -> bool:
     """Whether a model file may make loading create a ``cls`` object from its settings."""
     return issubclass(cls, safe_bases()) or factory_manager.type_info(cls).group is not None
+
+
+def find_class_for_file(name: str) -> type:
+    """The class ``name`` for a model file: like `factory_manager.find_class`, but a file may not
+    make loading import a standard-library module (none holds model classes, and some act when
+    imported); the caller still checks the class's type. `NameError` says why not."""
+    top = name.partition('.')[0]
+    if top in sys.stdlib_module_names and top not in sys.modules:
+        raise NameError(f'{name!r} would import the standard-library module {top!r}, which '
+                        f'holds no model classes; a model file may not do that')
+    return factory_manager.find_class(name)
