@@ -14,10 +14,10 @@ import traceback
 from typing import Sequence
 
 from .. import __version__
-from . import CommandError, UsageError, run
+from . import CommandError, UsageError, plugin, run
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (run,)
+COMMANDS = (run, plugin)
 
 _LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 

@@ -27,6 +27,7 @@ class _Entry:
     distribution: str
     version: str
     site: str | None    # the directory holding the distribution, when found on a search path
+    location: str | None = None  # the directory holding the distribution (always, if known)
 
     @property
     def info(self) -> TypeInfo:
@@ -59,7 +60,10 @@ class PkgResourcesFactory(Factory):
         self._by_value: dict[str, _Entry] = {}
         self._fingerprint: tuple = ()
         self._classes: dict[_Entry, type] = {}
+        self._conflicts: dict[_Entry, str] = {}  # entries whose module another version holds
         self._infos: dict[type, TypeInfo | None] = {}
+        # (typname, requested version) -> class: create()'s fast path, emptied by refresh()
+        self._found: dict[tuple[str, Any], type] = {}
 
     def __repr__(self) -> str:
         where = '' if self.search_path is None else f'search_path={self.search_path!r}'
@@ -99,6 +103,7 @@ class PkgResourcesFactory(Factory):
                     continue
                 if not eps:
                     continue
+                location = _location(dist)
                 site = None
                 if self.search_path is not None:
                     site = os.path.abspath(str(dist.locate_file('')))
@@ -107,7 +112,8 @@ class PkgResourcesFactory(Factory):
                     if key in seen:  # one distribution seen twice on the path
                         continue
                     seen.add(key)
-                    entry = _Entry(ep.name, ep.group, ep.value, dist_name, dist_version, site)
+                    entry = _Entry(ep.name, ep.group, ep.value, dist_name, dist_version, site,
+                                   location)
                     index.setdefault(ep.name, []).append(entry)
                     by_value.setdefault(ep.value, entry)
             for entries in index.values():
@@ -115,7 +121,9 @@ class PkgResourcesFactory(Factory):
             self._index, self._by_value, self._fingerprint = index, by_value, fingerprint
             self._classes = {e: c for e, c in self._classes.items()
                              if e in index.get(e.name, ())}
+            self._conflicts = {}
             self._infos = {}
+            self._found = {}
 
     def _entries(self, typname: str) -> list[_Entry]:
         """The entry points named ``typname`` (reading the index again if it may be stale)."""
@@ -130,26 +138,34 @@ class PkgResourcesFactory(Factory):
         return found or []
 
     # -- Factory --------------------------------------------------------------------------------
-    def _match(self, typname: str, version: str | None) -> _Entry | None:
-        for entry in self._entries(typname):
-            if version_matches(version, entry.version):
-                return entry
-        return None
+    def _matches(self, typname: str, version: str | None) -> list[_Entry]:
+        """The entry points named ``typname`` whose version satisfies ``version``."""
+        return [entry for entry in self._entries(typname)
+                if version_matches(version, entry.version)]
 
     def find_class(self, typname: str, version: str | None = None) -> type | None:
-        entry = self._match(typname, version)
-        return None if entry is None else self._load(entry)
+        cls = self._found.get((typname, version))
+        if cls is not None:
+            return cls
+        for entry in self._matches(typname, version):
+            cls = self._load(entry)
+            if cls is not None:
+                self._found[(typname, version)] = cls
+                return cls
+        return None
 
     def create(self, typname: str, version: str | None = None, server: Any = None,
                res_desc: dict | None = None, **ctor_args: Any) -> Any:
         if server is not None or res_desc:
             return None
-        entry = self._match(typname, version)
-        if entry is None:
-            return None
-        return self._load(entry)(**ctor_args)
+        # the fast path: a request seen before is one dict lookup
+        cls = self._found.get((typname, version)) or self.find_class(typname, version)
+        return None if cls is None else cls(**ctor_args)
 
-    def _load(self, entry: _Entry) -> type:
+    def _load(self, entry: _Entry) -> type | None:
+        """The class of ``entry``, imported once; None when its module is already imported from
+        another installed version of the distribution (one process holds one version of a
+        module; the reason is kept for `why_not`)."""
         cls = self._classes.get(entry)
         if cls is not None:
             return cls
@@ -157,7 +173,13 @@ class PkgResourcesFactory(Factory):
             if entry.site is not None and entry.site not in sys.path:
                 sys.path.append(entry.site)
             module_name, _, attr = entry.value.partition(':')
-            obj: Any = importlib.import_module(module_name.strip())
+            module = importlib.import_module(module_name.strip())
+            conflict = self._other_version(entry, module)
+            if conflict is not None:
+                self._conflicts[entry] = conflict
+                return None
+            self._conflicts.pop(entry, None)
+            obj: Any = module
             for part in attr.strip().split('.') if attr.strip() else ():
                 obj = getattr(obj, part)
             if not isinstance(obj, type):
@@ -167,6 +189,26 @@ class PkgResourcesFactory(Factory):
             self._classes[entry] = obj
             return obj
 
+    def _other_version(self, entry: _Entry, module: Any) -> str | None:
+        """Why ``module`` (imported for ``entry``) is not ``entry``'s: it lies in the directory
+        of another installed version of the same distribution. None when it is ``entry``'s, or
+        when that cannot be told (e.g. an editable install keeps its modules elsewhere)."""
+        path = getattr(module, '__file__', None)
+        if not path or entry.location is None:
+            return None
+        path = os.path.realpath(path)
+        if _inside(path, entry.location):
+            return None
+        for other in self._index.get(entry.name, ()) if self._index else ():
+            if other.distribution == entry.distribution and other.location is not None \
+                    and other.location != entry.location and _inside(path, other.location):
+                return (f'{entry.distribution} {entry.version} (in {entry.location}) cannot be '
+                        f'loaded: its module {module.__name__!r} is already imported from '
+                        f'{other.distribution} {other.version} (in {other.location}), and a '
+                        f'process holds one version of a module; create it in another process '
+                        f'(a server with that environment)')
+        return None
+
     def why_not(self, typname: str, version: str | None = None, server: Any = None,
                 res_desc: dict | None = None) -> str:
         remote = remote_request(server, res_desc)
@@ -175,11 +217,16 @@ class PkgResourcesFactory(Factory):
         entries = self._entries(typname)
         if not entries:
             return f'no entry point named {typname!r} in groups {", ".join(self.groups)}'
+        conflicts = [self._conflicts[e] for e in self._matches(typname, version)
+                     if e in self._conflicts]
+        if conflicts:
+            return '; '.join(conflicts)
         have = ', '.join(f'{e.version} ({e.distribution})' for e in entries)
         return f'version {version} requested, installed: {have}'
 
     def get_available_types(self, groups: Any = None) -> list[TypeInfo]:
-        if self._index is None:
+        # not a hot path: always see distributions installed (or put on the path) since
+        if self._index is None or self._current_fingerprint() != self._fingerprint:
             self.refresh()
         wanted = _as_groups(groups)
         return sorted((e.info for entries in self._index.values() for e in entries
@@ -210,6 +257,18 @@ class PkgResourcesFactory(Factory):
                 except Exception:  # a broken plugin does not decide how cls is named
                     continue
         return None
+
+
+def _location(dist: Any) -> str | None:
+    """The real path of the directory holding an installed distribution's metadata."""
+    try:
+        return os.path.realpath(str(dist.locate_file('')))
+    except Exception:  # a distribution without a file location (custom finders)
+        return None
+
+
+def _inside(path: str, directory: str) -> bool:
+    return path.startswith(os.path.join(directory, ''))
 
 
 def _as_groups(groups: Any) -> set[str] | None:
