@@ -14,15 +14,15 @@ was given, so a user can find the offending line of a model without a debugger::
         │   └── ConvergenceError                 an iterative solver did not converge
         ├── CaseError                     a case could not be run (carries the traceback text)
         ├── RecorderError (+ValueError)   a case file cannot be written or read as its format says
-        ├── PersistenceError (+ValueError)  a model file cannot be written or read as its format says
-        │   └── VersionMismatchError        a saved model names versions that are not installed
+        ├── PersistenceError (+ValueError)  a model cannot be saved, or a model file read
+        │   └── VersionMismatchError        saved versions that are not the installed ones
         ├── RemoteError                   a remote call failed (later issues)
         ├── AllocationError               no resource could be allocated (later issues)
         └── JobError                      a batch job failed (later issues)
 
 `ValidationError`, `ConnectError`, `ExpressionError`, `PathError`, `RecorderError` and
-`PersistenceError` are also
-`ValueError`s, so code written for classic OpenMDAO that catches `ValueError` keeps working.
+`PersistenceError` are also `ValueError`s, so code written for classic OpenMDAO that catches
+`ValueError` keeps working.
 """
 
 from __future__ import annotations
