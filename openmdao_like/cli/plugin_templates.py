@@ -135,6 +135,17 @@ $test
 ''')
 
 
+#: The component the generated tests of driver-side plugins run (DOE generators, recorders).
+_TEST_PARABOLOID = '''\
+class Paraboloid(Component):
+    x = Float(0.0, iotype='in', low=-50.0, high=50.0)
+    y = Float(0.0, iotype='in', low=-50.0, high=50.0)
+    f_xy = Float(0.0, iotype='out')
+
+    def execute(self):
+        self.f_xy = (self.x - 3.0) ** 2 + self.x * self.y + (self.y + 4.0) ** 2 - 3.0
+'''
+
 COMPONENT = GroupTemplate(
     kind='component',
     stdlib=(),
@@ -321,14 +332,7 @@ class $cls(DOEGenerator):
 from openmdao_like import Assembly, Component, Float, create, set_as_top
 from openmdao_like.drivers import DOEDriver
 from openmdao_like.drivers.doe import ParamSpec''',
-    test='''\
-class Paraboloid(Component):
-    x = Float(0.0, iotype='in', low=-50.0, high=50.0)
-    y = Float(0.0, iotype='in', low=-50.0, high=50.0)
-    f_xy = Float(0.0, iotype='out')
-
-    def execute(self):
-        self.f_xy = (self.x - 3.0) ** 2 + self.x * self.y + (self.y + 4.0) ** 2 - 3.0
+    test=_TEST_PARABOLOID + '''\
 
 
 def test_cases_scaled_into_the_bounds():
@@ -426,14 +430,7 @@ from openmdao_like import Assembly, Component, Float, create, set_as_top
 from openmdao_like.cases import Case
 from openmdao_like.drivers import DOEDriver
 from openmdao_like.drivers.doe import FullFactorial''',
-    test='''\
-class Paraboloid(Component):
-    x = Float(0.0, iotype='in', low=-50.0, high=50.0)
-    y = Float(0.0, iotype='in', low=-50.0, high=50.0)
-    f_xy = Float(0.0, iotype='out')
-
-    def execute(self):
-        self.f_xy = (self.x - 3.0) ** 2 + self.x * self.y + (self.y + 4.0) ** 2 - 3.0
+    test=_TEST_PARABOLOID + '''\
 
 
 def test_records_every_case_of_a_doe(tmp_path):

@@ -26,8 +26,7 @@ class _Entry:
     value: str          # 'module:attr'
     distribution: str
     version: str
-    site: str | None    # the directory holding the distribution, when found on a search path
-    location: str | None = None  # the directory holding the distribution (always, if known)
+    location: str | None  # the directory holding the distribution, if known
 
     @property
     def info(self) -> TypeInfo:
@@ -104,16 +103,12 @@ class PkgResourcesFactory(Factory):
                 if not eps:
                     continue
                 location = _location(dist)
-                site = None
-                if self.search_path is not None:
-                    site = os.path.abspath(str(dist.locate_file('')))
                 for ep in eps:
                     key = (ep.name, ep.group, dist_name, dist_version)
                     if key in seen:  # one distribution seen twice on the path
                         continue
                     seen.add(key)
-                    entry = _Entry(ep.name, ep.group, ep.value, dist_name, dist_version, site,
-                                   location)
+                    entry = _Entry(ep.name, ep.group, ep.value, dist_name, dist_version, location)
                     index.setdefault(ep.name, []).append(entry)
                     by_value.setdefault(ep.value, entry)
             for entries in index.values():
@@ -158,8 +153,7 @@ class PkgResourcesFactory(Factory):
                res_desc: dict | None = None, **ctor_args: Any) -> Any:
         if server is not None or res_desc:
             return None
-        # the fast path: a request seen before is one dict lookup
-        cls = self._found.get((typname, version)) or self.find_class(typname, version)
+        cls = self.find_class(typname, version)  # a request seen before: one dict lookup
         return None if cls is None else cls(**ctor_args)
 
     def _load(self, entry: _Entry) -> type | None:
@@ -170,8 +164,10 @@ class PkgResourcesFactory(Factory):
         if cls is not None:
             return cls
         with self._lock:
-            if entry.site is not None and entry.site not in sys.path:
-                sys.path.append(entry.site)
+            # a distribution found on a search path of its own imports from there
+            if self.search_path is not None and entry.location is not None and \
+                    entry.location not in sys.path:
+                sys.path.append(entry.location)
             module_name, _, attr = entry.value.partition(':')
             module = importlib.import_module(module_name.strip())
             conflict = self._other_version(entry, module)

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 import zipfile
-from typing import IO, Any, Iterable
+from typing import Any, Iterable
 
 from ..container import Container, set_as_top
 from ..errors import PersistenceError, describe as describe_value
@@ -178,27 +178,30 @@ def load(path_or_stream: Any, on_version_mismatch: Any = 'error',
     top_dir = os.path.abspath(os.fspath(directory) if directory is not None else os.getcwd())
     if data.startswith(PICKLE_MAGIC):
         header, payload = _split_pickle(data, source)
-        rows = check_structure(header, source)
-        mismatches = find_mismatches(rows)
-        if mismatches:
-            policy(mismatches, source)
+        _checked_rows(header, source, policy)
         if archive is not None:
             archive.restore(top_dir)
         obj = _unpickle(payload, source)
     else:
         docs, header = _yaml_header(data, source)
-        rows = check_structure(header, source)
-        mismatches = find_mismatches(rows)
-        creators = policy(mismatches, source) if mismatches else {}
-        versions = {row['class']: row.get('version') for row in rows}
+        rows, creators = _checked_rows(header, source, policy)
         _check_creatable(rows, creators, source)
         model = _yaml_model(docs, data, source)
         if archive is not None:
             archive.restore(top_dir)
+        versions = {row['class']: row.get('version') for row in rows}
         obj = Builder(source, versions, creators).build(model)
     if not isinstance(obj, Container):
         raise PersistenceError(f'{source}: holds {describe_value(obj)}, not a model object')
     return set_as_top(obj, top_dir)
+
+
+def _checked_rows(header: Any, source: str, policy: Any) -> tuple[list[dict[str, Any]], dict]:
+    """The header's class rows, and the creators the version policy gives for the classes
+    whose saved version is not installed (the policy raises to refuse)."""
+    rows = check_structure(header, source)
+    mismatches = find_mismatches(rows)
+    return rows, (policy(mismatches, source) if mismatches else {})
 
 
 def read_header(path_or_stream: Any) -> dict[str, Any]:

@@ -142,12 +142,11 @@ class Builder:
             raise self.fail(where, f'unknown keys {sorted(unknown)} (expected some of '
                                    f'{sorted(_NODE_KEYS)})')
         cls = self.find_class(node.get('class'), where, Container, 'class')
-        settings = self.value(node.get('settings') or {}, where)
-        if existing is not None and type(existing) is cls and \
-                _same_settings(existing, node.get('settings') or {}):
+        saved = node.get('settings') or {}
+        if existing is not None and type(existing) is cls and _same_settings(existing, saved):
             obj = existing
         else:
-            obj = self.construct(cls, node['class'], settings, where)
+            obj = self.construct(cls, node['class'], self.value(saved, where), where)
             if parent is not None:
                 parent.add(name, obj)
         self.apply(obj, node, where)

@@ -101,7 +101,7 @@ def _refuse(mismatches: list[Mismatch], source: str) -> dict[str, Callable]:
 def _warn(mismatches: list[Mismatch], source: str) -> dict[str, Callable]:
     lines = '; '.join(map(str, mismatches))
     warnings.warn(f'{source}: loading with installed versions that differ from the saved '
-                  f'ones: {lines}', VersionMismatchWarning, stacklevel=3)
+                  f'ones: {lines}', VersionMismatchWarning, stacklevel=4)
     return {}
 
 
