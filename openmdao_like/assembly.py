@@ -178,7 +178,7 @@ class Assembly(Component):
         for c in self._connections.values():
             if c.link in ('rpush', 'rpull'):
                 ends = [self._children.get(n) for n in (c.src_comp, c.dest_comp)]
-                if not any(getattr(e, 'is_remote', False) for e in ends):
+                if not any(e is not None and e.is_remote for e in ends):
                     raise ConfigError(f'{self._where()}: connection {c.src!r} -> {c.dest!r} uses '
                                       f'link={c.link!r}, which needs two remote components; '
                                       f'both ends are local (use "push" or "pull")')

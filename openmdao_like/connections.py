@@ -15,6 +15,10 @@ from .variables.simple import Enum
 
 LINKS = ('push', 'pull', 'rpush', 'rpull')
 
+#: Compiles transfers that involve a remote component (set by ``openmdao_like.remote``):
+#: ``hook(conn, src, dst, svar, dvar)`` returns a transfer closure, or None for the local one.
+remote_transfer: Callable[..., Callable[[], None] | None] | None = None
+
 
 @dataclass
 class Connection:
@@ -144,6 +148,10 @@ def compile_transfer(asm: Any, conn: Connection) -> Callable[[], None]:
     dst = asm if conn.dest_comp is None else asm._children[conn.dest_comp]
     sname, dname = conn.src_var, conn.dest_var
     svar, dvar = src._vars()[sname], dst._vars()[dname]
+    if (src.is_remote or dst.is_remote) and remote_transfer is not None:
+        xfer = remote_transfer(conn, src, dst, svar, dvar)
+        if xfer is not None:
+            return xfer
     if isinstance(dvar, File):
         local = dvar.local_path
 

@@ -41,6 +41,9 @@ class Container(HasTraits):
         The container holding this one.
     """
 
+    #: Whether this object lives in another process (remote proxies say True).
+    is_remote = False
+
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)
         _check_class_variables(cls)

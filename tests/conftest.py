@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -74,3 +74,57 @@ def on_sys_path() -> Iterator[Callable[..., None]]:
         refresh_factories()
 
 
+
+
+# -- object servers (see tests/remote_servers.py) -------------------------------------------------
+from remote_servers import ServerProcess, write_key  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def remote_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The key the session's servers and clients share (mode 0600)."""
+    return write_key(tmp_path_factory.mktemp('key') / 'key')
+
+
+def _session_server(tmp_path_factory: pytest.TempPathFactory, key_file: Path,
+                    host: str) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path_factory.mktemp(f'server-{host}'), host, key_file,
+                           extra=['--allowed-hosts', '127.0.0.0/8'])
+    with server:
+        yield server
+
+
+@pytest.fixture(scope='session')
+def server_a(tmp_path_factory: pytest.TempPathFactory,
+             remote_key_file: Path) -> Iterator[ServerProcess]:
+    """An ObjServerFactory on 127.0.0.2 for the whole session."""
+    yield from _session_server(tmp_path_factory, remote_key_file, '127.0.0.2')
+
+
+@pytest.fixture(scope='session')
+def server_b(tmp_path_factory: pytest.TempPathFactory,
+             remote_key_file: Path) -> Iterator[ServerProcess]:
+    """An ObjServerFactory on 127.0.0.3 for the whole session."""
+    yield from _session_server(tmp_path_factory, remote_key_file, '127.0.0.3')
+
+
+def _factory(server: ServerProcess) -> Iterator[Any]:
+    proxy = server.connect()
+    try:
+        yield proxy
+    finally:
+        for row in proxy.list_objects():  # whatever the test created, even on failure
+            proxy._call('release', row['id'], False)
+        proxy.close()
+
+
+@pytest.fixture
+def factory_a(server_a: ServerProcess) -> Iterator[Any]:
+    """A client of server_a; the objects a test creates are released after it."""
+    yield from _factory(server_a)
+
+
+@pytest.fixture
+def factory_b(server_b: ServerProcess) -> Iterator[Any]:
+    """A client of server_b; the objects a test creates are released after it."""
+    yield from _factory(server_b)

@@ -32,6 +32,8 @@ def create(typname: str, version: str | None = None, server: Any = None,
            res_desc: dict | None = None, **ctor_args: Any) -> Any:
     """A new ``typname`` object from the first factory of the default chain that can make it;
     `NameError` saying what each factory answered when none can."""
+    if server is not None:
+        import openmdao_like.remote  # noqa: F401  (registers the server factory)
     return factory_manager.create(typname, version, server, res_desc, **ctor_args)
 
 

@@ -1,0 +1,349 @@
+"""`ObjServerFactory`: the server a host runs (``openmdao-like server start``). Each `create`
+spawns an ObjServer process holding the new object in its own directory under the factory's
+root; `release` ends it; stopping the factory ends them all.
+
+Who may do what: every connection proves a key (owner or user role); hosts outside
+``allowed_hosts`` are refused on connect; types outside ``allowed_types`` are refused by name;
+commands run only with ``allow_shell``; file operations stay inside ``root``.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import itertools
+import json
+import logging
+import os
+import platform
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterable
+
+from rpyc.utils.helpers import classpartial
+
+from .. import __version__
+from ..errors import RemoteError
+from ..factories import factory_manager
+from . import codec
+from .auth import Authenticator, HostPolicy, check_key, read_key_file, server_tls_context
+from .connection import LIVENESS
+from .failures import rebuild
+from .files import FileArea, FileService
+from .objserver import encode_blob
+from .service import SecureService, Server, remote
+
+logger = logging.getLogger(__name__)
+
+#: Seconds an ObjServer may take to start and report its port.
+START_TIMEOUT = 60.0
+
+
+@dataclass
+class ObjEntry:
+    """One object a factory serves: its id, type, process, port and directory."""
+
+    id: int
+    typname: str
+    process: subprocess.Popen
+    port: int
+    directory: str
+
+
+class ObjServerFactory:
+    """Creates objects, each in its own ObjServer process, for authenticated clients.
+
+    Parameters
+    ----------
+    host : str
+        Address to listen on (and that ObjServers listen on).
+    port : int
+        Port to listen on; 0 picks a free one (see `port` after `start`).
+    key, key_file : str or bytes, path
+        The owner key (or a file holding it, mode 0600). Required.
+    user_key, user_key_file : optional
+        A second key whose holders may create and use objects but not stop the server, run
+        commands or touch files outside their objects.
+    tls_cert, tls_key : str, optional
+        PEM certificate and key: clients must then connect with TLS.
+    allowed_hosts : list of str, optional
+        IPs, networks, host names or ``'*'``; default this machine's loopback only.
+    allowed_types : list of str, optional
+        Type names or glob patterns (``'mypkg.*'``) that `create` accepts; default any
+        component type installed here.
+    allow_shell : bool
+        Whether clients (owner role) may run commands and create components that run them.
+    root : str, optional
+        Directory holding the ObjServers' directories (default: a new temporary one, removed
+        on `stop`).
+    peer_keys : dict, optional
+        ``'host'`` or ``'host:port'`` -> key, for ObjServers exchanging data with peers whose
+        key differs (``rpush``/``rpull``); default: the owner key.
+    """
+
+    def __init__(self, host: str = '127.0.0.1', port: int = 0, key: str | bytes | None = None,
+                 key_file: str | None = None, user_key: str | bytes | None = None,
+                 user_key_file: str | None = None, tls_cert: str | None = None,
+                 tls_key: str | None = None, allowed_hosts: Iterable[str] | None = None,
+                 allowed_types: Iterable[str] | None = None, allow_shell: bool = False,
+                 root: str | None = None, peer_keys: dict[str, Any] | None = None,
+                 liveness: float = LIVENESS, start_timeout: float = START_TIMEOUT):
+        if key_file is not None:
+            key = read_key_file(key_file)
+        self.keys = {'owner': check_key(key, 'ObjServerFactory key')}
+        if user_key_file is not None:
+            user_key = read_key_file(user_key_file)
+        if user_key is not None:
+            self.keys['user'] = check_key(user_key, 'ObjServerFactory user_key')
+        if (tls_cert is None) != (tls_key is None):
+            raise ValueError('ObjServerFactory: TLS needs both tls_cert and tls_key')
+        self.tls = (os.path.abspath(tls_cert), os.path.abspath(tls_key)) if tls_cert else None
+        self.host, self.port = host, int(port)
+        self.allowed_hosts = None if allowed_hosts is None else list(allowed_hosts)
+        self.allowed_types = None if allowed_types is None else list(allowed_types)
+        self.allow_shell = bool(allow_shell)
+        self._own_root = root is None
+        self.root = os.path.realpath(root or tempfile.mkdtemp(prefix='omlserver-'))
+        os.makedirs(self.root, exist_ok=True)
+        self.peer_keys = {name: check_key(k, f'peer key for {name}')
+                          for name, k in (peer_keys or {}).items()}
+        self.liveness = liveness
+        self.start_timeout = start_timeout
+        self.objects: dict[int, ObjEntry] = {}
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._server: Server | None = None
+        self._stopped = threading.Event()
+        auth = Authenticator(self.keys, HostPolicy(self.allowed_hosts),
+                             server_tls_context(*self.tls) if self.tls else None)
+        self._auth = auth
+
+    # -- lifetime -------------------------------------------------------------------------------
+    def start(self) -> tuple[str, int]:
+        """Listen and serve in a background thread; return ``(host, port)``."""
+        self._server = Server(classpartial(FactoryService, self), self.host, self.port,
+                              self._auth, self.liveness)
+        self._server.start_in_thread()
+        self.port = self._server.port
+        logger.info('ObjServerFactory listening on %s:%d (root %s, tls %s)', self.host,
+                    self.port, self.root, 'on' if self.tls else 'off')
+        return self.host, self.port
+
+    def serve_forever(self) -> None:
+        """Block until `stop` (or SIGTERM/SIGINT when called from the main thread)."""
+        if self._server is None:
+            self.start()
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: self._stopped.set())
+        try:
+            self._stopped.wait()
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        """Stop listening and end every ObjServer (their directories are removed)."""
+        self._stopped.set()
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for obj_id in list(self.objects):
+            self.release(obj_id)
+        if self._own_root:
+            shutil.rmtree(self.root, ignore_errors=True)
+        logger.info('ObjServerFactory on %s:%d stopped', self.host, self.port)
+
+    def info(self) -> dict[str, Any]:
+        """What clients and scripts need: host, port, pid, tls (the server file's content)."""
+        return {'host': self.host, 'port': self.port, 'pid': os.getpid(),
+                'tls': self.tls is not None}
+
+    def write_server_file(self, path: str) -> None:
+        """Write `info` as JSON to ``path`` (atomically: readers never see half a file)."""
+        tmp = f'{path}.tmp{os.getpid()}'
+        with open(tmp, 'w') as out:
+            json.dump(self.info(), out)
+        os.replace(tmp, path)
+
+    # -- objects --------------------------------------------------------------------------------
+    def check_type(self, typname: str) -> None:
+        """Refuse a type outside ``allowed_types`` with `TypeError` naming it."""
+        if self.allowed_types is not None and not any(
+                fnmatch.fnmatchcase(typname, pattern) for pattern in self.allowed_types):
+            raise TypeError(f'{typname!r} is not among the allowed types of the server on '
+                            f'{self.host}:{self.port} ({", ".join(self.allowed_types)})')
+
+    def create(self, typname: str, version: str | None = None,
+               ctor_args: dict[str, Any] | None = None, state: str | None = None) -> ObjEntry:
+        """Start an ObjServer holding a new ``typname`` (or the object saved in ``state``)."""
+        self.check_type(typname)
+        obj_id = next(self._ids)
+        short = re.sub(r'\W', '_', typname.rsplit('.', 1)[-1])
+        directory = os.path.join(self.root, f'{short}_{obj_id}')
+        os.makedirs(directory)
+        settings = {
+            'typname': typname, 'version': version, 'host': self.host, 'state': state,
+            'ctor_args': encode_blob(*codec.dumps(ctor_args or {})),
+            'keys': {role: _b64(k) for role, k in self.keys.items()},
+            'peer_keys': {name: _b64(k) for name, k in self.peer_keys.items()},
+            'allowed_hosts': self.allowed_hosts, 'tls': self.tls,
+            'allow_shell': self.allow_shell, 'liveness': self.liveness,
+            'log_level': logging.getLogger().getEffectiveLevel()}
+        if self.tls:
+            settings['peer_ca_file'] = self.tls[0]
+        try:
+            with open(os.path.join(directory, 'objserver.log'), 'ab') as log:
+                proc = subprocess.Popen(
+                    [sys.executable, '-m', 'openmdao_like.remote.serve_object'], cwd=directory,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
+                    start_new_session=True)
+        except OSError:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        try:
+            proc.stdin.write(json.dumps(settings).encode() + b'\n')
+            proc.stdin.flush()
+            reply = self._read_reply(proc, typname, directory)
+        except BaseException:
+            _end(proc)
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        entry = ObjEntry(obj_id, typname, proc, reply['port'], directory)
+        with self._lock:
+            self.objects[obj_id] = entry
+        logger.info('created %s (id %d, pid %d, port %d) in %s', typname, obj_id, proc.pid,
+                    entry.port, directory)
+        return entry
+
+    def _read_reply(self, proc: subprocess.Popen, typname: str,
+                    directory: str) -> dict[str, Any]:
+        ready, _, _ = select.select([proc.stdout], [], [], self.start_timeout)
+        line = proc.stdout.readline() if ready else b''
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            what = 'exited' if proc.poll() is not None else \
+                f'did not report its port within {self.start_timeout:g} s'
+            raise RemoteError(f'{typname}: its ObjServer on {self.host}:{self.port} {what}; '
+                              f'its log ends with:\n{_tail(directory)}') from None
+        if 'error' in reply:
+            raise rebuild(tuple(reply['error']), f'{typname} on {self.host}:{self.port}')
+        return reply
+
+    def release(self, obj_id: int, keep_directory: bool = False) -> None:
+        """End object ``obj_id``'s ObjServer and remove its directory (unless kept)."""
+        with self._lock:
+            entry = self.objects.pop(obj_id, None)
+        if entry is None:
+            raise ValueError(f'the server on {self.host}:{self.port} has no object {obj_id} '
+                             f'(objects: {sorted(self.objects) or "none"})')
+        _end(entry.process)
+        if not keep_directory:
+            shutil.rmtree(entry.directory, ignore_errors=True)
+        logger.info('released %s (id %d)', entry.typname, obj_id)
+
+
+def _end(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """Terminate ``proc`` (SIGKILL after ``grace`` seconds) and reap it."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for stream in (proc.stdin, proc.stdout):
+        if stream is not None:
+            stream.close()
+
+
+def _tail(directory: str, limit: int = 2000) -> str:
+    """The end of the ObjServer log in ``directory``."""
+    try:
+        with open(os.path.join(directory, 'objserver.log'), 'rb') as log:
+            log.seek(0, os.SEEK_END)
+            log.seek(max(0, log.tell() - limit))
+            return log.read().decode(errors='replace').strip() or '(empty)'
+    except OSError as exc:
+        return f'(no log: {exc.strerror})'
+
+
+def _b64(key: bytes) -> str:
+    return base64.b64encode(key).decode()
+
+
+class FactoryService(FileService, SecureService):
+    """The remote interface of an `ObjServerFactory`."""
+
+    def __init__(self, factory: ObjServerFactory):
+        self.factory = factory
+        self.files = FileArea(factory.root)
+
+    @remote()
+    def create(self, typname: str, version: str | None, payload: bytes,
+               buffers: tuple) -> tuple:
+        """``(id, host, port, directory)`` of a new object in its own ObjServer."""
+        args = codec.loads(payload, buffers)
+        entry = self.factory.create(typname, version, args)
+        return (entry.id, self.factory.host, entry.port, entry.directory)
+
+    @remote()
+    def restore(self, typname: str, state_rel: str) -> tuple:
+        """Like `create`, from an object state saved below the root (``save_state``)."""
+        path = self.files.resolve(state_rel)
+        entry = self.factory.create(typname, state=path)
+        return (entry.id, self.factory.host, entry.port, entry.directory)
+
+    @remote()
+    def release(self, obj_id: int, keep_directory: bool) -> None:
+        """End object ``obj_id``'s ObjServer."""
+        self.factory.release(obj_id, keep_directory)
+
+    @remote()
+    def list_objects(self) -> tuple:
+        """``(id, type, pid, port, directory)`` of every object served."""
+        return tuple((e.id, e.typname, e.process.pid, e.port, e.directory)
+                     for e in list(self.factory.objects.values()))
+
+    @remote()
+    def get_available_types(self, groups: tuple | None) -> tuple:
+        """``(name, version, distribution, group)`` of the types installed on this server and
+        allowed by it."""
+        found = factory_manager.get_available_types(list(groups) if groups else None)
+        allowed = self.factory.allowed_types
+        return tuple(tuple(info) for info in found if allowed is None or any(
+            fnmatch.fnmatchcase(info.name, pattern) for pattern in allowed))
+
+    @remote()
+    def info(self) -> tuple:
+        """``(host, port, pid, tls, python version, openmdao_like version, root)``."""
+        f = self.factory
+        return (f.host, f.port, os.getpid(), f.tls is not None, platform.python_version(),
+                __version__, f.root)
+
+    @remote()
+    def ping(self) -> str:
+        """'pong' (a liveness check)."""
+        return 'pong'
+
+    @remote('owner')
+    def execute_command(self, args: tuple, timeout: float) -> tuple:
+        """``(returncode, stdout, stderr)`` of a command run in the root (needs allow_shell)."""
+        if not self.factory.allow_shell:
+            raise PermissionError(f'the server on {self.factory.host}:{self.factory.port} does '
+                                  f'not allow shell access (start it with --allow-shell)')
+        done = subprocess.run(list(args), cwd=self.factory.root, capture_output=True,
+                              timeout=timeout)
+        return (done.returncode, done.stdout, done.stderr)
+
+    @remote('owner')
+    def stop(self) -> None:
+        """Stop the factory (after answering)."""
+        threading.Timer(0.1, self.factory.stop).start()
