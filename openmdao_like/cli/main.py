@@ -14,10 +14,10 @@ import traceback
 from typing import Sequence
 
 from .. import __version__
-from . import CommandError, UsageError, plugin, run
+from . import CommandError, UsageError, plugin, run, server
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (run, plugin)
+COMMANDS = (run, plugin, server)
 
 _LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 

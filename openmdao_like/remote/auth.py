@@ -170,15 +170,14 @@ class Authenticator:
             sock.settimeout(HANDSHAKE_TIMEOUT)
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_side=True)
-            hello = _recv_exact(sock, len(MAGIC) + NONCE)
-            if hello[:len(MAGIC)] != MAGIC:
+            if _recv_exact(sock, len(MAGIC)) != MAGIC:  # checked first: others hang up at once
                 raise AuthenticationError(f'{peer}: not an openmdao_like client (or TLS '
                                           f'mismatch)')
             if not self.hosts.allows(peer):
                 _refuse(sock, REFUSED, f'host {peer} is not among the allowed hosts')
                 raise AuthenticationError(f'{peer}: not among the allowed hosts '
                                           f'({self.hosts.described})')
-            client_nonce = hello[len(MAGIC):]
+            client_nonce = _recv_exact(sock, NONCE)
             server_nonce = secrets.token_bytes(NONCE)
             sock.sendall(MAGIC + server_nonce)
             proof = _recv_exact(sock, 32)

@@ -116,7 +116,7 @@ class FactoryProxy:
             raise ValueError(f'{self!r}.create({typname!r}): resource descriptions are served '
                              f'by the resource allocation manager, not by one server')
         obj_id, host, port, directory = self._call(
-            'create', typname, version, *codec.dumps(ctor_args), timeout=self.timeout)
+            'create', typname, version, codec.pack(ctor_args), timeout=self.timeout)
         return self._attach(typname, obj_id, host, port, directory)
 
     def restore(self, typname: str, state_path: str) -> RemoteComponent:

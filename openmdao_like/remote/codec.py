@@ -2,8 +2,10 @@
 restricted unpickler that builds only plain data (numbers, strings, containers, numpy arrays
 and scalars, `FileRef`), so a peer can never make this process import or call anything else.
 
-`dumps` gives ``(payload, buffers)``, all ``bytes`` so that rpyc's brine sends them by value;
-`loads` rebuilds the object, arrays writable and owning their memory.
+`pack` gives a packet for a call's arguments or result: plain values (numbers, strings, dicts of
+them) as brine values, anything else pickled with its array buffers out of band (see
+`transport.OOB`); `unpack` rebuilds it, arrays writable. `dumps`/`loads` give bytes only (for
+text channels such as an ObjServer's settings line).
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ import io
 import pickle
 from typing import Any
 
+from rpyc.core import brine
+
 from ..variables.file import FileRef
+from .transport import OOB
 
 #: (module, name) pairs the unpickler may resolve: numpy's array/scalar reconstruction and a few
 #: builtins. Nothing here can run code given arbitrary arguments.
@@ -56,18 +61,45 @@ class _Unpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f'unknown persistent id {pid!r}')
 
 
-def dumps(obj: Any) -> tuple[bytes, tuple[bytes, ...]]:
-    """``obj`` as a pickle payload plus its large buffers (array data), uncompressed."""
-    buffers: list[bytes] = []
+def _pickle(obj: Any) -> tuple[bytes, list[memoryview]]:
+    buffers: list[memoryview] = []
     out = io.BytesIO()
+    _Pickler(out, protocol=5, buffer_callback=lambda b: buffers.append(b.raw())).dump(obj)
+    return out.getvalue(), buffers
 
-    def keep(buf: pickle.PickleBuffer) -> None:
-        buffers.append(buf.raw().tobytes())
-    _Pickler(out, protocol=5, buffer_callback=keep).dump(obj)
-    return out.getvalue(), tuple(buffers)
+
+def pack(obj: Any) -> tuple:
+    """``obj`` as a packet: brine values when plain (one round trip costs least), else a
+    restricted pickle whose buffers travel out of band."""
+    if type(obj) is dict and all(type(k) is str for k in obj):
+        values = tuple(obj.values())
+        if brine.dumpable(values):
+            return ('d', tuple(obj), values)
+    elif brine.dumpable(obj):
+        return ('v', obj)
+    payload, buffers = _pickle(obj)
+    return ('p', payload, OOB(buffers))
+
+
+def unpack(packet: tuple, owner: Any = None) -> Any:
+    """The object in a `pack` packet; `FileRef` values get ``owner`` (the receiving
+    component)."""
+    tag = packet[0]
+    if tag == 'd':
+        return dict(zip(packet[1], packet[2]))
+    if tag == 'v':
+        return packet[1]
+    if tag == 'p':
+        return _Unpickler(packet[1], packet[2], owner).load()
+    raise ValueError(f'not a value packet: tag {tag!r}')
+
+
+def dumps(obj: Any) -> tuple[bytes, tuple[bytes, ...]]:
+    """``obj`` as a pickle payload plus its buffers, all bytes."""
+    payload, buffers = _pickle(obj)
+    return payload, tuple(b.tobytes() for b in buffers)
 
 
 def loads(payload: bytes, buffers: tuple[bytes, ...] = (), owner: Any = None) -> Any:
-    """The object `dumps` encoded; `FileRef` values get ``owner`` (the receiving component)."""
-    writable = [bytearray(b) for b in buffers]
-    return _Unpickler(payload, writable, owner).load()
+    """The object `dumps` encoded."""
+    return _Unpickler(payload, [bytearray(b) for b in buffers], owner).load()

@@ -5,6 +5,8 @@ and the object concerned."""
 from __future__ import annotations
 
 import socket
+import ssl
+import weakref
 from typing import Any
 
 import rpyc
@@ -13,7 +15,7 @@ from rpyc.core import consts
 from ..errors import RemoteError
 from .auth import check_key, client_handshake, client_tls_context
 from .failures import rebuild
-from .transport import channel, config as protocol_config, keepalive
+from .transport import OOBConnection, channel, config as protocol_config, keepalive
 
 #: Seconds a call may take before `RemoteError` (long runs: raise it per connection or call).
 CALL_TIMEOUT = 24 * 3600.0
@@ -63,10 +65,15 @@ class ServerConnection:
         try:
             keepalive(sock, liveness)
             if tls:
-                sock = client_tls_context(ca_file).wrap_socket(sock, server_hostname=host)
+                try:
+                    sock = client_tls_context(ca_file).wrap_socket(sock, server_hostname=host)
+                except ssl.SSLError as exc:
+                    raise RemoteError(f'{self.where}: TLS failed: {exc}') from None
             self.role = client_handshake(sock, key, self.where)
             sock.settimeout(None)
-            self._conn = rpyc.VoidService._connect(channel(sock), protocol_config())
+            # a connection dropped without close() still closes its socket when collected
+            weakref.finalize(self, _close_quietly, sock)
+            self._conn = _ClientService._connect(channel(sock), protocol_config())
             self._root = self._conn.async_request(consts.HANDLE_GETROOT,
                                                   timeout=connect_timeout).value
         except Exception as exc:
@@ -123,3 +130,16 @@ class ServerConnection:
 
     def __repr__(self) -> str:
         return f'<ServerConnection {self.where}>'
+
+
+class _ClientService(rpyc.VoidService):
+    """The client's (empty) side of a connection, speaking the out-of-band protocol."""
+
+    _protocol = OOBConnection
+
+
+def _close_quietly(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -69,8 +70,8 @@ class ObjServerFactory:
     key, key_file : str or bytes, path
         The owner key (or a file holding it, mode 0600). Required.
     user_key, user_key_file : optional
-        A second key whose holders may create and use objects but not stop the server, run
-        commands or touch files outside their objects.
+        A second key whose holders may create, use and release objects and move files below the
+        root, but not stop the server, run commands or restore saved states.
     tls_cert, tls_key : str, optional
         PEM certificate and key: clients must then connect with TLS.
     allowed_hosts : list of str, optional
@@ -109,9 +110,6 @@ class ObjServerFactory:
         self.allowed_hosts = None if allowed_hosts is None else list(allowed_hosts)
         self.allowed_types = None if allowed_types is None else list(allowed_types)
         self.allow_shell = bool(allow_shell)
-        self._own_root = root is None
-        self.root = os.path.realpath(root or tempfile.mkdtemp(prefix='omlserver-'))
-        os.makedirs(self.root, exist_ok=True)
         self.peer_keys = {name: check_key(k, f'peer key for {name}')
                           for name, k in (peer_keys or {}).items()}
         self.liveness = liveness
@@ -119,11 +117,16 @@ class ObjServerFactory:
         self.objects: dict[int, ObjEntry] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
+        self._stop_lock = threading.Lock()
+        #: states kept by `keep_state`: path below the root -> sha256 (only these restore)
+        self.kept_states: dict[str, str] = {}
         self._server: Server | None = None
         self._stopped = threading.Event()
-        auth = Authenticator(self.keys, HostPolicy(self.allowed_hosts),
-                             server_tls_context(*self.tls) if self.tls else None)
-        self._auth = auth
+        self._auth = Authenticator(self.keys, HostPolicy(self.allowed_hosts),
+                                   server_tls_context(*self.tls) if self.tls else None)
+        self._own_root = root is None
+        self.root = os.path.realpath(root or tempfile.mkdtemp(prefix='omlserver-'))
+        os.makedirs(self.root, exist_ok=True)
 
     # -- lifetime -------------------------------------------------------------------------------
     def start(self) -> tuple[str, int]:
@@ -149,13 +152,19 @@ class ObjServerFactory:
             self.stop()
 
     def stop(self) -> None:
-        """Stop listening and end every ObjServer (their directories are removed)."""
+        """Stop listening and end every ObjServer (their directories are removed). Safe to call
+        more than once, from any thread."""
         self._stopped.set()
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for obj_id in list(self.objects):
-            self.release(obj_id)
+        with self._stop_lock:
+            server, self._server = self._server, None
+            if server is not None:
+                server.close()
+            with self._lock:
+                entries = list(self.objects.values())
+                self.objects.clear()
+            for entry in entries:
+                _end(entry.process)
+                shutil.rmtree(entry.directory, ignore_errors=True)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
         logger.info('ObjServerFactory on %s:%d stopped', self.host, self.port)
@@ -287,19 +296,40 @@ class FactoryService(FileService, SecureService):
         self.files = FileArea(factory.root)
 
     @remote()
-    def create(self, typname: str, version: str | None, payload: bytes,
-               buffers: tuple) -> tuple:
+    def create(self, typname: str, version: str | None, ctor_args: tuple) -> tuple:
         """``(id, host, port, directory)`` of a new object in its own ObjServer."""
-        args = codec.loads(payload, buffers)
+        args = codec.unpack(ctor_args)
         entry = self.factory.create(typname, version, args)
         return (entry.id, self.factory.host, entry.port, entry.directory)
 
-    @remote()
+    @remote('owner')
     def restore(self, typname: str, state_rel: str) -> tuple:
-        """Like `create`, from an object state saved below the root (``save_state``)."""
+        """Like `create`, from an object state this factory kept (`keep_state`) and that is
+        unchanged since: a state is a pickle, so no other file is ever loaded."""
         path = self.files.resolve(state_rel)
+        kept = self.factory.kept_states.get(os.path.relpath(path, self.factory.root))
+        if kept is None or kept != self.files.checksum(state_rel):
+            raise PermissionError(f'{state_rel!r}: not a state kept by the server on '
+                                  f'{self.factory.host}:{self.factory.port} since it started '
+                                  f'(or changed since); only those can be restored')
         entry = self.factory.create(typname, state=path)
         return (entry.id, self.factory.host, entry.port, entry.directory)
+
+    @remote()
+    def keep_state(self, obj_id: int, rel: str) -> str:
+        """Move file ``rel`` of object ``obj_id``'s directory (written by its ``save_state``)
+        to a new name under ``states/`` below the root, where it outlives the object; return
+        that path relative to the root (for `restore`)."""
+        entry = self.factory.objects.get(obj_id)
+        if entry is None:
+            raise ValueError(f'the server on {self.factory.host}:{self.factory.port} has no '
+                             f'object {obj_id}')
+        source = FileArea(entry.directory).resolve(rel)
+        kept = f'states/{os.path.basename(entry.directory)}-{uuid.uuid4().hex[:12]}.pkl'
+        self.files.makedirs('states')
+        os.replace(source, self.files.resolve(kept))
+        self.factory.kept_states[kept] = self.files.checksum(kept)
+        return kept
 
     @remote()
     def release(self, obj_id: int, keep_directory: bool) -> None:

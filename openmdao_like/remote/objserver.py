@@ -89,7 +89,7 @@ class ObjService(FileService, SecureService):
             info = {'class': self.state.typname, 'pid': os.getpid(), 'directory': os.getcwd(),
                     'variables': {name: dict(describe_variable(var), value=getattr(obj, name))
                                   for name, var in obj._vars().items()}}
-            return codec.dumps(info)
+            return codec.pack(info)
 
     @remote()
     def ping(self) -> str:
@@ -102,30 +102,29 @@ class ObjService(FileService, SecureService):
         """The current values of variables ``names``, encoded."""
         obj = self.state.obj
         with self.state.lock:
-            return codec.dumps({name: getattr(obj, name) for name in names})
+            return codec.pack({name: getattr(obj, name) for name in names})
 
     @remote()
-    def receive(self, payload: bytes, buffers: tuple) -> None:
-        """Set variables from an encoded ``{name: value}`` (from a proxy or a peer)."""
-        values = codec.loads(payload, buffers, owner=self.state.obj)
+    def receive(self, packet: tuple) -> None:
+        """Set variables from a packed ``{name: value}`` (from a proxy or a peer)."""
+        values = codec.unpack(packet, owner=self.state.obj)
         with self.state.lock:
             self._set(values)
 
     @remote()
-    def run(self, payload: bytes, buffers: tuple, fetch: tuple, pulls: tuple,
-            pushes: tuple) -> tuple:
+    def run(self, inputs: tuple | None, fetch: tuple, pulls: tuple, pushes: tuple) -> tuple:
         """Set the inputs given, fetch ``pulls`` from peers, run, send ``pushes`` to peers and
         return the outputs named in ``fetch``: one component execution, one round trip."""
         obj = self.state.obj
         with self.state.lock:
-            if payload:
-                self._set(codec.loads(payload, buffers, owner=obj))
+            if inputs is not None:
+                self._set(codec.unpack(inputs, owner=obj))
             for host, port, tls, links in pulls:
                 self._pull(self.state.peer(host, port, tls), links)
             obj.run()
             for host, port, tls, links in pushes:
                 self._push(self.state.peer(host, port, tls), links)
-            return codec.dumps({name: getattr(obj, name) for name in fetch})
+            return codec.pack({name: getattr(obj, name) for name in fetch})
 
     def _set(self, values: dict[str, Any]) -> None:
         obj = self.state.obj
@@ -136,11 +135,11 @@ class ObjService(FileService, SecureService):
         """Fetch linked values from ``peer`` (rpull); files are copied server to server."""
         plain = [link for link in links if not link[4]]
         if plain:
-            got = codec.loads(*peer.call('fetch', tuple(src for src, *_ in plain)))
+            got = codec.unpack(peer.call('fetch', tuple(src for src, *_ in plain)))
             self._set({dest: _scaled(got[src], scale, offset)
                        for src, dest, scale, offset, _ in plain})
         for src, dest, _, _, target in (link for link in links if link[4]):
-            ref = codec.loads(*peer.call('fetch', (src,)))[src]
+            ref = codec.unpack(peer.call('fetch', (src,)))[src]
             if ref is None:
                 self._set({dest: None})
                 continue
@@ -157,7 +156,7 @@ class ObjService(FileService, SecureService):
                 files.upload(peer.call, value.abspath(), target)
                 value = FileRef(target, None, value.binary, value.content_type)
             values[dest] = _scaled(value, scale, offset)
-        peer.call('receive', *codec.dumps(values))
+        peer.call('receive', codec.pack(values))
 
     # -- persistence ----------------------------------------------------------------------------
     @remote()

@@ -32,7 +32,6 @@ from .connection import SHORT_TIMEOUT, ServerConnection
 logger = logging.getLogger(__name__)
 
 _LAZY_LINKS = ('pull', 'rpush', 'rpull')
-_EMPTY: tuple[bytes, tuple] = (b'', ())
 
 
 def build_variable(spec: dict[str, Any], where: str) -> Variable:
@@ -73,7 +72,7 @@ class RemoteComponent(Component):
         self._send_names: tuple[str, ...] = ()
         self._lazy_after_run: frozenset = frozenset()
         self._released = False
-        info = codec.loads(*self._call('describe', timeout=SHORT_TIMEOUT), owner=self)
+        info = codec.unpack(self._call('describe', timeout=SHORT_TIMEOUT), owner=self)
         self.remote_pid = info['pid']
         for name, spec in info['variables'].items():
             self.add_trait(name, build_variable(spec, f'{typname}.{name}'))
@@ -116,7 +115,7 @@ class RemoteComponent(Component):
     def refresh(self, names: tuple[str, ...] | None = None) -> None:
         """Fetch variables ``names`` (default: every variable) from the remote object."""
         names = tuple(self._vars()) if names is None else tuple(names)
-        values = codec.loads(*self._call('fetch', names), owner=self)
+        values = codec.unpack(self._call('fetch', names), owner=self)
         store = self.__dict__
         for name, value in values.items():
             store[name] = value
@@ -128,10 +127,10 @@ class RemoteComponent(Component):
         (with the peer transfers of rpush/rpull links), bring back the outputs needed here."""
         for xfer in self._in_xfers:
             xfer()
-        answer = self._call('run', *self._changed_inputs(), self._plan_fetch,
+        answer = self._call('run', self._changed_inputs(), self._plan_fetch,
                             self._plan_pulls, self._plan_pushes)
         store = self.__dict__
-        for name, value in codec.loads(*answer, owner=self).items():
+        for name, value in codec.unpack(answer, owner=self).items():
             store[name] = value
         if self._lazy_after_run:
             self._stale.update(self._lazy_after_run)
@@ -139,11 +138,11 @@ class RemoteComponent(Component):
 
     def execute(self) -> None:
         """Run remotely (without moving connected inputs first)."""
-        answer = self._call('run', *self._changed_inputs(), self._plan_fetch, (), ())
-        for name, value in codec.loads(*answer, owner=self).items():
+        answer = self._call('run', self._changed_inputs(), self._plan_fetch, (), ())
+        for name, value in codec.unpack(answer, owner=self).items():
             self.__dict__[name] = value
 
-    def _changed_inputs(self) -> tuple[bytes, tuple]:
+    def _changed_inputs(self) -> tuple | None:
         """The inputs whose value differs from what the remote object last received."""
         store, sent = self.__dict__, self._sent
         changed = {}
@@ -152,7 +151,7 @@ class RemoteComponent(Component):
             if not _same(value, sent.get(name)):
                 changed[name] = value
                 sent[name] = _snapshot(value)
-        return codec.dumps(changed) if changed else _EMPTY
+        return codec.pack(changed) if changed else None
 
     # -- plan -----------------------------------------------------------------------------------
     def check_config(self) -> None:
@@ -202,6 +201,26 @@ class RemoteComponent(Component):
     def pre_delete(self) -> None:
         """Release the remote object when the model is discarded (classic API)."""
         self.release()
+
+    # -- pickling: where the object lives, never the connection (see locations.py) -------------
+    def __getstate__(self) -> dict[str, Any]:
+        """The object's location (its state saved on the server first when a model is being
+        saved), name, parent, directory and input values; no connection, no outputs."""
+        from .locations import proxy_state
+        return proxy_state(self)
+
+    def __reduce_ex__(self, protocol: Any) -> tuple:
+        from .locations import unpickled_proxy
+        state = self.__getstate__()
+        return unpickled_proxy, (state.pop('location'), self._where()), state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Give the proxy that `unpickled_proxy` reconnected its name, parent, directory and
+        input values."""
+        self.name, self.parent = state['name'], state['parent']
+        self.directory = state['directory']
+        for name, value in state['inputs'].items():
+            setattr(self, name, value)
 
 
 def _peer_key(proxy: RemoteComponent) -> tuple[str, int, bool]:

@@ -11,12 +11,12 @@ import threading
 from typing import Any, Callable
 
 import rpyc
-from rpyc.core import brine
 from rpyc.utils.server import ThreadedServer
 
 from .auth import Authenticator
 from .failures import capture
-from .transport import channel, config as protocol_config, keepalive
+from .transport import (OOBConnection, channel, config as protocol_config, keepalive,
+                        sendable)
 
 logger = logging.getLogger(__name__)
 
@@ -32,7 +32,7 @@ def remote(*roles: str) -> Callable[[Callable], Callable]:
         def call(self: Any, *args: Any) -> tuple:
             try:
                 result = fn(self, *args)
-                if not brine.dumpable(result):
+                if not sendable(result):
                     raise TypeError(f'{fn.__name__} returned {type(result).__name__}, which is '
                                     f'not plain data')
             except Exception as exc:
@@ -49,6 +49,8 @@ class SecureService(rpyc.Service):
 
     Only attributes declared with `remote` resolve, and only for the roles they name.
     """
+
+    _protocol = OOBConnection
 
     def on_connect(self, conn: Any) -> None:
         self.conn = conn
