@@ -104,12 +104,12 @@ def test_pull_fetches_when_the_destination_runs(factory_a):
     call = top.r._conn.call
 
     def spy(name, *args, **kwargs):
-        fetched.append((name, args[-3] if name == 'run' else args))
+        fetched.append((name, args))
         return call(name, *args, **kwargs)
     top.r._conn.call = spy
     top.run()
     assert top.l.y == 8.0
-    assert fetched[0] == ('run', ())        # r's run brings nothing back
+    assert fetched[0][1][1] == ((), (), ())  # plan: r's runs bring nothing back
     assert fetched[1] == ('fetch', (('y',),))  # l's transfer fetches r.y
 
 

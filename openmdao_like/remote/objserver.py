@@ -79,6 +79,8 @@ class ObjService(FileService, SecureService):
     def __init__(self, state: ObjState):
         self.state = state
         self.files = state.files
+        #: what `run` fetches and exchanges for this connection's proxy (see `set_plan`)
+        self.plan: tuple = ((), (), ())
 
     # -- description ----------------------------------------------------------------------------
     @remote()
@@ -112,10 +114,18 @@ class ObjService(FileService, SecureService):
             self._set(values)
 
     @remote()
-    def run(self, inputs: tuple | None, fetch: tuple, pulls: tuple, pushes: tuple) -> tuple:
-        """Set the inputs given, fetch ``pulls`` from peers, run, send ``pushes`` to peers and
-        return the outputs named in ``fetch``: one component execution, one round trip."""
+    def run(self, inputs: tuple | None, plan: tuple | None = None) -> tuple:
+        """Set the inputs given, fetch from peers, run, send to peers and return the planned
+        outputs' values: one component execution, one round trip.
+
+        ``plan`` (sent when the proxy's model was compiled, then kept for this connection):
+        the output names to return, in order; ``rpull`` links to fetch from peers first and
+        ``rpush`` links to send after, each ``(host, port, tls, links)``.
+        """
+        if plan is not None:
+            self.plan = plan
         obj = self.state.obj
+        fetch, pulls, pushes = self.plan
         with self.state.lock:
             if inputs is not None:
                 self._set(codec.unpack(inputs, owner=obj))
@@ -124,7 +134,7 @@ class ObjService(FileService, SecureService):
             obj.run()
             for host, port, tls, links in pushes:
                 self._push(self.state.peer(host, port, tls), links)
-            return codec.pack({name: getattr(obj, name) for name in fetch})
+            return codec.pack(tuple(getattr(obj, name) for name in fetch))
 
     def _set(self, values: dict[str, Any]) -> None:
         obj = self.state.obj

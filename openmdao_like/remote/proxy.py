@@ -24,6 +24,7 @@ from ..component import Component
 from ..connections import Connection
 from ..errors import RemoteError
 from ..factories import factory_manager
+from ..variables.array import Array
 from ..variables.base import Variable
 from ..variables.file import File, FileRef
 from . import codec, files
@@ -69,7 +70,9 @@ class RemoteComponent(Component):
         self._plan_fetch: tuple[str, ...] = ()
         self._plan_pulls: tuple = ()
         self._plan_pushes: tuple = ()
+        self._plan_sent = False
         self._send_names: tuple[str, ...] = ()
+        self._fed_arrays: frozenset = frozenset()
         self._lazy_after_run: frozenset = frozenset()
         self._released = False
         info = codec.unpack(self._call('describe', timeout=SHORT_TIMEOUT), owner=self)
@@ -104,7 +107,6 @@ class RemoteComponent(Component):
     def _call(self, name: str, *args: Any, timeout: float | None = None) -> Any:
         if self._released:
             raise RemoteError(f'{self._where()}: the remote {self._typname} was released')
-        self._conn.what = f'{self._where()} ({self._typname})'
         return self._conn.call(name, *args, timeout=timeout)
 
     def __getattribute__(self, name: str) -> Any:
@@ -127,28 +129,33 @@ class RemoteComponent(Component):
         (with the peer transfers of rpush/rpull links), bring back the outputs needed here."""
         for xfer in self._in_xfers:
             xfer()
-        answer = self._call('run', self._changed_inputs(), self._plan_fetch,
-                            self._plan_pulls, self._plan_pushes)
-        store = self.__dict__
-        for name, value in codec.unpack(answer, owner=self).items():
-            store[name] = value
-        if self._lazy_after_run:
-            self._stale.update(self._lazy_after_run)
+        self.execute()
         self.exec_count += 1
 
     def execute(self) -> None:
-        """Run remotely (without moving connected inputs first)."""
-        answer = self._call('run', self._changed_inputs(), self._plan_fetch, (), ())
-        for name, value in codec.unpack(answer, owner=self).items():
-            self.__dict__[name] = value
+        """Run remotely: one round trip (see `run`)."""
+        if self._plan_sent:
+            answer = self._call('run', self._changed_inputs())
+        else:
+            answer = self._call('run', self._changed_inputs(),
+                                (self._plan_fetch, self._plan_pulls, self._plan_pushes))
+            self._plan_sent = True
+        values = codec.unpack(answer, owner=self)
+        store = self.__dict__
+        for name, value in zip(self._plan_fetch, values):
+            store[name] = value
+        if self._lazy_after_run:
+            self._stale.update(self._lazy_after_run)
 
     def _changed_inputs(self) -> tuple | None:
         """The inputs whose value differs from what the remote object last received."""
-        store, sent = self.__dict__, self._sent
+        store, sent, fed = self.__dict__, self._sent, self._fed_arrays
         changed = {}
         for name in self._send_names:
             value = store.get(name)
-            if not _same(value, sent.get(name)):
+            if name in fed:  # arrays moved in by a connection: sent as they are, no compare
+                changed[name] = value
+            elif not _same(value, sent.get(name)):
                 changed[name] = value
                 sent[name] = _snapshot(value)
         return codec.pack(changed) if changed else None
@@ -181,11 +188,16 @@ class RemoteComponent(Component):
                 if c.link == 'rpull':
                     pulls.setdefault(_peer_key(src), []).append(_link(c, self))
         lazy = {n for n, links in consumers.items() if all(k in _LAZY_LINKS for k in links)}
+        self._plan_sent = False
+        self._conn.what = f'{self._where()} ({self._typname})'
         self._plan_fetch = tuple(n for n in outputs if n not in lazy)
         self._plan_pushes = tuple(key + (tuple(links),) for key, links in pushes.items())
         self._plan_pulls = tuple(key + (tuple(links),) for key, links in pulls.items())
         self._send_names = tuple(n for n, v in self._vars().items()
                                  if v.iotype == 'in' and n not in fed_by_peer)
+        self._fed_arrays = frozenset(c.dest_var for c in conns if c.dest_comp == me and
+                                     me is not None and c.dest_var not in fed_by_peer and
+                                     isinstance(self._vars()[c.dest_var], Array))
         self._lazy_after_run = frozenset(lazy | fed_by_peer)
 
     # -- lifetime -------------------------------------------------------------------------------
@@ -204,8 +216,8 @@ class RemoteComponent(Component):
 
     # -- pickling: where the object lives, never the connection (see locations.py) -------------
     def __getstate__(self) -> dict[str, Any]:
-        """The object's location (its state saved on the server first when a model is being
-        saved), name, parent, directory and input values; no connection, no outputs."""
+        """The object's location (its state saved on the server first), name, parent, directory
+        and input values; no connection, no outputs. Only while `save` writes a model."""
         from .locations import proxy_state
         return proxy_state(self)
 
@@ -262,6 +274,8 @@ def remote_transfer(conn: Connection, src: Any, dst: Any, svar: Variable,
     (values: the proxies' mirrors carry them)."""
     if conn.link in ('rpush', 'rpull') and src.is_remote and dst.is_remote:
         return _nothing
+    if isinstance(dvar, Array) and dst.is_remote:
+        return _array_into_proxy(conn, src, dst, svar, dvar)
     if not isinstance(dvar, File):
         return None
     sname, dname = conn.src_var, conn.dest_var
@@ -287,6 +301,25 @@ def remote_transfer(conn: Connection, src: Any, dst: Any, svar: Variable,
         else:
             setattr(dst, dname, value)
     return xfer_file
+
+
+def _array_into_proxy(conn: Connection, src: Any, dst: Any, svar: Variable,
+                      dvar: Variable) -> Callable[[], None]:
+    """An array into a remote input: no local copy (the proxy sends it on at once)."""
+    sname, dname, scale, offset = conn.src_var, conn.dest_var, conn.scale, conn.offset
+    store = dst.__dict__
+    if scale != 1.0 or offset != 0.0:
+        def xfer_scaled() -> None:
+            setattr(dst, dname, getattr(src, sname) * scale + offset)
+        return xfer_scaled
+    if dvar.proves(svar):
+        def xfer_array() -> None:
+            store[dname] = getattr(src, sname)
+        return xfer_array
+
+    def xfer_checked() -> None:
+        setattr(dst, dname, getattr(src, sname))
+    return xfer_checked
 
 
 def _nothing() -> None:

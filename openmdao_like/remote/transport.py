@@ -36,6 +36,8 @@ _LABEL_OOB = 99
 #: Frame flag (where rpyc marks compression) saying that buffers follow the frame.
 _FLAG_OOB = 2
 _COUNT = struct.Struct('!I')
+#: Out-of-band buffers up to this total size are copied into the frame's single write.
+_JOIN_LIMIT = 1 << 18
 
 
 class OOB:
@@ -123,8 +125,12 @@ class OOBChannel(Channel):
             self.stream.write(self.FRAME_HEADER.pack(len(data), 0) + data + self.FLUSHER)
             return
         sizes = struct.pack(f'!I{len(buffers)}Q', len(buffers), *(b.nbytes for b in buffers))
-        self.stream.write(self.FRAME_HEADER.pack(len(data), _FLAG_OOB) + data + self.FLUSHER
-                          + sizes)
+        head = self.FRAME_HEADER.pack(len(data), _FLAG_OOB) + data + self.FLUSHER + sizes
+        if sum(b.nbytes for b in buffers) <= _JOIN_LIMIT:
+            # one write: a small segment after another would wait for the peer's delayed ACK
+            self.stream.write(b''.join((head, *buffers)))
+            return
+        self.stream.write(head)
         for buf in buffers:
             self.stream.write(buf)
 
