@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import numpy as np
 import pytest
@@ -140,7 +142,9 @@ def firewall(tmp_path_factory, remote_key_file):
         fy.close()
 
 
-def one_way(src_factory, dst_factory, link: str) -> Assembly:
+@contextmanager
+def one_way(src_factory, dst_factory, link: str) -> Iterator[Assembly]:
+    """src.y -> dst.x with ``link``; both objects released afterwards."""
     class Model(Assembly):
         def configure(self):
             self.add('src', src_factory.create('remote_models.Scale', k=2.0))
@@ -149,43 +153,27 @@ def one_way(src_factory, dst_factory, link: str) -> Assembly:
             self.driver.workflow.add(['src', 'dst'])
     top = set_as_top(Model())
     top.src.x = 2.0
-    return top
-
-
-def test_firewall_rpush_fails_where_only_rpull_passes(firewall):
-    fx, fy = firewall
-    top = one_way(fx, fy, 'rpush')  # X's server would have to call Y
     try:
-        with pytest.raises(RemoteError, match=r'127\.0\.0\.2 is not among the allowed hosts'):
+        yield top
+    finally:
+        top.src.release()
+        top.dst.release()
+
+
+# (source on, destination on, link, passes): only calls from Y's server to X's may pass
+@pytest.mark.parametrize(('src', 'dst', 'link', 'passes'), [
+    ('x', 'y', 'rpush', False), ('x', 'y', 'rpull', True),
+    ('y', 'x', 'rpull', False), ('y', 'x', 'rpush', True)])
+def test_firewall_lets_one_direction_pass(firewall, src, dst, link, passes):
+    factories = dict(zip('xy', firewall))
+    with one_way(factories[src], factories[dst], link) as top:
+        if passes:
             top.run()
-    finally:
-        top.src.release()
-        top.dst.release()
-    top = one_way(fx, fy, 'rpull')  # Y's server calls X: allowed
-    try:
-        top.run()
-        assert top.dst.y == 4.0
-    finally:
-        top.src.release()
-        top.dst.release()
-
-
-def test_firewall_reverse_direction(firewall):
-    fx, fy = firewall
-    top = one_way(fy, fx, 'rpull')  # X's server would have to call Y
-    try:
-        with pytest.raises(RemoteError, match=r'127\.0\.0\.2 is not among the allowed hosts'):
-            top.run()
-    finally:
-        top.src.release()
-        top.dst.release()
-    top = one_way(fy, fx, 'rpush')  # Y's server calls X: allowed
-    try:
-        top.run()
-        assert top.dst.y == 4.0
-    finally:
-        top.src.release()
-        top.dst.release()
+            assert top.dst.y == 4.0
+        else:
+            with pytest.raises(RemoteError, match=r'127\.0\.0\.2 is not among the allowed '
+                                                  r'hosts'):
+                top.run()
 
 
 # -- files ----------------------------------------------------------------------------------------
