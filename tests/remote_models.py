@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from openmdao_like import Array, Component, File, FileRef, Float, Str
+from openmdao_like import Array, Component, File, FileRef, Float, Instance, Str
 from openmdao_like.errors import ConvergenceError
 
 
@@ -104,3 +104,18 @@ class FileReader(Component):
         path = self.in_file.abspath()
         self.size = float(os.path.getsize(path))
         self.where = path
+
+
+class Holder(Component):
+    """An input holding an arbitrary object (mirrored as an opaque variable)."""
+
+    thing = Instance(CustomError, iotype='in')
+    x = Float(1.0, iotype='in')
+    y = Float(iotype='out')
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.thing = CustomError('held')
+
+    def execute(self) -> None:
+        self.y = 2 * self.x

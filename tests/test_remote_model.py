@@ -181,3 +181,12 @@ def test_release_can_keep_the_directory(factory_a):
     directory = comp.remote_directory
     factory_a.release(comp, keep_directory=True)
     assert os.path.isdir(directory)
+
+
+def test_variables_that_cannot_travel_are_mirrored_opaque(factory_a):
+    comp = factory_a.create('remote_models.Holder')
+    assert comp.thing is None
+    assert comp.get_metadata('thing', 'iotype') == 'in'
+    comp.x = 4.0
+    comp.run()
+    assert comp.y == 8.0

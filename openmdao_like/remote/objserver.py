@@ -36,11 +36,18 @@ from .service import SecureService, Server, remote
 logger = logging.getLogger(__name__)
 
 
-def describe_variable(var: Variable) -> dict[str, Any]:
-    """A variable's definition as plain data: its type's name for `create`, default, metadata."""
+def describe_variable(var: Variable, value: Any) -> dict[str, Any]:
+    """A variable's definition and value as plain data: its type's name for `create`, default,
+    metadata. What cannot travel as plain data (an `Instance` of some class) becomes None."""
     meta = {k: v for k, v in var.var_metadata().items() if k not in ('type', 'instance_handler')}
-    return {'type': factory_manager.type_info(type(var)).name, 'default': var.default_value,
-            'metadata': meta}
+    spec = {'type': factory_manager.type_info(type(var)).name, 'default': var.default_value,
+            'metadata': meta, 'value': value}
+    try:
+        codec.unpack(codec.pack(spec))
+    except Exception:
+        spec = dict(spec, type='openmdao_like.Variable', default=None, value=None,
+                    metadata={k: v for k, v in meta.items() if isinstance(v, (str, bool))})
+    return spec
 
 
 class ObjState:
@@ -89,7 +96,7 @@ class ObjService(FileService, SecureService):
         obj = self.state.obj
         with self.state.lock:
             info = {'class': self.state.typname, 'pid': os.getpid(), 'directory': os.getcwd(),
-                    'variables': {name: dict(describe_variable(var), value=getattr(obj, name))
+                    'variables': {name: describe_variable(var, getattr(obj, name))
                                   for name, var in obj._vars().items()}}
             return codec.pack(info)
 
