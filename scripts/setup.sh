@@ -33,6 +33,9 @@ if ! { [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2
   fi
 fi
 
+# The tests make TLS certificates the way servers/README.md tells operators to (openssl).
+command -v openssl >/dev/null || apt_install openssl
+
 # Reinstall only when the package metadata changed since the last successful install.
 stamp=.venv/.openmdao_like-setup
 want=$(sha256sum pyproject.toml | cut -d' ' -f1)
