@@ -94,6 +94,16 @@ def unpack(packet: tuple, owner: Any = None) -> Any:
     raise ValueError(f'not a value packet: tag {tag!r}')
 
 
+def travels(obj: Any) -> bool:
+    """Whether ``obj`` survives the trip: the restricted unpickler can rebuild it."""
+    try:
+        payload, buffers = _pickle(obj)
+        _Unpickler(payload, buffers, None).load()
+        return True
+    except Exception:
+        return False
+
+
 def dumps(obj: Any) -> tuple[bytes, tuple[bytes, ...]]:
     """``obj`` as a pickle payload plus its buffers, all bytes."""
     payload, buffers = _pickle(obj)

@@ -42,9 +42,7 @@ def describe_variable(var: Variable, value: Any) -> dict[str, Any]:
     meta = {k: v for k, v in var.var_metadata().items() if k not in ('type', 'instance_handler')}
     spec = {'type': factory_manager.type_info(type(var)).name, 'default': var.default_value,
             'metadata': meta, 'value': value}
-    try:
-        codec.unpack(codec.pack(spec))
-    except Exception:
+    if not codec.travels(spec):
         spec = dict(spec, type='openmdao_like.Variable', default=None, value=None,
                     metadata={k: v for k, v in meta.items() if isinstance(v, (str, bool))})
     return spec
