@@ -86,13 +86,13 @@ def test_the_yaml_node_records_the_location_and_inputs_not_the_key(saved, server
 @pytest.mark.parametrize('name', FORMATS)
 def test_loading_reconnects_to_the_same_object(saved, name):
     top, where = saved
-    copy = load(where / name)
-    assert isinstance(copy.s, RemoteComponent) and copy.s is not top.s
-    assert (copy.s.address, copy.s.remote_pid) == (top.s.address, top.s.remote_pid)
-    assert (copy.s.x, copy.s.k, copy.s.y, copy.l.y) == (3.0, 5.0, 15.0, 30.0)
-    copy.s.x = 4.0
-    copy.run()
-    assert (copy.s.y, copy.l.y) == (20.0, 40.0)
+    loaded = load(where / name)
+    assert isinstance(loaded.s, RemoteComponent) and loaded.s is not top.s
+    assert (loaded.s.address, loaded.s.remote_pid) == (top.s.address, top.s.remote_pid)
+    assert (loaded.s.x, loaded.s.k, loaded.s.y, loaded.l.y) == (3.0, 5.0, 15.0, 30.0)
+    loaded.s.x = 4.0
+    loaded.run()
+    assert (loaded.s.y, loaded.l.y) == (20.0, 40.0)
     top.s.refresh()
     assert top.s.y == 20.0 and top.s.x == 4.0                   # one object, two proxies
 
@@ -102,17 +102,17 @@ def test_a_released_object_is_restored_from_its_saved_state(saved, factory_a, na
     top, where = saved
     old_pid = top.s.remote_pid
     factory_a.release(top.s)
-    copy = load(where / name)
-    assert isinstance(copy.s, RemoteComponent) and copy.s.remote_pid != old_pid
-    assert (copy.s.x, copy.s.k) == (3.0, 5.0)
-    assert copy.s.y == 15.0                          # an output: only the saved state has it
-    copy.s.x = 1.0
-    copy.run()
-    assert (copy.s.y, copy.l.y) == (5.0, 10.0)
+    loaded = load(where / name)
+    assert isinstance(loaded.s, RemoteComponent) and loaded.s.remote_pid != old_pid
+    assert (loaded.s.x, loaded.s.k) == (3.0, 5.0)
+    assert loaded.s.y == 15.0                          # an output: only the saved state has it
+    loaded.s.x = 1.0
+    loaded.run()
+    assert (loaded.s.y, loaded.l.y) == (5.0, 10.0)
     # saved again, the restored object records its own location
-    copy.save(where / 'again.yaml')
+    loaded.save(where / 'again.yaml')
     again = node_of(where / 'again.yaml')['remote']
-    assert again['server']['pid'] == copy.s.remote_pid and again['state'] != \
+    assert again['server']['pid'] == loaded.s.remote_pid and again['state'] != \
         node_of(where / 'model.yaml')['remote']['state']
 
 
@@ -123,11 +123,11 @@ def test_without_its_state_a_fresh_object_gets_the_saved_inputs(saved, factory_a
     factory_a.remove(state_of(where / name))
     factory_a.release(top.s)
     with caplog.at_level(logging.WARNING, logger='openmdao_like.remote.locations'):
-        copy = load(where / name)
+        loaded = load(where / name)
     assert 'is not on the server any more; creating a new remote_models.Scale' in caplog.text
-    assert (copy.s.x, copy.s.k, copy.s.y) == (3.0, 5.0, 0.0)   # outputs: a new object's
-    copy.run()
-    assert (copy.s.y, copy.l.y) == (15.0, 30.0)
+    assert (loaded.s.x, loaded.s.k, loaded.s.y) == (3.0, 5.0, 0.0)   # outputs: a new object's
+    loaded.run()
+    assert (loaded.s.y, loaded.l.y) == (15.0, 30.0)
 
 
 def test_saving_a_released_proxy_is_refused(factory_a, tmp_path):
@@ -142,14 +142,18 @@ def test_saving_a_released_proxy_is_refused(factory_a, tmp_path):
         assert not (tmp_path / f'm.{fmt}').exists()
 
 
-def test_a_plain_pickle_reconnects_without_saving_state(factory_a):
+def test_only_save_pickles_a_proxy(factory_a):
+    """A copy (e.g. a model shipped to worker processes) would be a second proxy driving the
+    same object with its own idea of what was sent; save() records the location instead."""
     top = build(factory_a)
     before = states(factory_a)
-    copy = pickle.loads(pickle.dumps(top))
+    message = ("cannot pickle s (remote_models.Scale): a remote component is pickled only by "
+               "save(), which records where its object lives; a copy would drive the same "
+               "remote object as this proxy")
+    with pytest.raises(TypeError) as info:
+        pickle.dumps(top)
+    assert str(info.value) == message
     assert states(factory_a) == before
-    assert (copy.s.address, copy.s.remote_pid) == (top.s.address, top.s.remote_pid)
-    copy.run()
-    assert copy.l.y == 30.0
 
 
 def test_unknown_server_says_to_connect_first(saved):
@@ -176,6 +180,16 @@ def test_a_malformed_location_is_named(saved):
         load(io.StringIO(text))
 
 
+def test_a_remote_node_holds_no_other_keys(saved):
+    _, where = saved
+    text = (where / 'model.yaml').read_text().replace('    remote:\n',
+                                                      '    children: {}\n    remote:\n')
+    with pytest.raises(PersistenceError, match=re.escape(
+            "<stream>: s: unknown keys ['children'] (expected some of ['class', 'directory', "
+            "'remote', 'variables'])")):
+        load(io.StringIO(text))
+
+
 @pytest.mark.parametrize('name', FORMATS)
 def test_a_stopped_server_is_a_clear_error(tmp_path, remote_key_file, name):
     server = ServerProcess(tmp_path / 'server', '127.0.0.2', remote_key_file).start()
@@ -191,3 +205,29 @@ def test_a_stopped_server_is_a_clear_error(tmp_path, remote_key_file, name):
         f'{tmp_path / name}: s (remote_models.Scale): the server 127.0.0.2:{server.port} that '
         f'held it does not answer (ObjServerFactory on 127.0.0.2:{server.port}: cannot '
         f'connect: Connection refused); start it again and load again')
+
+
+def test_after_a_server_restart_a_fresh_object_gets_the_saved_inputs(tmp_path, remote_key_file,
+                                                                     caplog):
+    """A server restores only the states it kept since it started: after a restart (same root,
+    same port) the saved state is still there but refused, so a fresh object is made."""
+    first = ServerProcess(tmp_path / 'server', '127.0.0.2', remote_key_file).start()
+    try:
+        top = build(first.connect())
+        top.save(tmp_path / 'model.yaml')
+    finally:
+        first.stop()
+    state = node_of(tmp_path / 'model.yaml')['remote']['state']
+    second = ServerProcess(tmp_path / 'server', '127.0.0.2', remote_key_file,
+                           extra=['--port', str(first.port)]).start()
+    try:
+        assert second.port == first.port and state in [
+            f'states/{n}' for n in second.connect().listdir('states')]
+        with caplog.at_level(logging.WARNING, logger='openmdao_like.remote.locations'):
+            loaded = load(tmp_path / 'model.yaml')
+        assert 'the server refuses to restore its saved state' in caplog.text
+        assert (loaded.s.x, loaded.s.k, loaded.s.y) == (3.0, 5.0, 0.0)
+        loaded.run()
+        assert loaded.l.y == 30.0
+    finally:
+        second.stop()

@@ -12,7 +12,9 @@ Both formats start with a header: the format version, the Python version and, fo
 in the model, its name and the distribution and version that provide it. Loading checks it
 before anything is built: a class whose distribution is missing or at another version raises
 `VersionMismatchError` listing each, unless ``on_version_mismatch='warn'`` (or a policy
-registered with `register_version_policy`, such as the remote layer's ``'isolate'``).
+registered with `register_version_policy`, such as the remote layer's ``'isolate'``). Higher
+layers write and read objects of their own classes in YAML with `register_node_handler` (the
+remote layer's proxies record where their object lives).
 
 A YAML model file is read with a safe loader: it can make loading create only model types
 (components, drivers, variables, workflows, DOE generators, recorders, executors and classes
@@ -22,10 +24,11 @@ from sources you trust.
 
 from ..container import Container
 from .api import FORMATS, load, read_header, save
+from .extensions import register_node_handler
 from .header import FORMAT, Mismatch, register_version_policy
 from .safety import register_safe_base
 
 Container._saver = save
 
 __all__ = ['save', 'load', 'read_header', 'register_version_policy', 'register_safe_base',
-           'Mismatch', 'FORMAT', 'FORMATS']
+           'register_node_handler', 'Mismatch', 'FORMAT', 'FORMATS']

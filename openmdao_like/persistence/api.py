@@ -18,6 +18,7 @@ from ..factories import TypeInfo, factory_manager
 from .archive import Archive, model_files, write_atomic, write_directory, write_zip
 from .build import Builder
 from .describe import Describer
+from .extensions import saving
 from .header import (FORMAT, check_structure, find_mismatches, make_header, resolve_policy)
 from .safety import find_class_for_file
 from .settings import read_settings
@@ -92,7 +93,8 @@ def dump_yaml(obj: Container) -> bytes:
     """The YAML format: header document, then the model document."""
     from .yaml_io import dump_documents
     describer = Describer()
-    model = describer.node(obj)
+    with saving():
+        model = describer.node(obj)
     header = make_header(describer.classes.values(), 'yaml')
     return dump_documents([header, model], _YAML_COMMENT).encode('utf-8')
 
@@ -104,7 +106,10 @@ def dump_pickle(obj: Container) -> bytes:
     parent = obj.parent
     obj.parent = None  # a saved component leaves its assembly behind
     try:
-        payload = cloudpickle.dumps(obj, protocol=5)
+        with saving():
+            payload = cloudpickle.dumps(obj, protocol=5)
+    except PersistenceError:
+        raise
     except Exception as exc:
         where = _unpicklable_part(obj) or obj._where()
         raise PersistenceError(f'{where}: cannot be pickled: {type(exc).__name__}: {exc}') \
@@ -178,7 +183,7 @@ def load(path_or_stream: Any, on_version_mismatch: Any = 'error',
     top_dir = os.path.abspath(os.fspath(directory) if directory is not None else os.getcwd())
     if data.startswith(PICKLE_MAGIC):
         header, payload = _split_pickle(data, source)
-        _checked_rows(header, source, policy)
+        _checked_rows(header, source, policy, on_version_mismatch)
         if archive is not None:
             archive.restore(top_dir)
         obj = _unpickle(payload, source)
@@ -196,12 +201,38 @@ def load(path_or_stream: Any, on_version_mismatch: Any = 'error',
     return set_as_top(obj, top_dir)
 
 
-def _checked_rows(header: Any, source: str, policy: Any) -> tuple[list[dict[str, Any]], dict]:
+def _checked_rows(header: Any, source: str, policy: Any,
+                  pickled_as: Any = None) -> tuple[list[dict[str, Any]], dict]:
     """The header's class rows, and the creators the version policy gives for the classes
-    whose saved version is not installed (the policy raises to refuse)."""
+    whose saved version is not installed (the policy raises to refuse).
+
+    For a pickle (``pickled_as``: the policy as the caller named it) a policy that creates
+    objects elsewhere is refused: unpickling rebuilds every object from the class installed
+    here, so it cannot hand one to a creator."""
     rows = check_structure(header, source)
     mismatches = find_mismatches(rows)
-    return rows, (policy(mismatches, source) if mismatches else {})
+    if not mismatches:
+        return rows, {}
+    if pickled_as is not None and getattr(policy, 'creates_elsewhere', False):
+        _refuse_pickle(mismatches, source, pickled_as)
+    creators = policy(mismatches, source)
+    if pickled_as is not None and creators:
+        _refuse_pickle([m for m in mismatches if m.class_name in creators], source, pickled_as)
+    return rows, creators
+
+
+def _policy_name(policy: Any) -> str:
+    return repr(policy) if isinstance(policy, str) else getattr(policy, '__name__', repr(policy))
+
+
+def _refuse_pickle(mismatches: list, source: str, policy: Any) -> None:
+    lines = '\n'.join(f'  {m}' for m in mismatches)
+    raise PersistenceError(
+        f'{source}: on_version_mismatch={_policy_name(policy)} creates the classes saved at '
+        f'versions not installed here in another process, which the pickle format cannot do '
+        f'(unpickling rebuilds every object from the class installed here):\n{lines}\n'
+        f'Save the model in YAML (fmt="yaml") where the saved versions are installed, and load '
+        f'that file; or install the saved versions here')
 
 
 def read_header(path_or_stream: Any) -> dict[str, Any]:
@@ -276,6 +307,8 @@ def _unpickle(payload: bytes, source: str) -> Any:
     import pickle
     try:
         return pickle.loads(payload)
+    except PersistenceError as exc:  # raised by an object's own unpickling, naming it
+        raise PersistenceError(f'{source}: {exc}') from exc
     except Exception as exc:
         raise PersistenceError(f'{source}: cannot unpickle the model: {type(exc).__name__}: '
                                f'{exc}') from exc

@@ -19,6 +19,7 @@ from ..variables.base import Variable
 from ..variables.file import FileRef
 from ..workflow import Workflow
 from .describe import Describer
+from .extensions import node_handler
 from .safety import creatable_object_class, find_class_for_file
 from .settings import read_settings, split_settings
 from .yaml_io import ClassRef, FileSpec, ObjectSpec
@@ -113,9 +114,11 @@ class Builder:
                             f'directory, without "..")')
         return FileRef(path, owner, spec.binary, spec.content_type)
 
-    def construct(self, cls: type, name: str, settings: dict[str, Any], where: str) -> Any:
-        """A new ``cls`` from its settings (through a version policy's creator if it has one)."""
-        ctor, later = split_settings(cls, settings)
+    def construct(self, cls: type | None, name: str, settings: dict[str, Any],
+                  where: str) -> Any:
+        """A new ``cls`` from its settings (through a version policy's creator if it has one;
+        ``cls`` is None when only the creator knows the class: every setting goes to it)."""
+        ctor, later = split_settings(cls, settings) if cls is not None else (settings, {})
         creator = self.creators.get(name)
         try:
             obj = creator(name, self.versions.get(name), ctor) if creator else cls(**ctor)
@@ -137,19 +140,53 @@ class Builder:
         if not isinstance(node, dict):
             raise self.fail(where, f'expected a mapping describing a model object, got '
                                    f'{describe_value(node)}')
-        unknown = set(node) - _NODE_KEYS
+        typname = node.get('class')
+        if isinstance(typname, str) and typname in self.creators:
+            return self.build_elsewhere(node, where, parent, name)
+        cls = self.find_class(typname, where, Container, 'class')
+        handler = node_handler(cls)
+        known = {'class'} | handler.keys if handler is not None else _NODE_KEYS
+        unknown = set(node) - known
         if unknown:
             raise self.fail(where, f'unknown keys {sorted(unknown)} (expected some of '
-                                   f'{sorted(_NODE_KEYS)})')
-        cls = self.find_class(node.get('class'), where, Container, 'class')
+                                   f'{sorted(known)})')
+        if handler is not None:
+            obj = handler.build(self, node, where, existing)
+            if parent is not None and parent._children.get(name) is not obj:
+                parent.add(name, obj)
+            self.apply_values(obj, node.get('variables') or {}, where)
+            return obj
         saved = node.get('settings') or {}
         if existing is not None and type(existing) is cls and _same_settings(existing, saved):
             obj = existing
         else:
-            obj = self.construct(cls, node['class'], self.value(saved, where), where)
+            obj = self.construct(cls, typname, self.value(saved, where), where)
             if parent is not None:
                 parent.add(name, obj)
         self.apply(obj, node, where)
+        return obj
+
+    def build_elsewhere(self, node: dict[str, Any], where: str, parent: Container | None,
+                        name: str) -> Container:
+        """The object of a class that the version policy creates (e.g. in a server that has
+        the saved version): made by its creator from the saved settings, then given the saved
+        directory and variable values; the class is not imported here."""
+        typname = node['class']
+        extra = sorted(set(node) - {'class', 'settings', 'directory', 'variables'})
+        if extra:
+            raise self.fail(where, f'{typname} is created by the version policy (saved version '
+                                   f'{self.versions.get(typname)}, not installed here), which '
+                                   f'gives it its settings and variable values only; its '
+                                   f'{", ".join(extra)} cannot be applied')
+        settings = self.value(node.get('settings') or {}, where)
+        obj = self.construct(None, typname, settings, where)
+        if not isinstance(obj, Container):
+            raise self.fail(where, f'the version policy created {describe_value(obj)} for '
+                                   f'{typname}, not a model object')
+        if parent is not None:
+            parent.add(name, obj)
+        obj.directory = node.get('directory', '')
+        self.apply_values(obj, node.get('variables') or {}, where)
         return obj
 
     def apply(self, obj: Container, node: dict[str, Any], where: str) -> None:

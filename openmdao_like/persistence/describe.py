@@ -21,6 +21,7 @@ from ..factories.importer import ImportFactory
 from ..variables.base import Variable
 from ..variables.file import FileRef
 from ..variables.simple import Instance
+from .extensions import node_handler
 from .safety import creatable_object_class
 from .settings import read_settings
 from .yaml_io import ClassRef, FileSpec, FlowMap, ObjectSpec
@@ -105,6 +106,9 @@ class Describer:
     # -- the tree -------------------------------------------------------------------------------
     def node(self, obj: Container) -> dict[str, Any]:
         """The description of ``obj`` and everything below it."""
+        handler = node_handler(type(obj))
+        if handler is not None:
+            return handler.describe(self, obj)
         where = obj._where()
         node: dict[str, Any] = {'class': self.class_name(type(obj), where)}
         settings = read_settings(obj, where)

@@ -139,7 +139,8 @@ class FactoryProxy:
 
     def release(self, proxy: RemoteComponent, keep_directory: bool = False) -> None:
         """End ``proxy``'s ObjServer and remove its directory (unless ``keep_directory``)."""
-        if proxy._factory is not self:
+        made_by = proxy._factory
+        if made_by is None or (made_by.host, made_by.port) != (self.host, self.port):
             raise ValueError(f'{self!r}.release: {proxy!r} was not created by this server')
         self._call('release', proxy._obj_id, bool(keep_directory))
         proxy._released = True
