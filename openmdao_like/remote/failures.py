@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import builtins
 import traceback
-from typing import Any
 
 from .. import errors
 from ..errors import RemoteError
