@@ -25,6 +25,20 @@ def wait_gone(pids, timeout=10.0) -> list[int]:
     return [p for p in pids if pid_alive(p)]
 
 
+def wait_state(pid: int, state: str, timeout: float = 10.0) -> None:
+    """Wait until every thread of process ``pid`` is in ``state`` (a /proc stat letter)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = set()
+        for task in os.listdir(f'/proc/{pid}/task'):
+            with open(f'/proc/{pid}/task/{task}/stat') as f:
+                states.add(f.read().split(') ', 1)[1][0])
+        if states == {state}:
+            return
+        time.sleep(0.01)
+    raise AssertionError(f'process {pid} did not reach state {state!r}')
+
+
 def in_model(comp) -> Assembly:
     class Model(Assembly):
         def configure(self):
@@ -89,6 +103,7 @@ def test_hung_objserver_times_out(server_a):
     top = in_model(comp)
     os.kill(comp.remote_pid, signal.SIGSTOP)
     try:
+        wait_state(comp.remote_pid, 'T')  # every thread stopped, not just signalled
         start = time.monotonic()
         with pytest.raises(RemoteError, match=r'comp \(remote_models.Scale\) on 127\.0\.0\.2:\d+: '
                                               r'no answer to run\(\) within 2 s'):
