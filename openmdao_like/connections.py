@@ -165,11 +165,13 @@ def compile_transfer(asm: Any, conn: Connection) -> Callable[[], None]:
         def xfer_scaled() -> None:
             setattr(dst, dname, getattr(src, sname) * scale + offset)
         return xfer_scaled
-    if isinstance(dvar, Array):
+    # a remote destination sends the value away at once: nothing to keep from sharing
+    shares = not dst.is_remote
+    if isinstance(dvar, Array) and shares:
         def xfer_copy() -> None:
             setattr(dst, dname, getattr(src, sname).copy())
         return xfer_copy
-    if dvar.copy_on_transfer():
+    if dvar.copy_on_transfer() and shares:
         # lists and dicts: nested items must not be shared between components either
         def xfer_deepcopy() -> None:
             setattr(dst, dname, copy.deepcopy(getattr(src, sname)))

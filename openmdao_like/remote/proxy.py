@@ -271,11 +271,9 @@ def _snapshot(value: Any) -> Any:
 def remote_transfer(conn: Connection, src: Any, dst: Any, svar: Variable,
                     dvar: Variable) -> Callable[[], None] | None:
     """The transfer for ``conn`` when an end is remote, or None where the local one works
-    (values: the proxies' mirrors carry them)."""
+    (values: the proxies' mirrors carry them; the local one does not copy into a proxy)."""
     if conn.link in ('rpush', 'rpull') and src.is_remote and dst.is_remote:
         return _nothing
-    if isinstance(dvar, Array) and dst.is_remote:
-        return _array_into_proxy(conn, src, dst, svar, dvar)
     if not isinstance(dvar, File):
         return None
     sname, dname = conn.src_var, conn.dest_var
@@ -301,25 +299,6 @@ def remote_transfer(conn: Connection, src: Any, dst: Any, svar: Variable,
         else:
             setattr(dst, dname, value)
     return xfer_file
-
-
-def _array_into_proxy(conn: Connection, src: Any, dst: Any, svar: Variable,
-                      dvar: Variable) -> Callable[[], None]:
-    """An array into a remote input: no local copy (the proxy sends it on at once)."""
-    sname, dname, scale, offset = conn.src_var, conn.dest_var, conn.scale, conn.offset
-    store = dst.__dict__
-    if scale != 1.0 or offset != 0.0:
-        def xfer_scaled() -> None:
-            setattr(dst, dname, getattr(src, sname) * scale + offset)
-        return xfer_scaled
-    if dvar.proves(svar):
-        def xfer_array() -> None:
-            store[dname] = getattr(src, sname)
-        return xfer_array
-
-    def xfer_checked() -> None:
-        setattr(dst, dname, getattr(src, sname))
-    return xfer_checked
 
 
 def _nothing() -> None:
