@@ -33,8 +33,19 @@ if ! { [ -x .venv/bin/python ] && .venv/bin/python -m pip --version >/dev/null 2
   fi
 fi
 
-# The tests make TLS certificates the way servers/README.md tells operators to (openssl).
-command -v openssl >/dev/null || apt_install openssl
+# The tests make TLS certificates the way servers/README.md tells operators to (openssl), and
+# start real daemons: sshd (two loopback "hosts"), a one-node SLURM cluster with munge, and the
+# PBS client commands (qsub, qstat, qdel) that slurm-wlm-torque maps onto SLURM.
+need=()
+command -v openssl >/dev/null || need+=(openssl)
+command -v sshd >/dev/null || [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
+command -v munged >/dev/null || [ -x /usr/sbin/munged ] || need+=(munge)
+command -v slurmctld >/dev/null || [ -x /usr/sbin/slurmctld ] || need+=(slurmctld)
+command -v slurmd >/dev/null || [ -x /usr/sbin/slurmd ] || need+=(slurmd)
+command -v sbatch >/dev/null || need+=(slurm-client)
+command -v qsub >/dev/null || need+=(slurm-wlm-torque)
+[ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 
 # Reinstall only when the package metadata changed since the last successful install.
 stamp=.venv/.openmdao_like-setup

@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+import cloudpickle
+
 from ..errors import RemoteError
 from ..factories import Factory, TypeInfo
 from . import codec, files
@@ -136,6 +138,24 @@ class FactoryProxy:
         except BaseException:
             self._call('release', obj_id, False)
             raise
+
+    def start_runner(self, runner: Any) -> tuple[int, ServerConnection]:
+        """Ship a case runner (cloudpickled: the server must allow shell access) to a new
+        ObjServer; its id and a connection for ``run_cases`` calls."""
+        obj_id, host, port, _directory = self._call(
+            'start_runner', cloudpickle.dumps(runner), timeout=self.timeout)
+        host = self.host if host in _WILDCARDS else host
+        creds = self.credentials
+        try:
+            return obj_id, ServerConnection(host, port, creds.key, creds.tls, creds.ca_file,
+                                            timeout=self.timeout, what='case runner')
+        except BaseException:
+            self._call('release', obj_id, False)
+            raise
+
+    def release_object(self, obj_id: int) -> None:
+        """End object ``obj_id``'s ObjServer (e.g. a case runner) and remove its directory."""
+        self._call('release', obj_id, False)
 
     def release(self, proxy: RemoteComponent, keep_directory: bool = False) -> None:
         """End ``proxy``'s ObjServer and remove its directory (unless ``keep_directory``)."""

@@ -87,6 +87,9 @@ class ObjServerFactory:
     peer_keys : dict, optional
         ``'host'`` or ``'host:port'`` -> key, for ObjServers exchanging data with peers whose
         key differs (``rpush``/``rpull``); default: the owner key.
+    launcher : list of str, optional
+        Command prefix that starts each ObjServer, e.g. ``['mpiexec', '-n', '4']``: the object
+        then runs on every rank (see `openmdao_like.remote.spmd`).
     """
 
     def __init__(self, host: str = '127.0.0.1', port: int = 0, key: str | bytes | None = None,
@@ -95,7 +98,8 @@ class ObjServerFactory:
                  tls_key: str | None = None, allowed_hosts: Iterable[str] | None = None,
                  allowed_types: Iterable[str] | None = None, allow_shell: bool = False,
                  root: str | None = None, peer_keys: dict[str, Any] | None = None,
-                 liveness: float = LIVENESS, start_timeout: float = START_TIMEOUT):
+                 liveness: float = LIVENESS, start_timeout: float = START_TIMEOUT,
+                 launcher: Iterable[str] | None = None):
         if key_file is not None:
             key = read_key_file(key_file)
         self.keys = {'owner': check_key(key, 'ObjServerFactory key')}
@@ -114,6 +118,7 @@ class ObjServerFactory:
                           for name, k in (peer_keys or {}).items()}
         self.liveness = liveness
         self.start_timeout = start_timeout
+        self.launcher = list(launcher or ())
         self.objects: dict[int, ObjEntry] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -190,9 +195,15 @@ class ObjServerFactory:
                             f'{self.host}:{self.port} ({", ".join(self.allowed_types)})')
 
     def create(self, typname: str, version: str | None = None,
-               ctor_args: dict[str, Any] | None = None, state: str | None = None) -> ObjEntry:
-        """Start an ObjServer holding a new ``typname`` (or the object saved in ``state``)."""
-        self.check_type(typname)
+               ctor_args: dict[str, Any] | None = None, state: str | None = None,
+               runner: bytes | None = None) -> ObjEntry:
+        """Start an ObjServer holding a new ``typname`` (or the object saved in ``state``, or
+        the cloudpickled case ``runner`` of a case-running driver)."""
+        if runner is None:
+            self.check_type(typname)
+        elif not self.allow_shell:
+            raise PermissionError(f'the server on {self.host}:{self.port} does not run shipped '
+                                  f'models (case runners run code: start it with --allow-shell)')
         obj_id = next(self._ids)
         short = re.sub(r'\W', '_', typname.rsplit('.', 1)[-1])
         directory = os.path.join(self.root, f'{short}_{obj_id}')
@@ -205,12 +216,15 @@ class ObjServerFactory:
             'allowed_hosts': self.allowed_hosts, 'tls': self.tls,
             'allow_shell': self.allow_shell, 'liveness': self.liveness,
             'log_level': logging.getLogger().getEffectiveLevel()}
+        if runner is not None:
+            settings['runner'] = base64.b64encode(runner).decode()
         if self.tls:
             settings['peer_ca_file'] = self.tls[0]
         try:
             with open(os.path.join(directory, 'objserver.log'), 'ab') as log:
                 proc = subprocess.Popen(
-                    [sys.executable, '-m', 'openmdao_like.remote.serve_object'], cwd=directory,
+                    [*self.launcher, sys.executable, '-m', 'openmdao_like.remote.serve_object'],
+                    cwd=directory,
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                     start_new_session=True)
         except OSError:
@@ -362,6 +376,13 @@ class FactoryService(FileService, SecureService):
     def ping(self) -> str:
         """'pong' (a liveness check)."""
         return 'pong'
+
+    @remote('owner')
+    def start_runner(self, runner: bytes) -> tuple:
+        """A new ObjServer running the cloudpickled case ``runner`` (needs allow_shell):
+        ``(id, host, port, directory)``."""
+        entry = self.factory.create('case runner', runner=bytes(runner))
+        return (entry.id, self.factory.host, entry.port, entry.directory)
 
     @remote('owner')
     def execute_command(self, args: tuple, timeout: float) -> tuple:

@@ -242,14 +242,16 @@ def main() -> None:
         logging.basicConfig(level=settings.get('log_level', logging.INFO),
                             filename='objserver.log',
                             format='%(asctime)s %(levelname)s %(name)s: %(message)s')
-        obj = _build(settings)
         tls = settings.get('tls')
         keys = {role: _key(key) for role, key in settings['keys'].items()}
         auth = Authenticator(keys, HostPolicy(settings.get('allowed_hosts')),
                              server_tls_context(*tls) if tls else None)
-        state = ObjState(obj, settings)
-        server = Server(classpartial(ObjService, state), settings['host'], 0, auth,
-                        settings.get('liveness', 10.0))
+        if settings.get('runner'):
+            from .runner_service import RunnerService, load_runner
+            service = classpartial(RunnerService, load_runner(settings['runner']))
+        else:
+            service = classpartial(ObjService, ObjState(_build(settings), settings))
+        server = Server(service, settings['host'], 0, auth, settings.get('liveness', 10.0))
         server._listen()
     except BaseException as exc:  # reported to the factory, which re-raises it for the client
         out.write(json.dumps({'error': capture(exc)}) + '\n')

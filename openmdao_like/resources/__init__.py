@@ -1,0 +1,17 @@
+"""Resources: where work runs. The ResourceAllocationManager and its allocators.
+
+Allocators are split the way Parsl split its providers: *providers* decide where servers run
+(`LocalAllocator`: this machine; `ClusterAllocator`: hosts over SSH; `SlurmAllocator`,
+`PBSAllocator`: batch jobs; `MPIAllocator`: MPI ranks), *launchers* how they start (plain,
+``mpiexec``, ``srun``) and *channels* how commands reach the host (local, SSH). Every allocated
+server is an `ObjServerFactory` that registered back to this client; `allocate` returns its
+`FactoryProxy`.
+"""
+
+from .allocator import Allocator
+from .channels import Channel, LocalChannel
+from .launchers import Launcher, MpiexecLauncher, SimpleLauncher, SrunLauncher
+from .local import LocalAllocator
+
+__all__ = ['Allocator', 'LocalAllocator', 'Channel', 'LocalChannel', 'Launcher',
+           'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher']

@@ -1,0 +1,216 @@
+"""Servers that register back: an allocated server tells the client where it listens.
+
+A server started by an allocator (a local process, a process on an SSH host, a batch job on a
+cluster node) listens on a free port and then connects to the client's `Registrar`, sending
+``{host, port, pid, job_id, hostname}`` signed with the one-time secret of its allocation. So no
+fixed port is opened on any host, and a batch job need not be polled to learn where it runs.
+
+The registration connection stays open for the server's life: when it closes (the allocation
+is released, or the client died) the server stops. So a client that crashes leaves no server
+behind, not even a batch job holding nodes until its walltime.
+
+    client                                 allocated server
+    expect() -> (id, secret) ─ settings ─> starts, listens on port 0
+    wait(id) <──── {payload, HMAC(secret)} ─ registers
+             ───── "ok" ────────────────>  serves; exits when this socket closes
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from ..errors import AllocationError
+
+logger = logging.getLogger(__name__)
+
+__all__ = ['Registrar', 'Registration', 'Expectation', 'registrar_for', 'register_back']
+
+#: Longest registration line accepted (bytes).
+MAX_LINE = 1 << 16
+#: Seconds between checks that a server we wait for is still starting.
+POLL = 0.1
+
+
+@dataclass
+class Registration:
+    """Where an allocated server listens, and the socket that keeps it alive."""
+
+    host: str
+    port: int
+    pid: int
+    info: dict[str, Any]
+    sock: socket.socket | None = field(default=None, repr=False)
+
+    def close(self) -> None:
+        """Close the registration connection: the server stops."""
+        sock, self.sock = self.sock, None
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+
+
+@dataclass
+class Expectation:
+    """A registration the client waits for: one-time id and secret of one allocation."""
+
+    registrar: Registrar
+    id: str
+    secret: bytes
+    event: threading.Event = field(default_factory=threading.Event)
+    registration: Registration | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where the server must register."""
+        return self.registrar.address
+
+    def settings(self) -> dict[str, Any]:
+        """What the server needs to register (goes into its private settings file)."""
+        host, port = self.registrar.address
+        return {'registrar': [host, port], 'token_id': self.id,
+                'token_secret': base64.b64encode(self.secret).decode()}
+
+    def wait(self, timeout: float, check: Callable[[], str | None] | None = None,
+             what: str = 'server') -> Registration:
+        """The registration, once the server sent it.
+
+        ``check()`` is called between waits and returns why the server can no longer come
+        (it exited, its job ended) or None; either that or ``timeout`` raises `AllocationError`.
+        """
+        deadline = time.monotonic() + timeout
+        try:
+            while not self.event.wait(POLL):
+                why = check() if check is not None else None
+                if why is not None and not self.event.is_set():
+                    raise AllocationError(f'{what} did not start: {why}')
+                if time.monotonic() > deadline:
+                    raise AllocationError(f'{what} did not register within {timeout:g} s')
+            return self.registration
+        finally:
+            self.registrar.forget(self.id)
+
+
+class Registrar:
+    """Listens on ``host`` (port 0: a free one) for servers registering back."""
+
+    def __init__(self, host: str = '127.0.0.1'):
+        self._sock = socket.create_server((host, 0))
+        self.address = (host, self._sock.getsockname()[1])
+        self._expected: dict[str, Expectation] = {}
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True,
+                         name=f'registrar-{host}:{self.address[1]}').start()
+        logger.debug('registrar listening on %s:%d', *self.address)
+
+    def expect(self) -> Expectation:
+        """A new one-time id and secret for one server to register with."""
+        exp = Expectation(self, secrets.token_hex(16), secrets.token_bytes(32))
+        with self._lock:
+            self._expected[exp.id] = exp
+        return exp
+
+    def forget(self, token_id: str) -> None:
+        """Stop accepting ``token_id`` (it registered, or we gave up on it)."""
+        with self._lock:
+            self._expected.pop(token_id, None)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, peer = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn, peer), daemon=True).start()
+
+    def _handle(self, conn: socket.socket, peer: tuple) -> None:
+        conn.settimeout(10.0)
+        try:
+            line = _read_line(conn)
+            message = json.loads(line)
+            token_id, payload, mac = message['id'], message['payload'], message['mac']
+            with self._lock:
+                exp = self._expected.get(token_id)
+            if exp is None or exp.event.is_set():
+                raise PermissionError('unknown or used registration id')
+            want = hmac.new(exp.secret, payload.encode(), hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(want, mac):
+                raise PermissionError('bad signature')
+            info = json.loads(payload)
+            conn.sendall(b'ok\n')
+            conn.settimeout(None)
+            exp.registration = Registration(info['host'], int(info['port']), int(info['pid']),
+                                            info, conn)
+            exp.event.set()
+            logger.debug('server registered from %s: %s', peer[0], info)
+        except Exception as exc:  # a stray or forged connection: refuse it, keep serving
+            logger.warning('registration from %s refused: %s', peer[0], exc)
+            conn.close()
+
+
+_registrars: dict[str, Registrar] = {}
+_registrars_lock = threading.Lock()
+
+
+def registrar_for(host: str) -> Registrar:
+    """This process's registrar listening on ``host`` (started on first use)."""
+    with _registrars_lock:
+        reg = _registrars.get(host)
+        if reg is None:
+            reg = _registrars[host] = Registrar(host)
+        return reg
+
+
+def _read_line(conn: socket.socket) -> bytes:
+    data = b''
+    while not data.endswith(b'\n'):
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise ConnectionError('closed before a full line')
+        data += chunk
+        if len(data) > MAX_LINE:
+            raise ValueError('registration line too long')
+    return data
+
+
+# -- server side ------------------------------------------------------------------------------
+def local_address_towards(host: str, port: int) -> str:
+    """The address of this host that ``host:port`` sees connections come from."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # UDP: nothing is sent
+        probe.connect((host, port))
+        return probe.getsockname()[0]
+
+
+def register_back(settings: dict[str, Any], info: dict[str, Any],
+                  timeout: float = 30.0) -> socket.socket:
+    """Send ``info`` to the registrar named in ``settings``; the open socket, once accepted."""
+    host, port = settings['registrar']
+    secret = base64.b64decode(settings['token_secret'])
+    payload = json.dumps(dict(info, job_id=_job_id(), hostname=socket.gethostname()))
+    mac = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    sock = socket.create_connection((host, int(port)), timeout=timeout)
+    sock.sendall(json.dumps({'id': settings['token_id'], 'payload': payload,
+                             'mac': mac}).encode() + b'\n')
+    if _read_line(sock) != b'ok\n':
+        sock.close()
+        raise PermissionError(f'the registrar at {host}:{port} refused this server')
+    sock.settimeout(None)
+    return sock
+
+
+def _job_id() -> str | None:
+    """The batch job this process runs in, if any (SLURM or PBS)."""
+    return os.environ.get('SLURM_JOB_ID') or os.environ.get('PBS_JOBID')
