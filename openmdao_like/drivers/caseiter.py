@@ -70,9 +70,13 @@ class CaseIteratorDriver(Driver):
     error_policy : {'ABORT', 'RETRY'}
         What a failed case does: stop the run with a `CaseError`, or be run again.
     max_retries : int
-        With 'RETRY', how many more times a failed case is run (>= 0).
+        With 'RETRY', how many more times a failed case is run (>= 0). Model errors and
+        lost workers or servers (infrastructure) are counted apart, each up to this bound;
+        ``case.retries`` is their sum.
     executor : Executor, optional
-        Where cases run when ``sequential`` is False.
+        Where cases run when ``sequential`` is False: a `LocalExecutor`, or a
+        `openmdao_like.distributed.RAMExecutor` for servers from the resource allocation
+        manager (this machine, SSH hosts, SLURM or PBS jobs, MPI).
     progress : bool, optional
         Show a progress bar on stderr: True, False, or None (default) when stderr is a terminal.
     keep_results : bool
@@ -359,20 +363,23 @@ class CaseIteratorDriver(Driver):
         retry = self._error_policy == RETRY
         max_retries = self._max_retries
         results = self._results if self._keep_results else None
-        inputs_of, retries = feed.inputs, feed.retries
+        inputs_of, retries, lost_retries = feed.inputs, feed.retries, feed.lost_retries
         pending: dict[int, Case] = {}  # cases that completed before an earlier one
         abort: tuple[int, str | None] | None = None
         next_id = 0
         for case_id, outputs, status, error, t_start, t_end, lost in outcomes:
             if status != OK:
-                tries = retries.get(case_id, 0)
+                counts = lost_retries if lost else retries
+                tries = counts.get(case_id, 0)
                 if retry and tries < max_retries:
-                    retries[case_id] = tries + 1
+                    counts[case_id] = tries + 1
                     feed.requeue(case_id)
                     continue
                 outputs = self._failed_case_outputs(outputs, inputs_of[case_id])
+            tried = (retries.pop(case_id, 0) if retries else 0) + \
+                (lost_retries.pop(case_id, 0) if lost_retries else 0)
             case = Case(case_id, inputs_of.pop(case_id), outputs, status, error, where,
-                        t_start, t_end, retries.pop(case_id, 0) if retries else 0)
+                        t_start, t_end, tried)
             if bar is not None:
                 bar.update()
             if case_id != next_id:

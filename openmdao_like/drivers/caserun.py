@@ -52,11 +52,14 @@ class CaseFeed:
     inputs : dict
         Case id -> inputs, for the cases handed out whose outcome is not final yet.
     retries : dict
-        Case id -> retries so far, for the cases that failed at least once.
+        Case id -> retries so far after model errors, for the cases that failed at least once.
+    lost_retries : dict
+        Case id -> retries so far after their worker or server was lost (counted apart:
+        an infrastructure loss says nothing about the model).
     """
 
     __slots__ = ('_source', '_driver', '_keys', '_retry', '_done', 'next_id', 'inputs',
-                 'retries')
+                 'retries', 'lost_retries')
 
     def __init__(self, source: Iterator[Mapping[str, Any]], driver: Any):
         self._source = source
@@ -67,6 +70,7 @@ class CaseFeed:
         self.next_id = 0
         self.inputs: dict[int, Mapping[str, Any]] = {}  # cases handed out, not yet final
         self.retries: dict[int, int] = {}
+        self.lost_retries: dict[int, int] = {}
 
     def __iter__(self) -> CaseFeed:
         return self

@@ -31,6 +31,7 @@ import cloudpickle
 
 from ..errors import describe
 from .base import BrokenExecutor, CaseOutcome, Executor, lost_outcome
+from .chunks import next_chunk_size, take_chunk
 from .pools import IDLE, ProcessWorkerPool, ThreadWorkerPool
 
 logger = logging.getLogger(__name__)
@@ -132,7 +133,7 @@ class LocalExecutor(Executor):
         try:
             while True:
                 while idle and (backlog or not feed_error):
-                    chunk = self._take(backlog, pull, size, feed_error)
+                    chunk = take_chunk(backlog, pull, size, feed_error)
                     if not chunk:
                         break
                     i = idle.popleft()
@@ -146,7 +147,8 @@ class LocalExecutor(Executor):
                     if kind == 'done':
                         chunk, sent = busy.pop(i)
                         idle.append(i)
-                        size = self._next_size(size, time.monotonic() - sent, len(chunk))
+                        size = next_chunk_size(size, time.monotonic() - sent, len(chunk),
+                                               self.chunk_time, self.max_chunk)
                         yield from data
                     elif kind == 'ready':
                         ready[i] = True
@@ -166,29 +168,6 @@ class LocalExecutor(Executor):
         finally:
             if busy:
                 self._abandoned = True
-
-    @staticmethod
-    def _take(backlog: deque, pull: Callable[[], Any], size: int,
-              feed_error: list[BaseException]) -> list:
-        """Up to ``size`` cases: the backlog first, then the feed (its error kept for later)."""
-        chunk = []
-        while backlog and len(chunk) < size:
-            chunk.append(backlog.popleft())
-        while len(chunk) < size and not feed_error:
-            try:
-                chunk.append(pull())
-            except StopIteration:
-                break
-            except Exception as exc:  # raised once the cases in flight are done
-                feed_error.append(exc)
-                break
-        return chunk
-
-    def _next_size(self, size: int, elapsed: float, count: int) -> int:
-        """Chunk size for about `chunk_time` per chunk: at most doubling, at least 1."""
-        per_case = elapsed / count
-        target = int(self.chunk_time / per_case) if per_case > 0 else self.max_chunk
-        return max(1, min(self.max_chunk, 2 * size, target))
 
     def _lost(self, pool: Any, i: int, why: str, busy: dict, backlog: deque,
               was_ready: bool) -> CaseOutcome | None:

@@ -140,10 +140,10 @@ class FactoryProxy:
             raise
 
     def start_runner(self, runner: Any) -> tuple[int, ServerConnection]:
-        """Ship a case runner (cloudpickled: the server must allow shell access) to a new
-        ObjServer; its id and a connection for ``run_cases`` calls."""
-        obj_id, host, port, _directory = self._call(
-            'start_runner', cloudpickle.dumps(runner), timeout=self.timeout)
+        """Ship a case runner (cloudpickled, or its cloudpickle bytes: the server must allow
+        shell access) to a new ObjServer; its id and a connection for ``run_cases`` calls."""
+        blob = runner if isinstance(runner, bytes) else cloudpickle.dumps(runner)
+        obj_id, host, port, _directory = self._call('start_runner', blob, timeout=self.timeout)
         host = self.host if host in _WILDCARDS else host
         creds = self.credentials
         try:

@@ -164,6 +164,11 @@ class Allocator(abc.ABC):
                              f'released already)')
         return started
 
+    def status(self, server: FactoryProxy) -> str | None:
+        """Why ``server`` is gone as the allocator sees it (e.g. a batch job's final state and
+        the tail of its output), or None when it knows nothing against it."""
+        return None
+
     def release(self, server: FactoryProxy) -> None:
         """Stop ``server`` and remove everything it left behind."""
         started = self._started(server)

@@ -1,0 +1,7 @@
+"""What runs work on allocated resources: `RAMExecutor` (cases on servers from the RAM), the
+job wrappers (each execution of a component as a batch job, over SSH, with retries) and the
+job files they share."""
+
+from .ram_executor import RAMExecutor
+
+__all__ = ['RAMExecutor']
