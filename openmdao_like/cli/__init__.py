@@ -1,7 +1,7 @@
 """The ``openmdao-like`` command line.
 
 `main.main` parses the arguments and dispatches to one module per subcommand (``run``,
-``plugin``, ``server``). A subcommand signals a problem by raising one of the two
+``plugin``, ``server``, ``resources``). A subcommand signals a problem by raising one of the two
 exceptions below, and `main.main` turns it into a message on stderr and an exit status::
 
     0  success

@@ -14,10 +14,10 @@ import traceback
 from typing import Sequence
 
 from .. import __version__
-from . import CommandError, UsageError, plugin, run, server
+from . import CommandError, UsageError, plugin, resources, run, server
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (run, plugin, server)
+COMMANDS = (run, plugin, server, resources)
 
 _LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 

@@ -20,6 +20,7 @@ server is allocated. `shutdown` releases every server, also on Ctrl-C or error.
 from __future__ import annotations
 
 import logging
+import operator
 import queue
 import threading
 import time
@@ -76,10 +77,14 @@ class RAMExecutor(Executor):
         Wall time (s) a chunk of cases should take once the case duration is known.
     max_chunk : int
         Largest number of cases sent to a server at once.
+    guided_share : int
+        With a known number of remaining cases, a chunk is that number divided by
+        ``guided_share`` times the number of servers.
     """
 
     chunk_time = 0.05
     max_chunk = 256
+    guided_share = 1
     poll_interval = 0.5
 
     def __init__(self, res_desc: Mapping[str, Any] | None = None,
@@ -216,7 +221,8 @@ class RAMExecutor(Executor):
     # -- running ----------------------------------------------------------------------------------
     def _run(self, cases: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[CaseOutcome]:
         """Hand chunks to idle servers, yield outcomes, replace lost servers."""
-        pull = iter(cases).__next__
+        feed = iter(cases)
+        pull = feed.__next__
         backlog: deque = deque()   # cases to send again, before new ones
         suspects: deque = deque()  # cases of a lost chunk: each runs alone
         busy: dict[_Slot, list] = {}
@@ -226,8 +232,8 @@ class RAMExecutor(Executor):
         size = 1
         while True:
             while idle and (suspects or backlog or not feed_error):
-                chunk = [suspects.popleft()] if suspects else \
-                    take_chunk(backlog, pull, size, feed_error)
+                chunk = [suspects.popleft()] if suspects else take_chunk(
+                    backlog, pull, self._chunk_size(feed, backlog, size), feed_error)
                 if not chunk:
                     break
                 slot = idle.popleft()
@@ -271,6 +277,16 @@ class RAMExecutor(Executor):
                 else:
                     suspects.extend(chunk)
                 self._allocate_later(wait=False)
+
+    def _chunk_size(self, feed: Iterator, backlog: deque, size: int) -> int:
+        """Cases for the next chunk. When the feed knows how many cases remain: guided
+        self-scheduling (a share of what remains, so chunks shrink towards the end and the
+        servers finish together); otherwise ``size``, grown from measured case times."""
+        remaining = operator.length_hint(feed, 0) + len(backlog)
+        if remaining <= 0:
+            return size
+        servers = max(1, len(self._slots))
+        return max(1, min(self.max_chunk, -(-remaining // (self.guided_share * servers))))
 
     def _lost(self, slot: _Slot, exc: BaseException) -> str:
         """Forget a lost server (releasing what is left of it); the account of the loss."""

@@ -10,8 +10,11 @@ server is an `ObjServerFactory` that registered back to this client; `allocate` 
 
 from .allocator import Allocator
 from .channels import Channel, LocalChannel
+from .description import RESOURCE_KEYS, validate_resource_desc
 from .launchers import Launcher, MpiexecLauncher, SimpleLauncher, SrunLauncher
 from .local import LocalAllocator
+from .manager import RAM, ResourceAllocationManager
 
-__all__ = ['Allocator', 'LocalAllocator', 'Channel', 'LocalChannel', 'Launcher',
+__all__ = ['RAM', 'ResourceAllocationManager', 'RESOURCE_KEYS', 'validate_resource_desc',
+           'Allocator', 'LocalAllocator', 'Channel', 'LocalChannel', 'Launcher',
            'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher']

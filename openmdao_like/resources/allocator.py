@@ -29,6 +29,7 @@ from typing import Any, Mapping
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
+from ..errors import AllocationError
 from ..remote.client import FactoryProxy
 from .startup import StartedServer
 
@@ -69,7 +70,8 @@ class Allocator(abc.ABC):
                              f'{name!r}')
         self.name = name
         self._servers: dict[int, StartedServer] = {}
-        self._lock = threading.Lock()
+        self._starting = 0  # deploys under way (they count as in use)
+        self._lock = threading.RLock()
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.name!r})'
@@ -134,7 +136,17 @@ class Allocator(abc.ABC):
     def deploy(self, name: str, res_desc: Mapping[str, Any],
                criteria: Mapping[str, Any]) -> FactoryProxy:
         """Start a server for ``res_desc`` (``criteria`` from `time_estimate`); its proxy."""
-        started = self._start(name, res_desc, criteria)
+        with self._lock:  # estimate and claim at once: threads allocating together
+            estimate, now = self._estimate(res_desc)  # must not pass the limits between them
+            if estimate < 0:
+                raise AllocationError(f'{self.name}: cannot start {name} now: '
+                                      f'{now.get("reason", "busy")}')
+            self._starting += 1
+        try:
+            started = self._start(name, res_desc, criteria)
+        finally:
+            with self._lock:
+                self._starting -= 1
         started.info.setdefault('allocator', self.name)
         with self._lock:
             self._servers[id(started.proxy)] = started
@@ -178,9 +190,9 @@ class Allocator(abc.ABC):
 
     @property
     def in_use(self) -> int:
-        """How many of its servers are allocated now."""
+        """How many of its servers are allocated now, or being started."""
         with self._lock:
-            return len(self._servers)
+            return len(self._servers) + self._starting
 
     def shutdown(self) -> None:
         """Release every server it started (e.g. at exit)."""

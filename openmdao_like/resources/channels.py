@@ -138,9 +138,12 @@ class LocalProcess(ChannelProcess):
 
     def wait(self, timeout: float | None = None) -> int | None:
         try:
-            return self.proc.wait(timeout)
+            status = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             return None
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        return status
 
     def output_tail(self, limit: int = TAIL_CHARS) -> str:
         if not self.log_path:

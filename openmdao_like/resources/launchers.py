@@ -7,10 +7,20 @@ inside a SLURM allocation. Providers (the allocators) pick one; channels run the
 
 from __future__ import annotations
 
+import os
 import shlex
+import sys
 from typing import Sequence
 
-__all__ = ['Launcher', 'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher', 'launcher_named']
+__all__ = ['Launcher', 'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher', 'launcher_named',
+           'default_mpiexec']
+
+
+def default_mpiexec() -> str:
+    """The mpiexec next to this interpreter (the mpich wheel's) when there is one, else
+    ``'mpiexec'`` from PATH."""
+    beside = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
+    return beside if os.access(beside, os.X_OK) else 'mpiexec'
 
 
 class Launcher:

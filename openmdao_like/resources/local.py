@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 from .allocator import COMMON_KEYS, NEVER, NOT_NOW, NOW, Allocator, Estimate
 from .channels import LocalChannel
-from .launchers import MpiexecLauncher
+from .launchers import MpiexecLauncher, default_mpiexec
 from .startup import StartedServer, start_on_channel
 
 __all__ = ['LocalAllocator']
@@ -90,14 +90,8 @@ class LocalAllocator(Allocator):
         return start_on_channel(
             self.channel, name, python=sys.executable,
             parent=res_desc.get('working_directory') or self.workdir,
-            object_launcher=MpiexecLauncher(_mpiexec()).wrap([], n) if mpi else None,
+            object_launcher=MpiexecLauncher(default_mpiexec()).wrap([], n) if mpi else None,
             env=res_desc.get('job_environment'), info={'cpus': n})
-
-
-def _mpiexec() -> str:
-    """The mpiexec next to this interpreter (the mpich wheel's) when there is one."""
-    beside = os.path.join(os.path.dirname(sys.executable), 'mpiexec')
-    return beside if os.access(beside, os.X_OK) else 'mpiexec'
 
 
 def _positive_int(value: Any, what: str, name: str) -> int:

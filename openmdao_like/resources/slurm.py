@@ -1,0 +1,216 @@
+"""`SlurmAllocator`: allocated servers as SLURM batch jobs (``sbatch``, ``scontrol``,
+``scancel``; ``sinfo`` to know the partitions). See `openmdao_like.resources.batch`.
+
+Directives written for a resource description (sbatch options, https://slurm.schedmd.com/
+sbatch.html):
+
+=========================  ================================================================
+``job_name``               ``--job-name``
+``queue_name``             ``--partition`` (default: the allocator's ``partition``)
+``min_cpus`` N             ``--nodes=1 --ntasks=1 --cpus-per-task=N``; with ``job_category``
+                           'MPI': ``--nodes=1 --ntasks=N`` (objects run under ``srun``)
+``min_phys_memory``        ``--mem=<kB>K``
+``wallclock_time``         ``--time=[D-]HH:MM:SS`` (the only limit SLURM enforces per job)
+``start_time``             ``--begin=YYYY-MM-DDTHH:MM:SS`` (local time)
+``deadline_time``          ``--deadline=YYYY-MM-DDTHH:MM:SS``
+``accounting_id``          ``--account``
+``email``, ``email_on_*``  ``--mail-user``, ``--mail-type=BEGIN,END``
+``output_path`` ...        ``--output`` (default ``job.out`` in the work directory), ``--error``
+=========================  ================================================================
+
+A job's end state comes from ``scontrol show job`` (SLURM keeps ended jobs for ``MinJobAge``,
+300 s by default), then from the job completion log when ``JobCompType=jobcomp/filetxt``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+from .allocator import NEVER, NOT_NOW, NOW, Estimate
+from .batch import BATCH_KEYS, BatchAllocator, JobState, hms, kilobytes, local_time, word
+from .channels import Channel
+from .launchers import Launcher, SrunLauncher
+
+__all__ = ['SlurmAllocator']
+
+#: Job states after which a job holds nothing any more.
+ENDED = frozenset({'COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED',
+                   'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY', 'REVOKED', 'SPECIAL_EXIT'})
+_DATE = '%Y-%m-%dT%H:%M:%S'
+
+
+class SlurmAllocator(BatchAllocator):
+    """Start each server as a SLURM batch job in ``partition`` (default: the cluster's default
+    partition). The other parameters are those of `BatchAllocator`."""
+
+    kind = 'SLURM'
+    handles = BATCH_KEYS | {'deadline_time'}
+    limits = frozenset({'wallclock_time'})
+    directive_prefix = '#SBATCH'
+    script_name = 'job.sh'
+
+    def __init__(self, name: str = 'SLURM', partition: str | None = None,
+                 template: str | None = None, python: str | None = None,
+                 workdir: str | None = None, channel: Channel | None = None,
+                 max_jobs: int = 64, queue_timeout: float = 3600.0,
+                 extra_directives: Sequence[str] = (), client_address: str | None = None,
+                 allowed_hosts: Sequence[str] = (), mpi_launcher: Launcher | None = None,
+                 poll: float = 1.0):
+        if partition is not None and (not isinstance(partition, str) or not partition
+                                      or re.search(r'\s', partition)):
+            raise ValueError(f'{name}: partition must be a partition name, got {partition!r}')
+        self.partition = partition
+        self._jobcomp: str | None = None
+        super().__init__(name, template=template, python=python, workdir=workdir,
+                         channel=channel, max_jobs=max_jobs, queue_timeout=queue_timeout,
+                         extra_directives=extra_directives, client_address=client_address,
+                         allowed_hosts=allowed_hosts, mpi_launcher=mpi_launcher, poll=poll)
+
+    def __repr__(self) -> str:
+        return (f'SlurmAllocator({self.name!r}, partition={self.partition!r}, '
+                f'max_jobs={self.max_jobs})')
+
+    def _default_mpi_launcher(self) -> Launcher:
+        return SrunLauncher()
+
+    # -- the script ---------------------------------------------------------------------------------
+    def directives(self, res_desc: Mapping[str, Any], name: str, output: str,
+                   error: str | None) -> list[str]:
+        lines = [f'--job-name={word(name, "job_name", self.name)}']
+        partition = res_desc.get('queue_name') or self.partition
+        if partition:
+            lines.append(f'--partition={word(partition, "queue_name", self.name)}')
+        cpus = res_desc.get('min_cpus', 1)
+        if res_desc.get('job_category') == 'MPI':
+            lines += ['--nodes=1', f'--ntasks={cpus}']
+        else:
+            lines += ['--nodes=1', '--ntasks=1', f'--cpus-per-task={cpus}']
+        if 'min_phys_memory' in res_desc:
+            lines.append(f'--mem={kilobytes(res_desc["min_phys_memory"])}K')
+        wallclock = res_desc.get('resource_limits', {}).get('wallclock_time')
+        if wallclock is not None:
+            lines.append(f'--time={slurm_time(wallclock)}')
+        if 'start_time' in res_desc:
+            lines.append(f'--begin={local_time(res_desc["start_time"]).strftime(_DATE)}')
+        if 'deadline_time' in res_desc:
+            lines.append(f'--deadline={local_time(res_desc["deadline_time"]).strftime(_DATE)}')
+        if 'accounting_id' in res_desc:
+            lines.append(f'--account={word(res_desc["accounting_id"], "accounting_id", self.name)}')
+        if res_desc.get('email'):
+            lines.append(f'--mail-user={word(",".join(res_desc["email"]), "email", self.name)}')
+        events = [event for key, event in (('email_on_started', 'BEGIN'),
+                                           ('email_on_terminated', 'END'))
+                  if res_desc.get(key)]
+        if events:
+            lines.append(f'--mail-type={",".join(events)}')
+        lines.append(f'--output={output}')
+        if error is not None:
+            lines.append(f'--error={error}')
+        return lines
+
+    def _submit_command(self, script: str, output: str, error: str | None) -> list[str]:
+        return ['sbatch', '--parsable', script]
+
+    def _parse_job_id(self, stdout: str) -> str:
+        # --parsable prints "ID" or "ID;CLUSTER"
+        lines = stdout.strip().splitlines()
+        return lines[-1].split(';')[0].strip() if lines else ''
+
+    def _cancel_command(self, job_id: str) -> list[str]:
+        return ['scancel', job_id]
+
+    # -- the job's state ----------------------------------------------------------------------------
+    def job_state(self, job_id: str) -> JobState:
+        done = self._run(['scontrol', '-o', 'show', 'job', job_id])
+        found = re.search(r'\bJobState=(\S+)', done.stdout) if done.returncode == 0 else None
+        if found:
+            state = found.group(1)
+            fields = dict(re.findall(r'\b(Reason|ExitCode)=(\S+)', done.stdout))
+            reason = fields.get('Reason', 'None')
+            if state not in ENDED:
+                return JobState(state, True, '' if reason == 'None' else f'reason {reason}')
+            detail = f'exit code {fields.get("ExitCode", "?")}'
+            if reason != 'None':
+                detail += f', reason {reason}'
+            return JobState(state, False, detail)
+        if 'Invalid job id' in done.stderr:
+            ended = self._completion_log_state(job_id)
+            if ended is not None:
+                return JobState(ended, False, 'from the job completion log')
+            return JobState('GONE', False, 'SLURM no longer knows the job')
+        return JobState('UNKNOWN', True, f'scontrol: {(done.stderr or done.stdout).strip()}')
+
+    def _completion_log_state(self, job_id: str) -> str | None:
+        """The JobState the job completion log (jobcomp/filetxt) recorded, if readable."""
+        if self._jobcomp is None:
+            config = self._run(['scontrol', 'show', 'config']).stdout
+            kind = re.search(r'^JobCompType\s*=\s*(\S+)', config, re.M)
+            where = re.search(r'^JobCompLoc\s*=\s*(\S+)', config, re.M)
+            self._jobcomp = where.group(1) if kind and kind.group(1) == 'jobcomp/filetxt' \
+                and where else ''
+        if not self._jobcomp:
+            return None
+        try:
+            log = self.channel.read_file(self._jobcomp).decode(errors='replace')
+        except OSError:
+            return None
+        found = None
+        for line in log.splitlines():  # the last record wins (a requeued job ends twice)
+            if line.startswith(f'JobId={job_id} '):
+                found = re.search(r'\bJobState=(\S+)', line)
+        return found.group(1) if found else None
+
+    def _probe(self, res_desc: Mapping[str, Any]) -> Estimate:
+        done = self._run(['sinfo', '-h', '-o', '%P|%a|%c|%m'])
+        if done.returncode == 127:
+            return NEVER, {'refused': {'allocator': f'{self.name}: sinfo is not installed on '
+                                                    f'{self.channel.host}'}}
+        if done.returncode != 0:
+            return NOT_NOW, {'reason': f'{self.name}: sinfo failed: '
+                                       f'{(done.stderr or done.stdout).strip()}'}
+        partitions: dict[str, list] = {}
+        default = None
+        for line in done.stdout.splitlines():
+            parts = line.strip().split('|')
+            if len(parts) != 4:
+                continue
+            part, avail, cpus, memory = parts
+            if part.endswith('*'):
+                part = default = part[:-1]
+            entry = partitions.setdefault(part, [avail, 0, 0])
+            entry[1] = max(entry[1], _leading_int(cpus))
+            entry[2] = max(entry[2], _leading_int(memory))
+        asked = res_desc.get('queue_name')
+        wanted = asked or self.partition or default or next(iter(partitions), None)
+        if wanted not in partitions:
+            key = 'queue_name' if asked else 'allocator'
+            return NEVER, {'refused': {key: f'SLURM has no partition {wanted!r} (partitions: '
+                                            f'{", ".join(partitions) or "none"})'}}
+        avail, cpus, memory_mb = partitions[wanted]
+        refused = {}
+        if res_desc.get('min_cpus', 1) > cpus:
+            refused['min_cpus'] = (f'the nodes of partition {wanted} have at most {cpus} CPUs, '
+                                   f'{res_desc["min_cpus"]} were asked for')
+        if res_desc.get('min_phys_memory', 0) > memory_mb * 1024:
+            refused['min_phys_memory'] = (f'the nodes of partition {wanted} have at most '
+                                          f'{memory_mb * 1024} kB, '
+                                          f'{res_desc["min_phys_memory"]} kB were asked for')
+        if refused:
+            return NEVER, {'refused': refused}
+        if avail != 'up':
+            return NOT_NOW, {'reason': f'partition {wanted} is {avail}'}
+        return NOW, {'partition': wanted}
+
+
+def slurm_time(seconds: float) -> str:
+    """A SLURM time limit: ``HH:MM:SS`` or ``D-HH:MM:SS`` (SLURM rounds up to minutes)."""
+    text = hms(seconds)
+    hours, rest = text.split(':', 1)
+    days, hours = divmod(int(hours), 24)
+    return f'{days}-{hours:02d}:{rest}' if days else text
+
+
+def _leading_int(text: str) -> int:
+    found = re.match(r'\d+', text)
+    return int(found.group()) if found else 0
