@@ -3,5 +3,7 @@ job wrappers (each execution of a component as a batch job, over SSH, with retri
 job files they share."""
 
 from .ram_executor import RAMExecutor
+from .retry import RetryWrapper
+from .wrapper import ComponentWrapper
 
-__all__ = ['RAMExecutor']
+__all__ = ['RAMExecutor', 'RetryWrapper', 'ComponentWrapper']
