@@ -198,8 +198,8 @@ def test_bad_method() -> None:
     with pytest.raises(ValueError) as info:
         ScipyOptimizer(method='BFGSX')
     assert str(info.value) == ("ScipyOptimizer: method must be one of SLSQP, COBYLA, COBYQA, "
-                               "trust-constr, Nelder-Mead, Powell, L-BFGS-B, TNC; "
-                               "got 'BFGSX' (str)")
+                               "trust-constr, Nelder-Mead, Powell, L-BFGS-B, TNC, "
+                               "differential_evolution; got 'BFGSX' (str)")
     top = set_as_top(Model())
     with pytest.raises(ValidationError) as info:
         top.driver.method = 42
@@ -243,7 +243,7 @@ def test_method_without_constraint_support() -> None:
         top.run()
     assert str(info.value) == ("driver (ScipyOptimizer), method 'Nelder-Mead': the method does "
                                "not support constraints (p.x - p.y >= 15.0); use one of SLSQP, "
-                               "COBYLA, COBYQA, trust-constr")
+                               "COBYLA, COBYQA, trust-constr, differential_evolution")
 
 
 def test_options_are_passed_to_scipy() -> None:

@@ -41,6 +41,9 @@ __all__ = ['RAMExecutor']
 
 #: Seconds a call may take without ``case_timeout`` (one day, as remote calls).
 NO_TIMEOUT = 24 * 3600.0
+#: Seconds `shutdown` waits for servers still being allocated (each is released as soon as
+#: its allocation completes, even later).
+ALLOCATION_GRACE = 60.0
 
 
 class _Slot:
@@ -114,6 +117,7 @@ class RAMExecutor(Executor):
         self._payload: bytes | None = None
         self._closing = threading.Event()
         self._pending = 0
+        self._allocating: list[threading.Thread] = []
         self._state_lock = threading.Lock()
 
     def _config_attrs(self) -> tuple[str, ...]:
@@ -168,7 +172,7 @@ class RAMExecutor(Executor):
                 raise
             if isinstance(exc, Exception):
                 raise BrokenExecutor(f'{self!r}: the server {info.get("name")} could not load '
-                                     f'the case runner: {exc}',
+                                     f'the case runner: {type(exc).__name__}: {exc}',
                                      getattr(exc, 'remote_traceback', None)) from exc
             raise
         slot = _Slot(server, info, obj_id, conn)
@@ -190,7 +194,9 @@ class RAMExecutor(Executor):
                 slot = self._open_slot(wait)
             except BaseException as exc:  # none available now: run with fewer servers
                 logger.debug('%r: no further server: %s', self, exc)
-                self._events.put(('unavailable', None, exc, 0.0))
+                # only a waiting allocation's failure may break the run: one that did not wait
+                # may have come before the release of a lost server freed its place
+                self._events.put(('unavailable', None, exc if wait else None, 0.0))
                 return
             if self._closing.is_set():  # shut down meanwhile: give it back at once
                 self._close_slot(slot)
@@ -199,7 +205,10 @@ class RAMExecutor(Executor):
             self._add_slot(slot)
             self._events.put(('ready', slot, None, 0.0))
 
-        threading.Thread(target=allocate, daemon=True, name='ram-allocate').start()
+        thread = threading.Thread(target=allocate, daemon=True, name='ram-allocate')
+        with self._state_lock:
+            self._allocating = [t for t in self._allocating if t.is_alive()] + [thread]
+        thread.start()
 
     def _serve(self, slot: _Slot) -> None:
         """The client thread of one server: run each chunk put in its inbox."""
@@ -239,6 +248,9 @@ class RAMExecutor(Executor):
                 slot = idle.popleft()
                 busy[slot] = chunk
                 slot.inbox.put(chunk)
+            if not busy and not idle and not (suspects or backlog or feed_error):
+                # every server lost: is there a case left to allocate a new one for?
+                backlog.extend(take_chunk(backlog, pull, 1, feed_error))
             if not busy and not (suspects or backlog):
                 if feed_error:
                     raise feed_error[0]
@@ -324,6 +336,9 @@ class RAMExecutor(Executor):
         if wait:
             for thread in threads:
                 thread.join()
+            deadline = time.monotonic() + ALLOCATION_GRACE
+            for thread in self._allocating:  # they give their server back once they have it
+                thread.join(max(0.0, deadline - time.monotonic()))
         self._events = queue.Queue()
         with self._state_lock:
             self._pending = 0

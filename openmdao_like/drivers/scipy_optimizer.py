@@ -1,10 +1,13 @@
-"""`ScipyOptimizer`: minimize a model's objective with ``scipy.optimize.minimize``.
+"""`ScipyOptimizer`: minimize a model's objective with ``scipy.optimize.minimize`` or, globally,
+``scipy.optimize.differential_evolution``.
 
 The optimizer works in driver space (scaled parameters, array parameters flattened into one
 design vector). One model run yields the objective and every constraint; results are cached by
 design vector, so scipy's separate calls for the objective and each constraint at the same point
 run the model once, and the forward finite differences it is handed for gradient methods run the
-model once per design variable.
+model once per design variable. With ``sequential=False``, differential evolution evaluates each
+population as cases of an `Executor` (see `openmdao_like.drivers.population`): the model is
+shipped once per worker or server for the whole run, each member sends only its design vector.
 """
 
 from __future__ import annotations
@@ -16,17 +19,25 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError, ExpressionError, ValidationError, describe
+from ..execution.base import Executor
+from ..execution.local import LocalExecutor
 from .driver import Driver
 from .options import positive_setting, who
+from .population import PopulationEvaluator
 
 logger = logging.getLogger(__name__)
 
-#: Supported ``scipy.optimize.minimize`` methods.
+#: Supported methods: those of ``scipy.optimize.minimize``, then the global ones.
 METHODS = ('SLSQP', 'COBYLA', 'COBYQA', 'trust-constr', 'Nelder-Mead', 'Powell', 'L-BFGS-B',
-           'TNC')
+           'TNC', 'differential_evolution')
 _BY_LOWER = {m.lower(): m for m in METHODS}
 _GRADIENT = frozenset({'SLSQP', 'trust-constr', 'L-BFGS-B', 'TNC'})
-_CONSTRAINED = frozenset({'SLSQP', 'COBYLA', 'COBYQA', 'trust-constr'})
+_CONSTRAINED = frozenset({'SLSQP', 'COBYLA', 'COBYQA', 'trust-constr', 'differential_evolution'})
+#: Methods that evaluate populations (and can do so through an executor).
+_POPULATION = frozenset({'differential_evolution'})
+#: ``differential_evolution`` arguments that ``options`` may set.
+_DE_OPTIONS = ('strategy', 'popsize', 'mutation', 'recombination', 'seed', 'polish', 'init',
+               'atol', 'updating')
 #: Name of the option that limits the iterations, where it is not ``maxiter``.
 _MAXITER_OPTION = {'TNC': 'maxfun'}
 
@@ -61,31 +72,51 @@ class _DesignSpace:
                             for p in self.params])
         return np.clip(x, self.lower, self.upper)
 
-    def apply(self, x: np.ndarray) -> None:
-        """Set every parameter from design vector ``x`` (model values kept inside bounds)."""
+    def model_values(self, x: np.ndarray) -> list[Any]:
+        """The model value of each parameter for design vector ``x`` (kept inside bounds)."""
+        values = []
         for p, sl, shape in zip(self.params, self.slices, self.shapes):
             value = (x[sl] + p.adder) * p.scaler
             lo, hi = np.minimum(p.low, p.high), np.maximum(p.low, p.high)
             value = np.clip(value, lo, hi)
-            p.set_value(float(value[0]) if shape is None else value.reshape(shape))
+            values.append(float(value[0]) if shape is None else value.reshape(shape))
+        return values
+
+    def apply(self, x: np.ndarray) -> None:
+        """Set every parameter from design vector ``x`` (model values kept inside bounds)."""
+        for p, value in zip(self.params, self.model_values(x)):
+            p.set_value(value)
 
 
 class ScipyOptimizer(Driver):
-    """Gradient-based or derivative-free optimizer built on ``scipy.optimize.minimize``.
+    """Gradient-based, derivative-free or global optimizer built on ``scipy.optimize``.
 
     Parameters
     ----------
     method : str
-        One of `METHODS` (case-insensitive): SLSQP, COBYLA, COBYQA and trust-constr handle
-        constraints; the others only bounds.
+        One of `METHODS` (case-insensitive): SLSQP, COBYLA, COBYQA, trust-constr and
+        differential_evolution handle constraints; the others only bounds.
+        differential_evolution is global: it searches the whole box of the parameters' bounds
+        (all finite) and ignores their start values.
     tol : float
-        Tolerance handed to ``minimize`` (``ftol`` for SLSQP, final trust radius for COBYLA...).
+        Tolerance handed to scipy (``ftol`` for SLSQP, final trust radius for COBYLA, relative
+        spread of the population's objectives for differential_evolution...).
     maxiter : int
-        Iteration limit (for COBYLA, the limit on model evaluations).
+        Iteration limit (for COBYLA, the limit on model evaluations; for
+        differential_evolution, on generations).
     fd_step : float
         Forward finite-difference step in driver units, for parameters without their own.
     options : dict, optional
-        Further method options, overriding the ones derived from ``maxiter``.
+        Further method options, overriding the ones derived from ``maxiter``. For
+        differential_evolution, arguments of ``scipy.optimize.differential_evolution``: one of
+        `_DE_OPTIONS` (``popsize``, ``seed``, ``polish``, ``updating``, ``strategy``...).
+    sequential : bool
+        True: evaluate the model in this process. False (differential_evolution only): run
+        each population as cases of ``executor``, the model shipped once per worker or server
+        for the whole run; a member whose case fails counts as +inf (with a warning).
+    executor : Executor, optional
+        Where populations run when ``sequential`` is False: a `LocalExecutor` (default: a new
+        one per run), or an `openmdao_like.distributed.RAMExecutor` for allocated servers.
 
     Attributes
     ----------
@@ -103,14 +134,21 @@ class ScipyOptimizer(Driver):
         Model evaluations so far in the current run (the id of the last recorded case).
     """
 
+    #: Attributes the workers of a parallel run do not need (see `ModelCaseRunner`).
+    _not_shipped: tuple[str, ...] = ('_cache', '_jac', '_space', 'result')
+
     def __init__(self, method: str = 'SLSQP', tol: float = 1e-8, maxiter: int = 200,
-                 fd_step: float = 1e-6, options: dict[str, Any] | None = None, **traits: Any):
+                 fd_step: float = 1e-6, options: dict[str, Any] | None = None,
+                 sequential: bool = True, executor: Executor | None = None, **traits: Any):
         super().__init__(**traits)
         self.method = method
         self.tol = tol
         self.maxiter = maxiter
         self.fd_step = fd_step
         self.options = options
+        self.sequential = sequential
+        self.executor = executor
+        self._check_mode()
         self.success: bool | None = None
         self.message = ''
         self.nfev = 0
@@ -151,6 +189,52 @@ class ScipyOptimizer(Driver):
                                   f'{describe(value)}')
         self._options = dict(value or {})
 
+    @property
+    def sequential(self) -> bool:
+        """True: evaluate in this process; False: populations run through `executor`."""
+        return self._sequential
+
+    @sequential.setter
+    def sequential(self, value: bool) -> None:
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValidationError(f'{who(self)}: sequential must be True or False, got '
+                                  f'{describe(value)}')
+        self._sequential = bool(value)
+
+    @property
+    def executor(self) -> Executor | None:
+        """Where populations run when not sequential (None: a new `LocalExecutor` per run)."""
+        return self._executor
+
+    @executor.setter
+    def executor(self, value: Executor | None) -> None:
+        if value is not None and not isinstance(value, Executor):
+            raise ValidationError(f'{who(self)}: executor must be an openmdao_like.execution.'
+                                  f'Executor (e.g. LocalExecutor(n_workers=4)) or None, got '
+                                  f'{describe(value)}')
+        self._executor = value
+
+    def _check_mode(self) -> None:
+        """Raise `ValidationError` unless ``sequential`` and ``options`` suit the method."""
+        method = self.method
+        if not self._sequential and method not in _POPULATION:
+            raise ValidationError(
+                f'{who(self)}: sequential=False needs a method that evaluates populations: '
+                f'only {", ".join(sorted(_POPULATION))} does; method {method!r} evaluates one '
+                f'point at a time (use sequential=True)')
+        if method not in _POPULATION:
+            return
+        unknown = sorted(set(self._options) - set(_DE_OPTIONS))
+        if unknown:
+            raise ValidationError(f'{who(self)}: unknown option(s) {", ".join(map(repr, unknown))}'
+                                  f' for method {method!r}; expected some of '
+                                  f'{", ".join(_DE_OPTIONS)}')
+        updating = self._options.get('updating', 'deferred')
+        if not self._sequential and updating != 'deferred':
+            raise ValidationError(f"{who(self)}: options['updating'] must be 'deferred' with "
+                                  f"sequential=False (a population is evaluated at once), got "
+                                  f"{describe(updating)}")
+
     # -- running --------------------------------------------------------------------------------
     def _check_problem(self) -> None:
         """Raise `ConfigError` unless the problem suits the method."""
@@ -166,6 +250,17 @@ class ScipyOptimizer(Driver):
             raise ConfigError(f'{where}: the method does not support constraints '
                               f'({", ".join(self._constraints)}); use one of '
                               f'{", ".join(m for m in METHODS if m in _CONSTRAINED)}')
+        if self.method in _POPULATION:
+            for name, p in self._parameters.items():
+                if not (np.all(np.isfinite(p.low)) and np.all(np.isfinite(p.high))):
+                    raise ConfigError(f'{where}: parameter {name!r} needs finite bounds (the '
+                                      f'method searches between them), got low={p.low}, '
+                                      f'high={p.high}')
+        self._check_mode()
+
+    def _prepare_run(self) -> None:
+        """Build the design space from the parameters (also what a worker does on arrival)."""
+        self._space = _DesignSpace(list(self._parameters.values()), self.fd_step)
 
     def execute(self) -> None:
         """Minimize the objective, then leave the model evaluated at the optimum."""
@@ -173,24 +268,16 @@ class ScipyOptimizer(Driver):
         if parent is not None and parent._dirty:
             parent.check_config()
         self._check_problem()
-        from scipy.optimize import Bounds, minimize
         self.start_iteration()
         self.nfev, self.success, self.message, self.result = 0, None, '', None
         self._cache, self._jac, self._last_key = {}, None, None
-        self._space = space = _DesignSpace(list(self._parameters.values()), self.fd_step)
+        self._prepare_run()
+        space = self._space
         method = self.method
-        options = {_MAXITER_OPTION.get(method, 'maxiter'): self.maxiter}
-        options.update(self.options)
-        kwargs: dict[str, Any] = dict(method=method, bounds=Bounds(space.lower, space.upper),
-                                      tol=self.tol, options=options)
-        if method in _GRADIENT:
-            kwargs['jac'] = lambda x: self._gradients(x)[0].copy()
-        if self._constraints:
-            kwargs['constraints'] = self._scipy_constraints(method)
         with warnings.catch_warnings():
             # quasi-Newton Hessians of linear constraints (trust-constr) are harmless
             warnings.filterwarnings('ignore', message='delta_grad == 0.0', category=UserWarning)
-            result = minimize(lambda x: self._evaluate(x)[0], space.current(), **kwargs)
+            result = self._global_search() if method in _POPULATION else self._local_search()
         self.result = result
         self.success = bool(result.success)
         self.message = str(result.message)
@@ -202,6 +289,42 @@ class ScipyOptimizer(Driver):
         log('%s: %s %s after %d iterations, %d model runs: %s', self._where(), method,
             'converged' if self.success else 'did not converge', self.iterations, self.nfev,
             self.message)
+
+    def _local_search(self) -> Any:
+        """``scipy.optimize.minimize`` from the parameters' current values."""
+        from scipy.optimize import Bounds, minimize
+        space, method = self._space, self.method
+        options = {_MAXITER_OPTION.get(method, 'maxiter'): self.maxiter}
+        options.update(self.options)
+        kwargs: dict[str, Any] = dict(method=method, bounds=Bounds(space.lower, space.upper),
+                                      tol=self.tol, options=options)
+        if method in _GRADIENT:
+            kwargs['jac'] = lambda x: self._gradients(x)[0].copy()
+        if self._constraints:
+            kwargs['constraints'] = self._scipy_constraints(method)
+        return minimize(lambda x: self._evaluate(x)[0], space.current(), **kwargs)
+
+    def _global_search(self) -> Any:
+        """``scipy.optimize.differential_evolution`` over the parameters' bounds; populations
+        evaluated here one member at a time, or (not sequential) as cases of the executor."""
+        from scipy.optimize import Bounds, NonlinearConstraint, differential_evolution
+        space = self._space
+        kwargs: dict[str, Any] = dict(maxiter=self.maxiter, tol=self.tol)
+        kwargs.update(self.options)
+        bounds = Bounds(space.lower, space.upper)
+        if self._sequential:
+            constraints = self._scipy_constraints(self.method) if self._constraints else ()
+            return differential_evolution(lambda x: self._evaluate(x)[0], bounds,
+                                          constraints=constraints, **kwargs)
+        # scipy hands whole populations to vectorized functions, the constraints included
+        kwargs.update(updating='deferred', vectorized=True)
+        executor = self._executor if self._executor is not None else LocalExecutor()
+        with PopulationEvaluator(self, executor) as population:
+            constraints = [NonlinearConstraint(population.constraint(eq), low, 0.0)
+                           for eq, low in ((False, -np.inf), (True, 0.0))
+                           if population.has(eq)]
+            return differential_evolution(population.objective, bounds,
+                                          constraints=constraints, **kwargs)
 
     def _scipy_constraints(self, method: str) -> list[Any]:
         """The constraints in the form ``method`` expects (residual g <= 0 or g == 0)."""
