@@ -110,3 +110,29 @@ def describe(value: object, limit: int = 80) -> str:
     if len(text) > limit:
         text = text[: limit - 3] + '...'
     return f'{text} ({type(value).__name__})'
+
+
+class ExternalCodeError(ModelError, RuntimeError):
+    """An external command (`openmdao_like.components.ExternalCode`) could not run, failed, ran
+    out of time or did not write its outputs.
+
+    ``command`` is the command line, ``returncode`` its exit status (negative: killed by that
+    signal; None: it never ran), ``stderr_tail`` the end of its standard error, ``host`` where
+    it ran when that was not here.
+    """
+
+    def __init__(self, msg: str, command: list[str] | None = None, returncode: int | None = None,
+                 stderr_tail: str = '', host: str | None = None):
+        super().__init__(msg)
+        self.command = list(command or ())
+        self.returncode = returncode
+        self.stderr_tail = stderr_tail
+        self.host = host
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.command, self.returncode, self.stderr_tail,
+                             self.host))
+
+
+class ExternalCodeTimeout(ExternalCodeError):
+    """An external command ran longer than its timeout; its whole process group was killed."""

@@ -13,6 +13,9 @@ import pytest
 
 from plugin_tools import PLUGINS, install_plugin
 
+# Real daemons the resource tests use, each started once per session on loopback.
+pytest_plugins = ['infra.sshd', 'infra.slurm']
+
 
 @pytest.fixture(scope='session')
 def paraboloid_plugin_v1(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -292,7 +292,9 @@ def test_groups_filter_short_or_full_names():
     both = get_available_types(['doegenerator', 'caserecorder'])
     assert {t.group for t in both} == {'openmdao_like.doegenerator',
                                        'openmdao_like.caserecorder'}
-    assert get_available_types('allocator') == []
+    assert {t.name for t in get_available_types('allocator')} == {
+        f'openmdao_like.resources.{name}' for name in
+        ('LocalAllocator', 'ClusterAllocator', 'SlurmAllocator', 'PBSAllocator', 'MPIAllocator')}
 
 
 # -- PkgResourcesFactory with installed plugins ---------------------------------------------------

@@ -4,6 +4,7 @@ job files they share."""
 
 from .ram_executor import RAMExecutor
 from .retry import RetryWrapper
+from .ssh_wrapper import SSHWrapper
 from .wrapper import ComponentWrapper
 
-__all__ = ['RAMExecutor', 'RetryWrapper', 'ComponentWrapper']
+__all__ = ['RAMExecutor', 'RetryWrapper', 'SSHWrapper', 'ComponentWrapper']

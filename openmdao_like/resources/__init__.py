@@ -10,11 +10,14 @@ server is an `ObjServerFactory` that registered back to this client; `allocate` 
 
 from .allocator import Allocator
 from .channels import Channel, LocalChannel
+from .cluster import ClusterAllocator
 from .description import RESOURCE_KEYS, validate_resource_desc
 from .launchers import Launcher, MpiexecLauncher, SimpleLauncher, SrunLauncher
 from .local import LocalAllocator
 from .manager import RAM, ResourceAllocationManager
+from .ssh import SSHChannel
 
 __all__ = ['RAM', 'ResourceAllocationManager', 'RESOURCE_KEYS', 'validate_resource_desc',
-           'Allocator', 'LocalAllocator', 'Channel', 'LocalChannel', 'Launcher',
+           'Allocator', 'LocalAllocator', 'ClusterAllocator', 'Channel', 'LocalChannel',
+           'SSHChannel', 'Launcher',
            'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher']

@@ -22,8 +22,10 @@ from __future__ import annotations
 import abc
 import importlib.metadata
 import logging
+import os
 import sys
 import threading
+import weakref
 from typing import Any, Mapping
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -72,6 +74,7 @@ class Allocator(abc.ABC):
         self._servers: dict[int, StartedServer] = {}
         self._starting = 0  # deploys under way (they count as in use)
         self._lock = threading.RLock()
+        _allocators.add(self)
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.name!r})'
@@ -204,6 +207,20 @@ class Allocator(abc.ABC):
                 started.stop()
             except Exception:
                 logger.exception('%s: stopping %s failed', self.name, started.info.get('name'))
+
+
+_allocators: weakref.WeakSet[Allocator] = weakref.WeakSet()
+
+
+def _forget_servers_after_fork() -> None:
+    """In a forked child the parent's servers are not ours to stop: forget them."""
+    for allocator in list(_allocators):
+        allocator._servers = {}
+        allocator._starting = 0
+        allocator._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_forget_servers_after_fork)
 
 
 def _python_matches(spec: str, version: str) -> bool:

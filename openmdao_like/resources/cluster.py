@@ -132,16 +132,13 @@ class ClusterAllocator(Allocator):
         if host.failure is not None and now - host.failure_time < RETRY_UNREACHABLE:
             return host.failure
         try:
-            result = host.channel.execute(['sh', '-c', 'nproc && cat /proc/loadavg'],
-                                          timeout=host.channel.connect_timeout)
-            cpus, load = result.stdout.split('\n', 1)
-            host.cpus = host.cpus or int(cpus)
-            host.load = float(load.split()[0])
+            cpus, load = _cpus_and_load(host.channel)
         except (OSError, TimeoutError, RemoteError, ValueError) as exc:
             host.failure, host.failure_time = str(exc) or type(exc).__name__, now
             logger.warning('%s: %s is unreachable: %s', self.name, host.name, host.failure)
             return host.failure
-        host.failure, host.load_time = None, now
+        host.cpus = host.cpus or cpus
+        host.load, host.failure, host.load_time = load, None, now
         return None
 
     def _reachable(self, res_desc: Mapping[str, Any]) -> tuple[list[_Host], dict[str, str]]:
@@ -162,7 +159,9 @@ class ClusterAllocator(Allocator):
         """The host for a server of ``cpus`` CPUs by `method`, or None and why each is not."""
         eligible, why = [], []
         for host in hosts:
-            if not host.fits(cpus):
+            if cpus > host.cpus:
+                why.append(f'{host.name}: has {host.cpus} CPUs')
+            elif not host.fits(cpus):
                 why.append(f'{host.name}: {host.used} of {host.cpus} CPUs in use')
             elif self.max_load is not None and host.load / host.cpus > self.max_load:
                 why.append(f'{host.name}: load {host.load / host.cpus:.2f} per CPU exceeds '
@@ -254,6 +253,19 @@ class ClusterAllocator(Allocator):
         finally:
             for host in self._hosts:
                 host.channel.close()
+
+
+def _cpus_and_load(channel: SSHChannel) -> tuple[int, float]:
+    """The CPU count and 1-minute load average of ``channel``'s host."""
+    result = channel.execute(['sh', '-c', 'nproc && cat /proc/loadavg'],
+                             timeout=channel.connect_timeout)
+    try:
+        cpus, load = result.stdout.split('\n', 1)
+        return int(cpus), float(load.split()[0])
+    except (ValueError, IndexError):
+        raise ValueError(f'cannot read its CPU count and load (nproc, /proc/loadavg): exit '
+                         f'status {result.returncode}: '
+                         f'{result.stderr.strip() or result.stdout.strip()}') from None
 
 
 def _parse_host(item: Any, where: str) -> tuple[str, str | None, int | None]:

@@ -163,6 +163,9 @@ class Registrar:
 
 _registrars: dict[str, Registrar] = {}
 _registrars_lock = threading.Lock()
+# A forked child (a LocalExecutor worker) inherits the registrars but not their threads: it
+# starts its own when it allocates.
+os.register_at_fork(after_in_child=_registrars.clear)
 
 
 def registrar_for(host: str) -> Registrar:

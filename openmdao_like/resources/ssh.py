@@ -13,6 +13,7 @@ started: its process group) and its output read through any later connection.
 
 from __future__ import annotations
 
+import errno
 import getpass
 import io
 import logging
@@ -43,6 +44,8 @@ KILLED = -9
 POLL_INTERVAL = 0.5
 #: Seconds `SSHProcess.kill` waits for the killed processes to be gone.
 KILL_WAIT = 10.0
+#: Seconds a connection that failed a request may take to show that it dropped.
+DROP_NOTICE = 2.0
 
 # The wrapper of a background process: prints its pid (= its process group: setsid made it a
 # session leader) and where its exit status will go, detaches from the SSH session's pipes and
@@ -52,11 +55,13 @@ _SPAWN = ('log=$1; shift; '
           'else status="$log.$$.status"; fi; '
           'echo "$$ $status"; exec >>"$log" 2>&1 </dev/null; '
           '"$@"; echo $? >"$status.tmp" && mv -f "$status.tmp" "$status"')
-# Exit status of a background process, 'running' while any process of its group lives (zombies
-# are dead already), else 'gone'. A status file it owns alone ($3 = own) is removed once read.
-_POLL = ('if [ -s "$1" ]; then cat "$1"; if [ "$3" = own ]; then rm -f "$1"; fi; '
-         'elif ps -A -o pgid= -o stat= | awk -v g="$2" \'$1 == g && $2 !~ /^Z/ {f = 1} '
-         'END {exit !f}\'; then echo running; else echo gone; fi')
+# 'running' while any process of a background process's group lives (zombies are dead
+# already), else its exit status, else 'gone'. In that order: a status file is complete once
+# its writer is gone. A status file it owns alone ($3 = own) is removed once read.
+_POLL = ('if ps -A -o pgid= -o stat= | awk -v g="$2" \'$1 == g && $2 !~ /^Z/ {f = 1} '
+         'END {exit !f}\'; then echo running; '
+         'elif [ -s "$1" ]; then cat "$1"; if [ "$3" = own ]; then rm -f "$1"; fi; '
+         'else echo gone; fi')
 _WRITE = 'umask 077 && cat >"$1.tmp$$" && chmod "$2" "$1.tmp$$" && mv -f "$1.tmp$$" "$1"'
 _MKDTEMP = ('if [ -n "$1" ]; then mkdir -p -- "$1" && mktemp -d "$1/$2XXXXXXXX"; '
             'else mktemp -d "${TMPDIR:-/tmp}/$2XXXXXXXX"; fi')
@@ -165,6 +170,15 @@ class SSHChannel(Channel):
     def __repr__(self) -> str:
         return f'SSHChannel({self.where!r})'
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Where and how to connect, never the connection (a copy connects on first use)."""
+        return {'host': self.host, 'port': self.port, 'user': self.user,
+                'key_filename': self.key_filename, 'known_hosts': self.known_hosts,
+                'connect_timeout': self.connect_timeout}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(**state)
+
     # -- the connection --------------------------------------------------------------------------
     @property
     def transport(self) -> paramiko.Transport | None:
@@ -235,8 +249,8 @@ class SSHChannel(Channel):
         transport = self.connect()
         try:
             return action(transport)
-        except (paramiko.SSHException, EOFError, OSError):
-            if transport.is_active():
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            if not _broke(exc) or not _dropped(transport):
                 raise
         return action(self.connect())
 
@@ -294,6 +308,8 @@ class SSHChannel(Channel):
                 raise TimeoutError(f'{name}: did not finish within {timeout:g} s (on '
                                    f'{self.where})')
             status = chan.recv_exit_status()
+            if status == -1 and not chan.get_transport().is_active():
+                raise SSHError(f'{self.where}: the connection dropped while {name} ran')
         except (paramiko.SSHException, EOFError) as exc:
             raise SSHError(f'{self.where}: running {name} failed: {exc}') from None
         finally:
@@ -371,6 +387,27 @@ class SSHChannel(Channel):
         return self.connect().sock.getsockname()[0]
 
 
+def _broke(exc: BaseException) -> bool:
+    """Whether ``exc`` may mean that the connection broke (rather than a refused request or
+    a file error reported by the host)."""
+    if isinstance(exc, paramiko.ChannelException):
+        return False
+    if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
+        return exc.errno is None or exc.errno == errno.EBADF
+    return True
+
+
+def _dropped(transport: paramiko.Transport) -> bool:
+    """Whether ``transport``'s connection is gone (its reader thread may need a moment to
+    notice a connection that the other side cut)."""
+    deadline = time.monotonic() + DROP_NOTICE
+    while transport.is_active():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def _collect(chan: paramiko.Channel, timeout: float | None) -> tuple[bytes | None, bytes]:
     """Everything ``chan``'s command writes until its exit status arrives (stdout is None if
     ``timeout`` seconds passed first)."""
@@ -381,8 +418,9 @@ def _collect(chan: paramiko.Channel, timeout: float | None) -> tuple[bytes | Non
             out += chan.recv(65536)
         while chan.recv_stderr_ready():
             err += chan.recv_stderr(65536)
-        if chan.exit_status_ready() and not chan.recv_ready() and \
-                not chan.recv_stderr_ready():
+        # done at the end of its output and its exit status (sshd may send either first)
+        if (chan.eof_received or chan.closed) and chan.exit_status_ready() and \
+                not chan.recv_ready() and not chan.recv_stderr_ready():
             return bytes(out), bytes(err)
         wait = 1.0 if deadline is None else min(1.0, deadline - time.monotonic())
         if wait <= 0:

@@ -1,0 +1,193 @@
+"""`SSHWrapper`: a component whose every execution runs another component (or assembly) on a
+host over SSH, as a job.
+
+The wrapper has the wrapped object's variables (same types and metadata), so it connects in an
+assembly like the object itself. Each run ships the object with its current inputs (and input
+files) to a fresh private directory on the host (`openmdao_like.distributed.jobfiles`), runs it
+there in the background (a dropped SSH connection is reopened; the job goes on), and brings
+back its outputs and output files, or raises its exception here: the same type when it can be
+rebuilt, with the remote traceback attached.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import posixpath
+import shutil
+import sys
+import tempfile
+from typing import Any, Mapping
+
+from ..component import Component
+from ..errors import JobError, describe
+from ..resources.ssh import SSHChannel
+from ..variables.file import FileRef
+from .jobfiles import JOB_FILE, RESULT_FILE, job_command, read_result, write_job
+
+logger = logging.getLogger(__name__)
+
+__all__ = ['SSHWrapper']
+
+#: Exit statuses of ``run_job``: 0 the object ran, 1 it raised (the result says what).
+_JOB_RAN = (0, 1)
+
+
+class SSHWrapper(Component):
+    """Run ``comp`` on ``host`` over SSH each time this component executes.
+
+    Parameters
+    ----------
+    comp : Component
+        The component or assembly to run there (not part of another assembly: add the wrapper
+        instead). Its class must be importable by ``python`` on the host.
+    host, port, user, key_filename, known_hosts
+        How to reach the host (see `openmdao_like.resources.ssh.SSHChannel`).
+    python : str, optional
+        The interpreter on the host (default: this one's path).
+    workdir : str, optional
+        Where on the host each execution gets its directory (default: its temporary directory).
+    env : mapping, optional
+        Environment variables of the job on the host (e.g. ``PYTHONPATH``).
+    timeout : float, optional
+        Seconds one execution may take before it is killed (`JobError`); None: no limit.
+    """
+
+    def __init__(self, comp: Component, host: str, port: int = 22, user: str | None = None,
+                 key_filename: str | None = None, known_hosts: str | None = None,
+                 python: str | None = None, workdir: str | None = None,
+                 env: Mapping[str, str] | None = None, timeout: float | None = None):
+        super().__init__()
+        if not isinstance(comp, Component) or comp.is_remote:
+            raise ValueError(f'SSHWrapper: comp must be a local Component or Assembly, got '
+                             f'{describe(comp)}')
+        if comp.parent is not None:
+            raise ValueError(f'SSHWrapper: {comp.get_pathname()!r} belongs to an assembly; '
+                             f'wrap a component of its own and add the wrapper instead')
+        if timeout is not None and (isinstance(timeout, bool) or
+                                    not isinstance(timeout, (int, float)) or timeout <= 0):
+            raise ValueError(f'SSHWrapper: timeout must be a positive number of seconds or '
+                             f'None, got {timeout!r}')
+        self._comp = comp
+        self._channel = SSHChannel(host, port, user, key_filename, known_hosts)
+        self._python = python or sys.executable
+        self._workdir = workdir
+        self._env = dict(env or {})
+        self._timeout = timeout
+        for name, var in comp._vars().items():
+            self.add(name, copy.deepcopy(var))
+            value = getattr(comp, name)
+            setattr(self, name, self._own_ref(value) if isinstance(value, FileRef) else value)
+
+    @property
+    def wrapped(self) -> Component:
+        """The wrapped component (holding the inputs and outputs of the last execution)."""
+        return self._comp
+
+    def __repr__(self) -> str:
+        return f'<SSHWrapper {self._where()} ({type(self._comp).__name__}) on ' \
+               f'{self._channel.where}>'
+
+    def close(self) -> None:
+        """Close the SSH connection (the next execution opens a new one)."""
+        self._channel.close()
+
+    def pre_delete(self) -> None:
+        """Close the connection when the model is discarded (classic API)."""
+        self.close()
+
+    # -- one execution ---------------------------------------------------------------------------
+    def execute(self) -> None:
+        """Ship the wrapped object with this component's inputs, run it on the host, take its
+        outputs (or raise its exception)."""
+        comp, channel = self._comp, self._channel
+        for name in comp.list_inputs():
+            value = getattr(self, name)
+            if not isinstance(value, FileRef):
+                setattr(comp, name, value)
+        remote = channel.mkdtemp(prefix='oml-job-', parent=self._workdir)
+        local = tempfile.mkdtemp(prefix='oml-sshjob-')
+        try:
+            self._send_files(remote)
+            write_job(comp, local)
+            channel.push_file(os.path.join(local, JOB_FILE), posixpath.join(remote, JOB_FILE))
+            self._run_job(remote)
+            try:
+                channel.pull_file(posixpath.join(remote, RESULT_FILE),
+                                  os.path.join(local, RESULT_FILE))
+            except FileNotFoundError:
+                raise JobError(f'{self._where()}: the job on {channel.where} left no result '
+                               f'({remote}/{RESULT_FILE})') from None
+            read_result(local, comp, f'{self._where()} on {channel.where}')
+            self._take_outputs(remote)
+        finally:
+            shutil.rmtree(local, ignore_errors=True)
+            try:
+                channel.remove_tree(remote)
+            except (OSError, TimeoutError) as exc:  # the outcome matters more than the litter
+                logger.warning('%s: cannot remove %s on %s: %s', self._where(), remote,
+                               channel.where, exc)
+
+    def _run_job(self, remote: str) -> None:
+        """Run the job in ``remote`` on the host to its end (killed after the timeout)."""
+        where = f'{self._where()} on {self._channel.where}'
+        process = self._channel.spawn(job_command(self._python, remote), env=self._env,
+                                      cwd=remote, log_path=posixpath.join(remote, 'job.log'))
+        status = process.wait(self._timeout)
+        if status is None:
+            process.kill()
+            raise JobError(f'{where}: did not finish within {self._timeout:g} s (killed); its '
+                           f'output ends with:\n{process.output_tail()}')
+        if status not in _JOB_RAN:
+            raise JobError(f'{where}: the job exited with status {status}; its output ends '
+                           f'with:\n{process.output_tail()}')
+
+    def _send_files(self, remote: str) -> None:
+        """Copy the input files into the wrapped object's directory on the host."""
+        comp = self._comp
+        for name in comp.list_inputs():
+            ref = getattr(self, name)
+            if not isinstance(ref, FileRef):
+                continue
+            var = comp._var(name)
+            target = getattr(var, 'local_path', None) or os.path.basename(ref.path)
+            path = posixpath.join(remote, comp.directory, target)
+            self._channel.makedirs(posixpath.dirname(path))
+            self._channel.push_file(ref.abspath(), path)
+            setattr(comp, name, FileRef(target, comp, ref.binary, ref.content_type))
+
+    def _take_outputs(self, remote: str) -> None:
+        """Set this component's outputs from the wrapped object's, fetching output files."""
+        comp = self._comp
+        for name in comp.list_outputs():
+            value = getattr(comp, name)
+            if isinstance(value, FileRef):
+                value = self._fetch(value, remote)
+            setattr(self, name, value)
+
+    def _fetch(self, ref: FileRef, remote: str) -> FileRef:
+        """Copy an output file of the job here (into this component's directory)."""
+        if ref.owner is None:
+            source, target = ref.path, os.path.basename(ref.path)
+        else:
+            source = posixpath.join(remote, _relative_directory(ref.owner), ref.path)
+            target = ref.path
+        mine = FileRef(target, self, ref.binary, ref.content_type)
+        path = mine.abspath()
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        self._channel.pull_file(posixpath.normpath(source), path)
+        return mine
+
+    def _own_ref(self, ref: FileRef) -> FileRef:
+        """``ref`` as a file of this component's directory."""
+        return FileRef(ref.path, self, ref.binary, ref.content_type)
+
+
+def _relative_directory(owner: Any) -> str:
+    """The directory of ``owner`` (in the job's copy of the tree) relative to the job's."""
+    parts = []
+    while owner is not None:
+        parts.append(owner.directory)
+        owner = owner.parent
+    return posixpath.join('', *reversed(parts))
