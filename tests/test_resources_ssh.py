@@ -96,7 +96,8 @@ def test_execute_bad_input_and_timeout(channel: SSHChannel, sshd_hosts) -> None:
     with pytest.raises(ValueError, match="command: expected a non-empty list of strings, got "
                                          "'ls -l'"):
         channel.execute('ls -l')
-    with pytest.raises(TimeoutError, match=r'sh: did not finish within 0.2 s \(on omltest'):
+    timed_out = rf'sh: did not finish within 0.2 s \(on {sshd_hosts.user}@'
+    with pytest.raises(TimeoutError, match=timed_out):
         channel.execute(['sh', '-c', 'sleep 1; echo oml-timeout'], timeout=0.2)
     assert wait_until(lambda: not running(sshd_hosts, 'oml-timeout'))
 
@@ -222,7 +223,8 @@ def test_connection_dropped_during_a_command_is_reported(channel: SSHChannel, re
     cutter = threading.Thread(target=cut_when_started)
     cutter.start()
     try:
-        with pytest.raises(SSHError, match=r'omltest@127.0.0.2:\d+: the connection dropped '
+        with pytest.raises(SSHError, match=rf'{sshd_hosts.user}@127.0.0.2:\d+: the connection '
+                                           r'dropped '
                                            r'while sh ran'):
             channel.execute(['sh', '-c', script, 'waiter', started, stop])
     finally:

@@ -2,9 +2,11 @@
 job wrappers (each execution of a component as a batch job, over SSH, with retries) and the
 job files they share."""
 
+from .job_wrapper import JobSchedulerWrapper
 from .ram_executor import RAMExecutor
 from .retry import RetryWrapper
 from .ssh_wrapper import SSHWrapper
 from .wrapper import ComponentWrapper
 
-__all__ = ['RAMExecutor', 'RetryWrapper', 'SSHWrapper', 'ComponentWrapper']
+__all__ = ['RAMExecutor', 'JobSchedulerWrapper', 'RetryWrapper', 'SSHWrapper',
+           'ComponentWrapper']

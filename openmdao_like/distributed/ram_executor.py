@@ -117,6 +117,7 @@ class RAMExecutor(Executor):
         self._payload: bytes | None = None
         self._closing = threading.Event()
         self._pending = 0
+        self._wanted = 1
         self._allocating: list[threading.Thread] = []
         self._state_lock = threading.Lock()
 
@@ -154,7 +155,7 @@ class RAMExecutor(Executor):
                             f'to the servers: {type(exc).__name__}: {exc}') from exc
         self._closing.clear()
         ram = self._manager()
-        wanted = self.max_servers or max(1, ram.max_servers(self.res_desc))
+        wanted = self._wanted = self.max_servers or max(1, ram.max_servers(self.res_desc))
         self._add_slot(self._open_slot(wait=True))
         for _ in range(wanted - 1):
             self._allocate_later(wait=False)
@@ -282,6 +283,10 @@ class RAMExecutor(Executor):
                         f'{data}'))
             else:  # 'lost'
                 chunk = busy.pop(slot)
+                if self.case_timeout is not None and \
+                        elapsed >= self.case_timeout * len(chunk):
+                    data = TimeoutError(f'{len(chunk)} case(s) ran longer than case_timeout='
+                                        f'{self.case_timeout:g} s each: {data}')
                 why = self._lost(slot, data)
                 if len(chunk) == 1:
                     now = time.time()
@@ -297,7 +302,7 @@ class RAMExecutor(Executor):
         remaining = operator.length_hint(feed, 0) + len(backlog)
         if remaining <= 0:
             return size
-        servers = max(1, len(self._slots))
+        servers = max(1, len(self._slots), self._wanted)  # share with servers still coming
         return max(1, min(self.max_chunk, -(-remaining // (self.guided_share * servers))))
 
     def _lost(self, slot: _Slot, exc: BaseException) -> str:

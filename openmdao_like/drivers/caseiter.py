@@ -336,6 +336,9 @@ class CaseIteratorDriver(Driver):
         feed = CaseFeed(source, self)
         try:
             executor.start(runner)
+        except BrokenExecutor as exc:
+            bar.close()
+            raise BrokenExecutor(f'{self._where()}: {exc}', exc.traceback) from exc
         except TypeError as exc:
             bar.close()
             raise TypeError(f'{self._where()}: cannot ship the model to the workers of '

@@ -15,9 +15,12 @@ from .description import RESOURCE_KEYS, validate_resource_desc
 from .launchers import Launcher, MpiexecLauncher, SimpleLauncher, SrunLauncher
 from .local import LocalAllocator
 from .manager import RAM, ResourceAllocationManager
+from .mpi import MPIAllocator
+from .pbs import PBSAllocator
+from .slurm import SlurmAllocator
 from .ssh import SSHChannel
 
 __all__ = ['RAM', 'ResourceAllocationManager', 'RESOURCE_KEYS', 'validate_resource_desc',
-           'Allocator', 'LocalAllocator', 'ClusterAllocator', 'Channel', 'LocalChannel',
-           'SSHChannel', 'Launcher',
+           'Allocator', 'LocalAllocator', 'ClusterAllocator', 'SlurmAllocator', 'PBSAllocator',
+           'MPIAllocator', 'Channel', 'LocalChannel', 'SSHChannel', 'Launcher',
            'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher']

@@ -44,7 +44,6 @@ import re
 import shlex
 import string
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping, NamedTuple, Sequence
@@ -61,7 +60,8 @@ from .startup import (STOP_GRACE, StartedServer, connect_registered, default_all
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['BatchAllocator', 'JobState', 'DEFAULT_TEMPLATE', 'TEMPLATE_FIELDS', 'BATCH_KEYS',
+__all__ = ['BatchAllocator', 'JobState', 'UNKNOWN', 'DEFAULT_TEMPLATE', 'TEMPLATE_FIELDS',
+           'BATCH_KEYS',
            'hms', 'kilobytes', 'local_time', 'word']
 
 DEFAULT_TEMPLATE = """\
@@ -85,16 +85,23 @@ BATCH_KEYS = COMMON_KEYS | {'queue_name', 'min_phys_memory', 'resource_limits',
                             'email_on_started', 'email_on_terminated', 'start_time',
                             'job_category'}
 
+#: The state of a job whose scheduler did not answer.
+UNKNOWN = 'UNKNOWN'
+#: Seconds `BatchAllocator.status` waits for a job on its way out to reach its final state.
+ENDING_WAIT = 5.0
+
 _SHELL_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
 
 class JobState(NamedTuple):
     """A job's state as its scheduler reports it: the state's name, whether the job still
-    waits or runs, and details (reason, exit code)."""
+    waits or runs (``active``), whether it waits in the queue (``queued``), and details
+    (reason, exit code). A scheduler that does not answer gives `UNKNOWN` (active)."""
 
     state: str
     active: bool
     detail: str = ''
+    queued: bool = False
 
 
 @dataclass
@@ -115,7 +122,7 @@ class BatchAllocator(Allocator):
     name : str
         The allocator's name.
     template : str, optional
-        The job script template: its text, or the path of a file holding it.
+        The job script template: its text, or the path of a file (here) holding it.
     python : str, optional
         The interpreter jobs run (default: this one; the nodes must see the same path).
     workdir : str, optional
@@ -148,6 +155,8 @@ class BatchAllocator(Allocator):
     directive_prefix = '#'
     #: Name of the job script in the work directory.
     script_name = 'job.sh'
+    #: States of a job on its way out (SLURM COMPLETING, PBS E): `status` waits for the end.
+    ending_states: frozenset[str] = frozenset({'COMPLETING', 'E'})
 
     def __init__(self, name: str, template: str | None = None, python: str | None = None,
                  workdir: str | None = None, channel: Channel | None = None,
@@ -157,7 +166,7 @@ class BatchAllocator(Allocator):
                  poll: float = 1.0):
         super().__init__(name)
         self.template = _template(template, name)
-        self.python = _string(python or sys.executable, 'python', name)
+        self.python = sys.executable if python is None else _string(python, 'python', name)
         self.workdir = None if workdir is None else _string(workdir, 'workdir', name)
         if channel is not None and not isinstance(channel, Channel):
             raise ValueError(f'{name}: channel must be a Channel, got {channel!r}')
@@ -178,6 +187,19 @@ class BatchAllocator(Allocator):
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.name!r}, max_jobs={self.max_jobs})'
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Its configuration only (a saved model may hold it): the jobs and servers it runs
+        belong to this process."""
+        state = dict(vars(self))
+        for runtime in ('_lock', '_servers', '_starting', '_jobs'):
+            state.pop(runtime, None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        Allocator.__init__(self, state['name'])
+        vars(self).update(state)
+        self._jobs = {}
 
     # -- what a subclass says about its scheduler -------------------------------------------------
     @abc.abstractmethod
@@ -219,7 +241,8 @@ class BatchAllocator(Allocator):
                                        f"{category!r}")
         unsupported = sorted(set(res_desc.get('resource_limits') or ()) - self.limits)
         if unsupported:
-            refused['resource_limits'] = (f'{self.kind} ({self.name}) cannot enforce '
+            who = self.name if self.name == self.kind else f'{self.name} ({self.kind})'
+            refused['resource_limits'] = (f'{who} cannot enforce '
                                           f'{", ".join(map(repr, unsupported))}; it supports '
                                           f'{", ".join(sorted(self.limits))}')
         bad_names = [name for name in res_desc.get('job_environment') or ()
@@ -307,7 +330,7 @@ class BatchAllocator(Allocator):
         expectation = registrar_for(client).expect()
         workdir = self.channel.mkdtemp(prefix='oml-job-',
                                        parent=desc.get('working_directory') or self.workdir)
-        job: _Job | None = None
+        job_id: str | None = None
         checker = _Checker(self)
         try:
             settings = server_settings(
@@ -316,67 +339,72 @@ class BatchAllocator(Allocator):
                 self.mpi_launcher.wrap([], cpus) if mpi else None)
             settings_path = posixpath.join(workdir, 'settings.json')
             self.channel.write_file(settings_path, json.dumps(settings).encode(), 0o600)
-            script = self.job_script(desc, workdir, pilot_command(self.python, settings_path),
-                                     name)
-            script_path = posixpath.join(workdir, self.script_name)
-            self.channel.write_file(script_path, script.encode(), 0o700)
-            job = self._submit(script_path, desc, workdir)
-            checker.job = job
-            what = f'{self.name}: {self.kind} job {job.id} ({name})'
+            job_id = checker.job_id = self.submit_job(
+                desc, workdir, pilot_command(self.python, settings_path), name)
+            what = f'{self.name}: {self.kind} job {job_id} ({name})'
             try:
                 registration = expectation.wait(self.queue_timeout, checker, what)
             except AllocationError as exc:
                 if checker.reported:
                     raise
-                raise AllocationError(f'{exc}; {self.describe(job.id, checker.last)}') \
+                raise AllocationError(f'{exc}; {self.describe(job_id, checker.last)}') \
                     from None
             proxy = connect_registered(registration, what)
         except BaseException:
             expectation.registrar.forget(expectation.id)
-            if job is not None:
-                self._finish(job, grace=0.0)
+            if job_id is not None:
+                self.finish_job(job_id)
             self.channel.remove_tree(workdir)
             raise
-        logger.info('%s: job %s serves %s from %s:%d', self.name, job.id, name,
+        logger.info('%s: job %s serves %s from %s:%d', self.name, job_id, name,
                     registration.host, registration.port)
         info = {'name': name, 'host': registration.host, 'port': registration.port,
-                'pid': registration.pid, 'job_id': job.id, 'workdir': workdir, 'cpus': cpus,
-                'hostname': registration.info.get('hostname'), 'output': job.output}
+                'pid': registration.pid, 'job_id': job_id, 'workdir': workdir, 'cpus': cpus,
+                'hostname': registration.info.get('hostname'),
+                'output': self._job(job_id).output}
         return StartedServer(proxy, registration, info,
-                             lambda: self._finish(job, grace=STOP_GRACE),
+                             lambda: self.finish_job(job_id, grace=STOP_GRACE),
                              lambda: self.channel.remove_tree(workdir))
 
-    def _submit(self, script_path: str, desc: Mapping[str, Any], workdir: str) -> _Job:
-        """Submit the script; the job, counted as submitted until `_finish`."""
+    def submit_job(self, res_desc: Mapping[str, Any], workdir: str, command: Sequence[str],
+                   name: str = 'job') -> str:
+        """Write the job script that runs ``command`` into ``workdir`` (an existing directory
+        on the channel's host) and submit it; the job id. The job counts against ``max_jobs``
+        until `finish_job`. `AllocationError` when the scheduler refuses it."""
+        desc = validate_resource_desc(res_desc, f'{self.name}: resource description')
+        script = self.job_script(desc, workdir, command, name)
+        script_path = posixpath.join(workdir, self.script_name)
+        self.channel.write_file(script_path, script.encode(), 0o700)
         output, error = self._output_paths(desc, workdir)
-        command = self._submit_command(script_path, output, error)
-        done = self._run(command, cwd=workdir)
-        if done.returncode != 0:
-            raise AllocationError(f'{self.name}: {command[0]} refused the job (exit status '
+        submit = self._submit_command(script_path, output, error)
+        done = self._run(submit, cwd=workdir)
+        job_id = self._parse_job_id(done.stdout) if done.returncode == 0 else ''
+        if not job_id:
+            raise AllocationError(f'{self.name}: {submit[0]} refused the job (exit status '
                                   f'{done.returncode}): {(done.stderr or done.stdout).strip()}')
-        job = _Job(self._parse_job_id(done.stdout), workdir, output, error)
         with self._lock:
-            self._jobs[job.id] = job
-        logger.info('%s: submitted %s job %s (%s)', self.name, self.kind, job.id, script_path)
-        return job
+            self._jobs[job_id] = _Job(job_id, workdir, output, error)
+        logger.info('%s: submitted %s job %s (%s)', self.name, self.kind, job_id, script_path)
+        return job_id
 
-    def _finish(self, job: _Job, grace: float) -> None:
+    def finish_job(self, job_id: str, grace: float = 0.0) -> JobState:
         """Let the job end by itself for ``grace`` seconds, then cancel it; wait until it left
-        the queue (or `CANCEL_WAIT` passed)."""
+        the queue (or `CANCEL_WAIT` passed) and forget it. Its last state."""
         try:
-            state = self._wait_inactive(job.id, grace)
+            state = self._wait_inactive(job_id, grace)
             if state.active:
-                done = self._run(self._cancel_command(job.id))
+                done = self._run(self._cancel_command(job_id))
                 if done.returncode != 0:
-                    logger.debug('%s: cancelling job %s: %s', self.name, job.id,
+                    logger.debug('%s: cancelling job %s: %s', self.name, job_id,
                                  done.stderr.strip())
-                state = self._wait_inactive(job.id, CANCEL_WAIT)
+                state = self._wait_inactive(job_id, CANCEL_WAIT)
                 if state.active:
                     logger.warning('%s: job %s still %s %.0f s after it was cancelled',
-                                   self.name, job.id, state.state, CANCEL_WAIT)
+                                   self.name, job_id, state.state, CANCEL_WAIT)
+            return state
         finally:
             with self._lock:
-                self._jobs.pop(job.id, None)
+                self._jobs.pop(job_id, None)
 
     def _wait_inactive(self, job_id: str, timeout: float) -> JobState:
         deadline = time.monotonic() + timeout
@@ -420,7 +448,14 @@ class BatchAllocator(Allocator):
         the tail of the job's output; None while the job runs."""
         job_id = self._started(server).info['job_id']
         state = self.job_state(job_id)
-        return None if state.active else self.describe(job_id, state)
+        deadline = time.monotonic() + ENDING_WAIT
+        while state.active and state.state in self.ending_states and \
+                time.monotonic() < deadline:  # its server just went: wait for the verdict
+            time.sleep(0.2)
+            state = self.job_state(job_id)
+        if state.active and state.state not in self.ending_states:
+            return None
+        return self.describe(job_id, state)
 
 
 class _Checker:
@@ -429,21 +464,21 @@ class _Checker:
 
     def __init__(self, allocator: BatchAllocator):
         self.allocator = allocator
-        self.job: _Job | None = None
+        self.job_id: str | None = None
         self.last: JobState | None = None
         self.reported = False
         self._next = 0.0
 
     def __call__(self) -> str | None:
         now = time.monotonic()
-        if self.job is None or now < self._next:
+        if self.job_id is None or now < self._next:
             return None
         self._next = now + self.allocator.poll
-        self.last = self.allocator.job_state(self.job.id)
+        self.last = self.allocator.job_state(self.job_id)
         if self.last.active:
             return None
         self.reported = True
-        return self.allocator.describe(self.job.id, self.last)
+        return self.allocator.describe(self.job_id, self.last)
 
 
 # -- formatting helpers shared by the schedulers --------------------------------------------------

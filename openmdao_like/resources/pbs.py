@@ -36,7 +36,8 @@ import re
 from typing import Any, Mapping, Sequence
 
 from .allocator import NEVER, NOT_NOW, NOW, Estimate
-from .batch import BATCH_KEYS, BatchAllocator, JobState, hms, kilobytes, local_time, word
+from .batch import (BATCH_KEYS, UNKNOWN, BatchAllocator, JobState, hms, kilobytes, local_time,
+                    word)
 from .channels import Channel
 from .launchers import Launcher, MpiexecLauncher
 
@@ -51,6 +52,7 @@ STATES = {'Q': 'queued', 'R': 'running', 'E': 'exiting', 'H': 'held', 'W': 'wait
           'B': 'array job running', 'M': 'moved to another server', 'C': 'completed',
           'F': 'finished', 'X': 'subjob finished'}
 ENDED = frozenset({'C', 'F', 'X'})
+QUEUED = frozenset({'Q', 'H', 'W', 'T'})
 #: qstat's exit status for a job it does not know.
 UNKNOWN_JOB = 153
 
@@ -104,7 +106,7 @@ class PBSAllocator(BatchAllocator):
         beside = os.path.join(os.path.dirname(self.python), 'mpiexec')
         return MpiexecLauncher(beside if os.access(beside, os.X_OK) else 'mpiexec')
 
-    # -- the script ---------------------------------------------------------------------------------
+    # -- the script --------------------------------------------------------------------------------
     def directives(self, res_desc: Mapping[str, Any], name: str, output: str,
                    error: str | None) -> list[str]:
         if self.dialect == 'torque':
@@ -165,7 +167,7 @@ class PBSAllocator(BatchAllocator):
     def _cancel_command(self, job_id: str) -> list[str]:
         return ['qdel', job_id]
 
-    # -- the job's state ----------------------------------------------------------------------------
+    # -- the job's state ---------------------------------------------------------------------------
     def job_state(self, job_id: str) -> JobState:
         done = self._run(['qstat', '-f', job_id])
         if (done.returncode != 0 or 'job_state' not in done.stdout) and \
@@ -181,11 +183,11 @@ class PBSAllocator(BatchAllocator):
             status = re.search(r'\bExit_status\s*=\s*(-?\d+)', done.stdout)
             if status:
                 detail += f', exit status {status.group(1)}'
-            return JobState(code, code not in ENDED, detail)
+            return JobState(code, code not in ENDED, detail, queued=code in QUEUED)
         said = (done.stderr or done.stdout).strip()
         if done.returncode == UNKNOWN_JOB or 'Unknown Job' in said or 'has finished' in said:
             return JobState('GONE', False, 'qstat no longer knows the job')
-        return JobState('UNKNOWN', True, f'qstat: {said}')
+        return JobState(UNKNOWN, True, f'qstat: {said}')
 
     def _probe(self, res_desc: Mapping[str, Any]) -> Estimate:
         done = self._run(['qstat', '-Q'])

@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     os.remove(path)
     root = settings['root']
     os.makedirs(root, exist_ok=True)
-    logging.basicConfig(level=settings.get('log_level', logging.INFO),
+    # at least INFO: the tail of this log is what a user sees when the server is lost
+    logging.basicConfig(level=min(settings.get('log_level', logging.INFO), logging.INFO),
                         format='%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s')
     host = settings.get('host') or 'auto'
     if host == 'auto':

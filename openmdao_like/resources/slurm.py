@@ -18,17 +18,20 @@ sbatch.html):
 ``output_path`` ...        ``--output`` (default ``job.out`` in the work directory), ``--error``
 =========================  ================================================================
 
-A job's end state comes from ``scontrol show job`` (SLURM keeps ended jobs for ``MinJobAge``,
+`max_servers` counts the jobs the partition's CPUs hold at once (more would only queue). A
+job's end state comes from ``scontrol show job`` (SLURM keeps ended jobs for ``MinJobAge``,
 300 s by default), then from the job completion log when ``JobCompType=jobcomp/filetxt``.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .allocator import NEVER, NOT_NOW, NOW, Estimate
-from .batch import BATCH_KEYS, BatchAllocator, JobState, hms, kilobytes, local_time, word
+from .batch import (BATCH_KEYS, UNKNOWN, BatchAllocator, JobState, hms, kilobytes, local_time,
+                    word)
 from .channels import Channel
 from .launchers import Launcher, SrunLauncher
 
@@ -37,6 +40,8 @@ __all__ = ['SlurmAllocator']
 #: Job states after which a job holds nothing any more.
 ENDED = frozenset({'COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED',
                    'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY', 'REVOKED', 'SPECIAL_EXIT'})
+#: Job states of a job that waits to start.
+QUEUED = frozenset({'PENDING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED'})
 _DATE = '%Y-%m-%dT%H:%M:%S'
 
 
@@ -74,7 +79,7 @@ class SlurmAllocator(BatchAllocator):
     def _default_mpi_launcher(self) -> Launcher:
         return SrunLauncher()
 
-    # -- the script ---------------------------------------------------------------------------------
+    # -- the script --------------------------------------------------------------------------------
     def directives(self, res_desc: Mapping[str, Any], name: str, output: str,
                    error: str | None) -> list[str]:
         lines = [f'--job-name={word(name, "job_name", self.name)}']
@@ -120,7 +125,7 @@ class SlurmAllocator(BatchAllocator):
     def _cancel_command(self, job_id: str) -> list[str]:
         return ['scancel', job_id]
 
-    # -- the job's state ----------------------------------------------------------------------------
+    # -- the job's state ---------------------------------------------------------------------------
     def job_state(self, job_id: str) -> JobState:
         done = self._run(['scontrol', '-o', 'show', 'job', job_id])
         found = re.search(r'\bJobState=(\S+)', done.stdout) if done.returncode == 0 else None
@@ -129,7 +134,8 @@ class SlurmAllocator(BatchAllocator):
             fields = dict(re.findall(r'\b(Reason|ExitCode)=(\S+)', done.stdout))
             reason = fields.get('Reason', 'None')
             if state not in ENDED:
-                return JobState(state, True, '' if reason == 'None' else f'reason {reason}')
+                return JobState(state, True, '' if reason == 'None' else f'reason {reason}',
+                                queued=state in QUEUED)
             detail = f'exit code {fields.get("ExitCode", "?")}'
             if reason != 'None':
                 detail += f', reason {reason}'
@@ -139,7 +145,7 @@ class SlurmAllocator(BatchAllocator):
             if ended is not None:
                 return JobState(ended, False, 'from the job completion log')
             return JobState('GONE', False, 'SLURM no longer knows the job')
-        return JobState('UNKNOWN', True, f'scontrol: {(done.stderr or done.stdout).strip()}')
+        return JobState(UNKNOWN, True, f'scontrol: {(done.stderr or done.stdout).strip()}')
 
     def _completion_log_state(self, job_id: str) -> str | None:
         """The JobState the job completion log (jobcomp/filetxt) recorded, if readable."""
@@ -161,46 +167,77 @@ class SlurmAllocator(BatchAllocator):
                 found = re.search(r'\bJobState=(\S+)', line)
         return found.group(1) if found else None
 
-    def _probe(self, res_desc: Mapping[str, Any]) -> Estimate:
-        done = self._run(['sinfo', '-h', '-o', '%P|%a|%c|%m'])
+    def _partition(self, res_desc: Mapping[str, Any]) -> tuple[_Partition | None, Estimate]:
+        """The partition a job for ``res_desc`` goes to, as sinfo describes it; or None and
+        why (refused: -2, sinfo failing: -1)."""
+        done = self._run(['sinfo', '-h', '-o', '%P|%a|%c|%m|%C'])
         if done.returncode == 127:
-            return NEVER, {'refused': {'allocator': f'{self.name}: sinfo is not installed on '
-                                                    f'{self.channel.host}'}}
+            return None, (NEVER, {'refused': {'allocator': f'{self.name}: sinfo is not '
+                                                           f'installed on {self.channel.host}'}})
         if done.returncode != 0:
-            return NOT_NOW, {'reason': f'{self.name}: sinfo failed: '
-                                       f'{(done.stderr or done.stdout).strip()}'}
-        partitions: dict[str, list] = {}
+            return None, (NOT_NOW, {'reason': f'{self.name}: sinfo failed: '
+                                              f'{(done.stderr or done.stdout).strip()}'})
+        partitions: dict[str, _Partition] = {}
         default = None
-        for line in done.stdout.splitlines():
-            parts = line.strip().split('|')
-            if len(parts) != 4:
+        for line in done.stdout.splitlines():  # one line per group of alike nodes
+            fields = line.strip().split('|')
+            if len(fields) != 5:
                 continue
-            part, avail, cpus, memory = parts
-            if part.endswith('*'):
-                part = default = part[:-1]
-            entry = partitions.setdefault(part, [avail, 0, 0])
-            entry[1] = max(entry[1], _leading_int(cpus))
-            entry[2] = max(entry[2], _leading_int(memory))
+            name, avail, cpus, memory, counts = fields
+            if name.endswith('*'):
+                name = default = name[:-1]
+            part = partitions.setdefault(name, _Partition(name, avail))
+            part.node_cpus = max(part.node_cpus, _leading_int(cpus))
+            part.node_memory_kb = max(part.node_memory_kb, _leading_int(memory) * 1024)
+            part.total_cpus += _leading_int(counts.split('/')[-1])  # allocated/idle/other/total
         asked = res_desc.get('queue_name')
         wanted = asked or self.partition or default or next(iter(partitions), None)
         if wanted not in partitions:
             key = 'queue_name' if asked else 'allocator'
-            return NEVER, {'refused': {key: f'SLURM has no partition {wanted!r} (partitions: '
-                                            f'{", ".join(partitions) or "none"})'}}
-        avail, cpus, memory_mb = partitions[wanted]
+            return None, (NEVER, {'refused': {key: f'SLURM has no partition {wanted!r} '
+                                                   f'(partitions: '
+                                                   f'{", ".join(partitions) or "none"})'}})
+        return partitions[wanted], (NOW, {'partition': wanted})
+
+    def _probe(self, res_desc: Mapping[str, Any]) -> Estimate:
+        part, answer = self._partition(res_desc)
+        if part is None:
+            return answer
         refused = {}
-        if res_desc.get('min_cpus', 1) > cpus:
-            refused['min_cpus'] = (f'the nodes of partition {wanted} have at most {cpus} CPUs, '
-                                   f'{res_desc["min_cpus"]} were asked for')
-        if res_desc.get('min_phys_memory', 0) > memory_mb * 1024:
-            refused['min_phys_memory'] = (f'the nodes of partition {wanted} have at most '
-                                          f'{memory_mb * 1024} kB, '
+        if res_desc.get('min_cpus', 1) > part.node_cpus:
+            refused['min_cpus'] = (f'the nodes of partition {part.name} have at most '
+                                   f'{part.node_cpus} CPUs, {res_desc["min_cpus"]} were asked '
+                                   f'for')
+        if res_desc.get('min_phys_memory', 0) > part.node_memory_kb:
+            refused['min_phys_memory'] = (f'the nodes of partition {part.name} have at most '
+                                          f'{part.node_memory_kb} kB, '
                                           f'{res_desc["min_phys_memory"]} kB were asked for')
         if refused:
             return NEVER, {'refused': refused}
-        if avail != 'up':
-            return NOT_NOW, {'reason': f'partition {wanted} is {avail}'}
-        return NOW, {'partition': wanted}
+        if part.avail != 'up':
+            return NOT_NOW, {'reason': f'partition {part.name} is {part.avail}'}
+        return answer
+
+    def max_servers(self, res_desc: Mapping[str, Any]) -> int:
+        """As many jobs as the partition's CPUs hold at once (at most ``max_jobs``): more
+        would only wait in the queue."""
+        if self.refusals(res_desc):
+            return 0
+        part, answer = self._partition(res_desc)
+        if part is None:
+            return 0 if answer[0] == NEVER else self.max_jobs
+        return min(self.max_jobs, part.total_cpus // res_desc.get('min_cpus', 1))
+
+
+@dataclass
+class _Partition:
+    """What sinfo says about a partition: availability, the largest node, all its CPUs."""
+
+    name: str
+    avail: str
+    node_cpus: int = 0
+    node_memory_kb: int = 0
+    total_cpus: int = 0
 
 
 def slurm_time(seconds: float) -> str:
