@@ -128,7 +128,8 @@ def test_keyboard_interrupt_while_queued_cancels_the_job(slurm, slurm_cluster, d
 
 
 def test_mpi_servers_start_their_objects_with_the_mpi_launcher(slurm_cluster, desc, tmp_path):
-    assert SlurmAllocator().mpi_launcher.wrap([], 4) == ['srun', '--mpi=pmi2', '-n', '4']
+    assert SlurmAllocator().mpi_launcher.wrap([], 4) == [
+        'srun', '--mpi=pmi2', '--kill-on-bad-exit=1', '-n', '4']
     # The PyPI MPICH wheel's MPI_Init fails now and then under srun --mpi=pmi2 (its UCX
     # addresses come back garbled through SLURM's PMI-2), never under its own mpiexec inside
     # the job: the test uses that launcher.

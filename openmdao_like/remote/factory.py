@@ -252,8 +252,12 @@ class ObjServerFactory:
         try:
             reply = json.loads(line)
         except ValueError:
-            what = 'exited' if proc.poll() is not None else \
-                f'did not report its port within {self.start_timeout:g} s'
+            if proc.poll() is not None:
+                what = 'exited'
+            elif ready:
+                what = 'closed its output without reporting its port'
+            else:
+                what = f'did not report its port within {self.start_timeout:g} s'
             raise RemoteError(f'{typname}: its ObjServer on {self.host}:{self.port} {what}; '
                               f'its log ends with:\n{_tail(directory)}') from None
         if 'error' in reply:

@@ -7,6 +7,9 @@ ended, even by ``kill -9``) the ObjServer exits.
 One round trip runs the component: `ObjService.run` sets the changed inputs, fetches values
 from peers (``rpull``), executes, sends values to peers (``rpush``) and returns the outputs
 asked for.
+
+Started by an MPI launcher, the ObjServer runs as several ranks holding the same object; only
+rank 0 serves, and each run executes on every rank (see `openmdao_like.remote.spmd`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import logging
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 from rpyc.utils.helpers import classpartial
 
@@ -26,7 +29,7 @@ from ..container import set_as_top
 from ..factories import factory_manager
 from ..variables.base import Variable
 from ..variables.file import FileRef
-from . import codec, files
+from . import codec, files, spmd
 from .auth import Authenticator, HostPolicy, server_tls_context
 from .connection import ServerConnection
 from .failures import capture
@@ -49,10 +52,15 @@ def describe_variable(var: Variable, value: Any) -> dict[str, Any]:
 
 
 class ObjState:
-    """What every connection to one ObjServer shares: the object, its directory, its peers."""
+    """What every connection to one ObjServer shares: the object, its directory, its peers,
+    and (under MPI) its ranks with the inputs set since the last run, which travel with the
+    next one."""
 
-    def __init__(self, obj: Component, settings: dict[str, Any]):
+    def __init__(self, obj: Component, settings: dict[str, Any],
+                 group: spmd.Group | None = None):
         self.obj = obj
+        self.group = group
+        self.pending: dict[str, Any] | None = None if group is None else {}
         self.typname = settings['typname']
         self.files = FileArea(os.getcwd())
         self.host = settings['host']
@@ -76,6 +84,26 @@ class ObjState:
                                         what=f'peer of {self.typname}')
                 self._peers[(host, port)] = conn
             return conn
+
+    def execute(self) -> None:
+        """Run the object: here, or on every rank with the inputs set since the last run."""
+        if self.group is None:
+            self.obj.run()
+            return
+        values, self.pending = self.pending, {}
+        packet = codec.dumps(values) if values else None
+        _, problems = self.group.run(packet, self.obj.run)
+        if problems:
+            raise self.group.failure(problems)
+
+    def follow(self, packet: tuple | None) -> None:
+        """One run on a rank other than 0: the inputs rank 0 set since the last run, then
+        the object's own run."""
+        obj = self.obj
+        if packet is not None:
+            for name, value in codec.loads(*packet, owner=obj).items():
+                setattr(obj, name, value)
+        obj.run()
 
 
 class ObjService(FileService, SecureService):
@@ -136,15 +164,17 @@ class ObjService(FileService, SecureService):
                 self._set(codec.unpack(inputs, owner=obj))
             for host, port, tls, links in pulls:
                 self._pull(self.state.peer(host, port, tls), links)
-            obj.run()
+            self.state.execute()
             for host, port, tls, links in pushes:
                 self._push(self.state.peer(host, port, tls), links)
             return codec.pack(tuple(getattr(obj, name) for name in fetch))
 
     def _set(self, values: dict[str, Any]) -> None:
-        obj = self.state.obj
+        obj, pending = self.state.obj, self.state.pending
         for name, value in values.items():
             setattr(obj, name, value)
+            if pending is not None:
+                pending[name] = value
 
     def _pull(self, peer: ServerConnection, links: tuple) -> None:
         """Fetch linked values from ``peer`` (rpull); files are copied server to server."""
@@ -192,13 +222,16 @@ def _key(text: str) -> bytes:
     return base64.b64decode(text)
 
 
-def _watch_parent() -> None:
-    """Exit when stdin (the pipe from the factory) closes: the factory is gone."""
+def _watch_parent(group: spmd.Group | None) -> None:
+    """Exit when stdin (the pipe from the factory) closes: the factory is gone. Under MPI every
+    rank ends (a launcher such as srun would otherwise wait for the others)."""
     try:
         while sys.stdin.buffer.read(1 << 16):
             pass
     finally:
         logger.info('factory gone: exiting')
+        if group is not None:
+            group.abort()
         os._exit(0)
 
 
@@ -233,31 +266,59 @@ def encode_blob(payload: bytes, buffers: tuple[bytes, ...]) -> list:
     return [base64.b64encode(payload).decode(), [base64.b64encode(b).decode() for b in buffers]]
 
 
+def _load(line: bytes, group: spmd.Group | None) -> tuple[dict[str, Any], Any]:
+    """The settings and what they describe: the object's `ObjState`, or a case runner."""
+    settings = json.loads(line)
+    rank = '' if group is None else f'rank {group.rank} '
+    logging.basicConfig(level=settings.get('log_level', logging.INFO),
+                        filename='objserver.log',
+                        format=f'%(asctime)s {rank}%(levelname)s %(name)s: %(message)s')
+    if settings.get('runner'):
+        from .runner_service import load_runner
+        return settings, load_runner(settings['runner'])
+    return settings, ObjState(_build(settings), settings, group)
+
+
+def _follow(group: spmd.Group, settings: dict[str, Any], target: Any) -> NoReturn:
+    """A rank other than 0: run what rank 0 sends, for good."""
+    if settings.get('runner'):
+        from .runner_service import follow_cases
+        follow_cases(group, target)
+    group.follow(target.follow)
+
+
 def main() -> None:
-    """Read settings from stdin, build the object, listen, report the port, serve."""
-    line = sys.stdin.buffer.readline()
+    """Read settings from stdin, build the object, listen, report the port, serve. Under an
+    MPI launcher every rank builds the object and only rank 0 serves (see `spmd`)."""
+    group = spmd.join()
+    leader = group is None or group.leader
+    line = sys.stdin.buffer.readline() if leader else b''
     out = sys.stdout
     try:
-        settings = json.loads(line)
-        logging.basicConfig(level=settings.get('log_level', logging.INFO),
-                            filename='objserver.log',
-                            format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+        if group is None:
+            settings, target = _load(line, None)
+        else:
+            line = group.share(line)
+            settings, target = group.all_ok(lambda: _load(line, group))
+            if not leader:
+                _follow(group, settings, target)
         tls = settings.get('tls')
         keys = {role: _key(key) for role, key in settings['keys'].items()}
         auth = Authenticator(keys, HostPolicy(settings.get('allowed_hosts')),
                              server_tls_context(*tls) if tls else None)
         if settings.get('runner'):
-            from .runner_service import RunnerService, load_runner
-            service = classpartial(RunnerService, load_runner(settings['runner']))
+            from .runner_service import RunnerService
+            service = classpartial(RunnerService, target, group)
         else:
-            service = classpartial(ObjService, ObjState(_build(settings), settings))
+            service = classpartial(ObjService, target)
         server = Server(service, settings['host'], 0, auth, settings.get('liveness', 10.0))
         server._listen()
     except BaseException as exc:  # reported to the factory, which re-raises it for the client
-        out.write(json.dumps({'error': capture(exc)}) + '\n')
-        out.flush()
+        if leader:
+            out.write(json.dumps({'error': capture(exc)}) + '\n')
+            out.flush()
         sys.exit(1)
-    threading.Thread(target=_watch_parent, daemon=True).start()
+    threading.Thread(target=_watch_parent, args=(group,), daemon=True).start()
     out.write(json.dumps({'port': server.port, 'pid': os.getpid()}) + '\n')
     out.flush()
     logger.info('serving %s on %s:%d', settings['typname'], settings['host'], server.port)

@@ -147,11 +147,13 @@ class Allocator(abc.ABC):
             self._starting += 1
         try:
             started = self._start(name, res_desc, criteria)
-        finally:
+        except BaseException:
             with self._lock:
                 self._starting -= 1
+            raise
         started.info.setdefault('allocator', self.name)
-        with self._lock:
+        with self._lock:  # one step: a concurrent estimate sees it starting or started
+            self._starting -= 1
             self._servers[id(started.proxy)] = started
         logger.info('%s: deployed %s on %s:%s', self.name, name, started.info.get('host'),
                     started.info.get('port'))

@@ -77,7 +77,9 @@ class SrunLauncher(Launcher):
         self.extra = tuple(extra)
 
     def wrap(self, command: Sequence[str], n: int = 1) -> list[str]:
-        return ['srun', f'--mpi={self.mpi}', '-n', str(int(n)), *self.extra, *command]
+        # a rank that dies in MPI_Init must end the step, not leave the others waiting
+        return ['srun', f'--mpi={self.mpi}', '--kill-on-bad-exit=1', '-n', str(int(n)),
+                *self.extra, *command]
 
     def __repr__(self) -> str:
         return f'SrunLauncher(mpi={self.mpi!r})'

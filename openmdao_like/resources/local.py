@@ -6,7 +6,7 @@ import os
 import sys
 from typing import Any, Mapping
 
-from .allocator import COMMON_KEYS, NEVER, NOT_NOW, NOW, Allocator, Estimate
+from .allocator import COMMON_KEYS, NOT_NOW, NOW, Allocator, Estimate
 from .channels import LocalChannel
 from .launchers import MpiexecLauncher, default_mpiexec
 from .startup import StartedServer, start_on_channel

@@ -14,6 +14,7 @@ import socket
 import sys
 from typing import Any, Mapping
 
+from ..errors import AllocationError
 from .allocator import COMMON_KEYS, NOT_NOW, NOW, Allocator, Estimate
 from .channels import LocalChannel
 from .launchers import Launcher, MpiexecLauncher, SrunLauncher, default_mpiexec
@@ -60,6 +61,7 @@ class MPIAllocator(Allocator):
                              f'{total_cpus!r}')
         self.workdir = workdir
         self.channel = LocalChannel()
+        self._reserved = 0  # CPUs of the servers being started
 
     def __repr__(self) -> str:
         return (f'MPIAllocator({self.name!r}, launcher={self.launcher!r}, '
@@ -81,9 +83,10 @@ class MPIAllocator(Allocator):
 
     @property
     def cpus_in_use(self) -> int:
-        """CPUs held by the servers it has allocated now."""
+        """CPUs held by the servers it has allocated or is starting now."""
         with self._lock:
-            return sum(started.info['cpus'] for started in self._servers.values())
+            return self._reserved + sum(started.info['cpus']
+                                        for started in self._servers.values())
 
     def _estimate(self, res_desc: Mapping[str, Any]) -> Estimate:
         cpus, used = _cpus(res_desc, self.name), self.cpus_in_use
@@ -100,12 +103,23 @@ class MPIAllocator(Allocator):
     def _start(self, name: str, res_desc: Mapping[str, Any],
                criteria: Mapping[str, Any]) -> StartedServer:
         cpus = _cpus(res_desc, self.name)
-        return start_on_channel(
-            self.channel, name, python=sys.executable,
-            parent=res_desc.get('working_directory') or self.workdir,
-            object_launcher=self.launcher.wrap([], cpus),
-            env=res_desc.get('job_environment'),
-            info={'cpus': cpus, 'launcher': self.launcher.kind})
+        with self._lock:  # deploys started together each passed the estimate: claim the CPUs
+            used = self.cpus_in_use
+            if used + cpus > self.total_cpus:
+                raise AllocationError(f'{self.name}: cannot start {name} now: {used} of the '
+                                      f'{self.total_cpus} CPUs are in use, {cpus} were asked '
+                                      f'for')
+            self._reserved += cpus
+        try:
+            return start_on_channel(
+                self.channel, name, python=sys.executable,
+                parent=res_desc.get('working_directory') or self.workdir,
+                object_launcher=self.launcher.wrap([], cpus),
+                env=res_desc.get('job_environment'),
+                info={'cpus': cpus, 'launcher': self.launcher.kind})
+        finally:
+            with self._lock:
+                self._reserved -= cpus
 
 
 def _launcher(name: str, launcher: str | Launcher, mpiexec: str | None) -> Launcher:

@@ -12,6 +12,7 @@ behind is a bug. Missing binaries fail the session with the package to install.
 from __future__ import annotations
 
 import os
+import random
 import re
 import shutil
 import signal
@@ -40,6 +41,7 @@ SLURM_CONF = """\
 ClusterName=omltest
 SlurmctldHost=localhost(127.0.0.1)
 SlurmctldPort={ctld_port}
+FirstJobId={first_job_id}
 SlurmdPort={slurmd_port}
 SlurmUser=root
 AuthType=auth/munge
@@ -75,6 +77,12 @@ def require(programs: dict[str, str], what: str) -> None:
     if missing:
         pytest.fail(f'{what} needs programs that are not installed: {", ".join(missing)}',
                     pytrace=False)
+
+
+def _first_job_id() -> int:
+    """A random first job id: MPICH names its shared memory under srun after the job and step
+    ids, so two clusters (or a stale file of a killed step) must not reuse them."""
+    return random.randrange(1000, 60_000_000)
 
 
 def _free_port() -> int:
@@ -124,6 +132,7 @@ class SlurmCluster:
                                f'--seed-file={self.root}/munged.seed'])
         self._wait(lambda: (self.root / 'munge.socket').exists(), 'munged to create its socket')
         Path(self.conf).write_text(SLURM_CONF.format(root=self.root, partition=self.partition,
+                                                     first_job_id=_first_job_id(),
                                                      ctld_port=_free_port(),
                                                      slurmd_port=_free_port()))
         self._saved_conf = os.environ.get('SLURM_CONF')
