@@ -605,3 +605,27 @@ def test_cli_bad_config_and_keys(tmp_path, capsys):
     assert main(['resources', 'keys']) == 0
     rows = table_rows(capsys.readouterr().out)
     assert set(rows) == set(RESOURCE_KEYS)
+
+
+def test_create_with_a_resource_description_runs_on_an_allocated_server(monkeypatch):
+    """``create(typname, res_desc=...)``: the RAM allocates a server and the object lives there."""
+    from openmdao_like import create
+    from openmdao_like.remote import RemoteComponent
+    from openmdao_like.resources import ram_factory
+
+    tests_dir = os.path.dirname(os.path.abspath(__file__))
+    ram = ResourceAllocationManager([LocalAllocator(max_load=None)])
+    monkeypatch.setattr(ram_factory, 'ram', ram)
+    try:
+        p = create('remote_models.Paraboloid',
+                   res_desc={'localhost': True, 'job_environment': {'PYTHONPATH': tests_dir}})
+        assert isinstance(p, RemoteComponent)
+        p.x, p.y = 1.0, 2.0
+        p.run()
+        assert p.f_xy == 39.0
+        assert ram.list_allocators()[0].in_use == 1
+        with pytest.raises(AllocationError, match='refused min_cpus'):
+            create('remote_models.Paraboloid', res_desc={'min_cpus': 10_000})
+    finally:
+        ram.shutdown()
+    assert ram.list_allocators()[0].in_use == 0
