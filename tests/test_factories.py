@@ -330,7 +330,7 @@ def test_server_and_resource_requests_go_down_the_chain(on_sys_path, paraboloid_
         create(PARABOLOID, server='127.0.0.1:18861')
     assert str(info.value).count("a server ('127.0.0.1:18861') was requested") == 2
     remote = ServerFactory()
-    register_factory(remote)
+    register_factory(remote, index=0)  # before the chain's own remote and RAM factories
     try:
         made = create(PARABOLOID, version='1.0', server='127.0.0.1:18861', x=1.0)
         assert (made.factory, made.kwargs) == ('server', {'server': '127.0.0.1:18861'})

@@ -71,6 +71,10 @@ class SSHError(RemoteError, ConnectionError):
     """A host cannot be reached over SSH, or the connection failed."""
 
 
+class ConnectionDropped(SSHError):
+    """The connection went away while a command ran (whether it finished is unknown)."""
+
+
 class HostKeyError(SSHError):
     """A host's key is not in the known_hosts file, or differs from the one there."""
 
@@ -309,7 +313,8 @@ class SSHChannel(Channel):
                                    f'{self.where})')
             status = chan.recv_exit_status()
             if status == -1 and not chan.get_transport().is_active():
-                raise SSHError(f'{self.where}: the connection dropped while {name} ran')
+                raise ConnectionDropped(f'{self.where}: the connection dropped while {name} '
+                                        f'ran')
         except (paramiko.SSHException, EOFError) as exc:
             raise SSHError(f'{self.where}: running {name} failed: {exc}') from None
         finally:
@@ -340,7 +345,13 @@ class SSHChannel(Channel):
         # through cat under umask 077: the file is never readable by others, even while written
         line = shlex.join(['sh', '-c', _WRITE, 'oml-write', path, f'{mode:o}'])
         timeout = self.connect_timeout + len(data) / 1e6  # at least 1 MB/s
-        self._check(self._run(line, 'write_file', timeout, bytes(data)), f'writing {path}')
+        try:
+            done = self._run(line, 'write_file', timeout, bytes(data))
+        except ConnectionDropped:  # writing the whole file again is safe: once more
+            logger.warning('%s: the connection dropped while writing %s; writing it again',
+                           self.where, path)
+            done = self._run(line, 'write_file', timeout, bytes(data))
+        self._check(done, f'writing {path}')
 
     def read_file(self, path: str) -> bytes:
         buffer = io.BytesIO()
