@@ -31,7 +31,8 @@ from typing import Any, Callable, Mapping
 import cloudpickle
 
 from ..errors import AllocationError, RemoteError, describe
-from ..execution.base import BrokenExecutor, CaseOutcome, Executor, lost_outcome
+from ..execution.base import (BrokenExecutor, CaseOutcome, Executor, check_case_timeout,
+                              lost_outcome)
 from ..execution.chunks import next_chunk_size, take_chunk
 from ..remote import codec
 
@@ -101,11 +102,7 @@ class RAMExecutor(Executor):
                                         not isinstance(max_servers, int) or max_servers < 1):
             raise ValueError(f'{name}: max_servers must be an int >= 1 or None, '
                              f'got {describe(max_servers)}')
-        if case_timeout is not None and (isinstance(case_timeout, bool) or
-                                         not isinstance(case_timeout, (int, float)) or
-                                         not case_timeout > 0):
-            raise ValueError(f'{name}: case_timeout must be a number > 0 or None, '
-                             f'got {describe(case_timeout)}')
+        check_case_timeout(name, case_timeout)
         self.max_servers = max_servers
         self.case_timeout = case_timeout
         self.ram = ram

@@ -40,12 +40,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, NamedTuple
 
 from ..cases import FAILED, OK
-from ..errors import OpenMDAOLikeError
+from ..errors import OpenMDAOLikeError, describe
 
 logger = logging.getLogger(__name__)
 
 __all__ = ['CaseOutcome', 'CaseRunner', 'Executor', 'SerialExecutor', 'BrokenExecutor',
-           'lost_outcome', 'OK', 'FAILED']
+           'lost_outcome', 'check_case_timeout', 'OK', 'FAILED']
 
 
 class CaseOutcome(NamedTuple):
@@ -87,6 +87,15 @@ def lost_outcome(case_id: int, why: str, t_start: float = 0.0, t_end: float = 0.
              f'infrastructure loss, not an exception raised by the model; the case outputs '
              f'are unknown.\n')
     return CaseOutcome(case_id, None, FAILED, error, t_start, t_end, True)
+
+
+def check_case_timeout(name: str, case_timeout: Any) -> None:
+    """Refuse a ``case_timeout`` that is not a number > 0 or None, naming executor ``name``."""
+    if case_timeout is not None and (isinstance(case_timeout, bool) or
+                                     not isinstance(case_timeout, (int, float)) or
+                                     not case_timeout > 0):
+        raise ValueError(f'{name}: case_timeout must be a number > 0 or None, '
+                         f'got {describe(case_timeout)}')
 
 
 class BrokenExecutor(OpenMDAOLikeError, concurrent.futures.BrokenExecutor):

@@ -30,7 +30,8 @@ from typing import Any, Callable
 import cloudpickle
 
 from ..errors import describe
-from .base import BrokenExecutor, CaseOutcome, Executor, lost_outcome
+from .base import (BrokenExecutor, CaseOutcome, Executor, check_case_timeout,
+                   lost_outcome)
 from .chunks import next_chunk_size, take_chunk
 from .pools import IDLE, ProcessWorkerPool, ThreadWorkerPool
 
@@ -83,11 +84,7 @@ class LocalExecutor(Executor):
         if mp_context is not None and mp_context not in methods:
             raise ValueError(f'{name}: mp_context must be None or one of {methods}, '
                              f'got {describe(mp_context)}')
-        if case_timeout is not None and (isinstance(case_timeout, bool) or
-                                         not isinstance(case_timeout, (int, float)) or
-                                         not case_timeout > 0):
-            raise ValueError(f'{name}: case_timeout must be a number > 0 or None, '
-                             f'got {describe(case_timeout)}')
+        check_case_timeout(name, case_timeout)
         self.n_workers = n_workers or os.cpu_count() or 1
         self.mp_context = mp_context
         self.case_timeout = case_timeout
