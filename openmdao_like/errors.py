@@ -16,7 +16,9 @@ was given, so a user can find the offending line of a model without a debugger::
         ├── RecorderError (+ValueError)   a case file cannot be written or read as its format says
         ├── PersistenceError (+ValueError)  a model cannot be saved, or a model file read
         │   └── VersionMismatchError        saved versions that are not the installed ones
-        ├── RemoteError                   a remote call failed (later issues)
+        ├── RemoteError                   a remote call failed, or its server was lost
+        │   └── WireError (+ValueError)     a value cannot travel: not plain data, or a
+        │                                   message that is not one (refused, never built)
         ├── AllocationError               no resource could be allocated (later issues)
         └── JobError                      a batch job failed (later issues)
 
@@ -94,6 +96,11 @@ class VersionMismatchWarning(UserWarning):
 
 class RemoteError(OpenMDAOLikeError):
     """A call to a remote object failed or its server was lost."""
+
+
+class WireError(RemoteError, ValueError):
+    """A value cannot be sent (it holds more than plain data), or what arrived is not a value
+    (a hostile or corrupt message): nothing of it was built."""
 
 
 class AllocationError(OpenMDAOLikeError):

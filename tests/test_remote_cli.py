@@ -19,6 +19,7 @@ import pytest
 
 from openmdao_like.cli.main import build_parser
 from openmdao_like.cli.server import START_OPTIONS, load_config
+from openmdao_like.cli.server_options import parse_size
 from remote_servers import ServerProcess, pid_alive, server_env, write_key
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -299,7 +300,12 @@ def test_config_file_options_with_command_line_overrides(tmp_path: Path) -> None
     ('key_file: key\nallow_shell: yes please\n', ['allow_shell should be true or false']),
     ('- key_file\n', ['expected a mapping']),
     ('key_file: [unclosed\n', ['not valid YAML']),
-], ids=['unknown', 'port-type', 'bool-type', 'not-mapping', 'bad-yaml'])
+    ('key_file: key\nmax_message_size: lots\n',
+     ["max_message_size should be a size in bytes such as 1048576, 512M or 2G, got 'lots'"]),
+    ('key_file: key\nmax_startups: 0\n', ['max_startups should be a whole number > 0']),
+    ('key_file: key\nlogin_timeout: soon\n', ['login_timeout should be a number of seconds']),
+], ids=['unknown', 'port-type', 'bool-type', 'not-mapping', 'bad-yaml', 'size', 'count',
+        'seconds'])
 def test_config_file_errors_name_the_key(tmp_path: Path, text: str,
                                          expected: list[str]) -> None:
     write_key(tmp_path / 'key')
@@ -319,6 +325,24 @@ def test_the_example_config_lists_every_option_and_loads() -> None:
     options = load_config(str(example))
     assert options['key_file'] == str(SERVERS / 'owner.key')
     assert options['allow_shell'] is False
+
+
+def test_bounds_on_the_command_line_are_checked(tmp_path: Path) -> None:
+    key = write_key(tmp_path / 'key')
+    done = cli('server', 'start', '--key-file', str(key), '--max-message-size', '2 lots')
+    assert done.returncode == 2
+    assert "--max-message-size: expected a size in bytes such as 1048576, 512M or 2G, got " \
+           "'2 lots'" in done.stderr
+    done = cli('server', 'start', '--key-file', str(key), '--max-startups', '50',
+               '--max-connections', '10')
+    assert done.returncode == 1
+    assert 'max_startups (50) cannot exceed max_connections (10)' in done.stderr
+
+
+@pytest.mark.parametrize('text, size', [('1048576', 1 << 20), ('512M', 512 << 20),
+                                        ('2G', 2 << 30), ('1.5k', 1536), ('64 KiB', 64 << 10)])
+def test_sizes_take_binary_suffixes(text: str, size: int) -> None:
+    assert parse_size(text) == size
 
 
 # -- servers/ -------------------------------------------------------------------------------------

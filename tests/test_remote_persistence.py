@@ -207,10 +207,9 @@ def test_a_stopped_server_is_a_clear_error(tmp_path, remote_key_file, name):
         f'connect: Connection refused); start it again and load again')
 
 
-def test_after_a_server_restart_a_fresh_object_gets_the_saved_inputs(tmp_path, remote_key_file,
-                                                                     caplog):
-    """A server restores only the states it kept since it started: after a restart (same root,
-    same port) the saved state is still there but refused, so a fresh object is made."""
+def test_after_a_server_restart_its_saved_state_is_restored(tmp_path, remote_key_file):
+    """States are signed with the server's owner key, so a server restarted with the same key
+    and root (same port) restores the states it saved before."""
     first = ServerProcess(tmp_path / 'server', '127.0.0.2', remote_key_file).start()
     try:
         top = build(first.connect())
@@ -223,11 +222,25 @@ def test_after_a_server_restart_a_fresh_object_gets_the_saved_inputs(tmp_path, r
     try:
         assert second.port == first.port and state in [
             f'states/{n}' for n in second.connect().listdir('states')]
-        with caplog.at_level(logging.WARNING, logger='openmdao_like.remote.locations'):
-            loaded = load(tmp_path / 'model.yaml')
-        assert 'the server refuses to restore its saved state' in caplog.text
-        assert (loaded.s.x, loaded.s.k, loaded.s.y) == (3.0, 5.0, 0.0)
+        loaded = load(tmp_path / 'model.yaml')
+        assert (loaded.s.x, loaded.s.k, loaded.s.y) == (3.0, 5.0, 15.0)  # the saved output
         loaded.run()
         assert loaded.l.y == 30.0
     finally:
         second.stop()
+
+
+@pytest.mark.parametrize('name', FORMATS)
+def test_a_state_changed_since_it_was_saved_is_not_loaded(saved, factory_a, name, caplog):
+    """A state is a pickle: one replaced on the server (here by an owner's upload) no longer
+    matches its signature and is refused; a fresh object gets the saved inputs."""
+    top, where = saved
+    planted = where / 'planted.pkl'
+    planted.write_bytes(pickle.dumps({'not': 'a state'}))
+    factory_a.upload(str(planted), state_of(where / name))
+    factory_a.release(top.s)
+    with caplog.at_level(logging.WARNING, logger='openmdao_like.remote.locations'):
+        loaded = load(where / name)
+    assert 'the server refuses to restore its saved state' in caplog.text
+    assert 'not an object state saved by this server (or changed since)' in caplog.text
+    assert (loaded.s.x, loaded.s.k, loaded.s.y) == (3.0, 5.0, 0.0)

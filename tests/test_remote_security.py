@@ -11,7 +11,7 @@ import sys
 import pytest
 import rpyc
 
-from openmdao_like.errors import PathError, RemoteError
+from openmdao_like.errors import PathError, RemoteError, WireError
 from openmdao_like.remote import connect_to_server
 from openmdao_like.remote.connection import ServerConnection
 from remote_servers import KEY, ServerProcess, write_key
@@ -65,7 +65,10 @@ def test_disallowed_type(tmp_path, remote_key_file):
 
 
 def test_only_components_are_served(factory_a):
-    with pytest.raises(TypeError, match=r'subprocess.Popen: expected a Component type'):
+    with pytest.raises(TypeError, match=r'numpy.random.Generator: expected a Component type'):
+        factory_a.create('numpy.random.Generator')
+    with pytest.raises(NameError, match=r"'subprocess.Popen' would import the standard-library "
+                                        r"module 'subprocess'.*refused before importing it"):
         factory_a.create('subprocess.Popen', args=['touch', 'pwned'])
 
 
@@ -115,8 +118,11 @@ def test_no_code_from_payloads(factory_a, tmp_path):
             return (subprocess.call, (['touch', str(marker)],))
     payload = pickle.dumps({'x': Evil()}, protocol=5)
     comp = factory_a.create('remote_models.Scale')
-    with pytest.raises(RemoteError, match=r'refusing to build subprocess.call'):
+    with pytest.raises(WireError, match=r"not a value packet: expected a tuple tagged d, v or "
+                                        r"x, got tuple 'p'"):
         comp._call('receive', ('p', payload, ()))
+    with pytest.raises(WireError, match=r"not a value: unknown tag 'subprocess.call'"):
+        comp._call('receive', ('x', ('subprocess.call', ('L', 'touch', str(marker)))))
     assert not marker.exists()
 
 

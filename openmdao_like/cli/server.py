@@ -9,6 +9,9 @@
 - ``keygen FILE``: a new random key, mode 0600; an existing file is never overwritten.
 - ``status``: connect and print the server's info, its objects and (``--types``) its types.
 
+Bounds (``--max-message-size``, ``--message-timeout``, ``--login-timeout``, ``--max-startups``,
+``--max-connections``) default to `openmdao_like.remote.limits.Limits`; see servers/README.md.
+
 ``--config FILE`` reads ``start``'s options from YAML: the long option names with underscores
 (``key_file``, ``allowed_hosts``, ...), relative paths taken from the file's directory; options
 given on the command line win. ``stop`` reads ``/proc`` and so works on Linux only.
@@ -26,12 +29,13 @@ import time
 from typing import Any
 
 from . import CommandError, UsageError
+from .server_options import (DEFAULT_HOST, START_OPTIONS, load_config,
+                             parse_peer_keys, positive, server_limits, size_argument,
+                             start_options)
 from .table import format_table
 
 logger = logging.getLogger(__name__)
 
-#: Default address to listen on: this machine only.
-DEFAULT_HOST = '127.0.0.1'
 #: Seconds ``stop`` waits for the server to exit before SIGKILL.
 STOP_TIMEOUT = 15.0
 #: Seconds between checks while ``stop`` waits.
@@ -40,25 +44,6 @@ POLL_INTERVAL = 0.05
 STATUS_TIMEOUT = 30.0
 #: Log format of ``--log-file``.
 LOG_FORMAT = '%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s'
-
-#: ``start`` options a config file may set: name -> (kind, default). Kinds: 'str', 'path',
-#: 'port', 'bool', 'list' (of str), 'peers' (HOST=FILE items or a HOST: FILE mapping).
-START_OPTIONS: dict[str, tuple[str, Any]] = {
-    'host': ('str', DEFAULT_HOST),
-    'port': ('port', 0),
-    'key_file': ('path', None),
-    'user_key_file': ('path', None),
-    'tls_cert': ('path', None),
-    'tls_key': ('path', None),
-    'allowed_hosts': ('list', None),
-    'allowed_types': ('list', None),
-    'allow_shell': ('bool', False),
-    'root': ('path', None),
-    'log_file': ('path', None),
-    'server_file': ('path', None),
-    'peer_key': ('peers', None),
-}
-
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``server`` subcommand (with ``start``, ``stop``, ``keygen`` and ``status``)."""
@@ -106,6 +91,19 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     start.add_argument('--peer-key', nargs='+', action='extend', metavar='HOST=FILE',
                        help='key file of a peer server (HOST or HOST:PORT) that objects '
                             'exchange data with directly (default: the owner key)')
+    bounds = start.add_argument_group(
+        'bounds', 'what one client may hold of the server (defaults in servers/README.md)')
+    bounds.add_argument('--max-message-size', type=size_argument, metavar='BYTES',
+                        help='largest message (call or answer, arrays included), e.g. 512M or '
+                             '4G (default 2G)')
+    bounds.add_argument('--message-timeout', type=positive(float), metavar='S',
+                        help='seconds a message in progress may stall (default 60)')
+    bounds.add_argument('--login-timeout', type=positive(float), metavar='S',
+                        help='seconds for the whole login (default 15)')
+    bounds.add_argument('--max-startups', type=positive(int), metavar='N',
+                        help='connections awaiting login at once (default 32)')
+    bounds.add_argument('--max-connections', type=positive(int), metavar='N',
+                        help='connections open at once, one thread each (default 200)')
     start.set_defaults(handler=start_command, parser=start)
 
     stop = actions.add_parser(
@@ -143,110 +141,6 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     return parser
 
 
-# -- options and the config file ------------------------------------------------------------------
-def load_config(path: str) -> dict[str, Any]:
-    """The ``start`` options in the YAML file ``path``, checked and with relative paths made
-    relative to the file's directory; `UsageError` naming the file and the key otherwise."""
-    import yaml
-
-    try:
-        with open(path, encoding='utf-8') as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise UsageError(f'config file {path!r}: cannot read it: {exc.strerror}') from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f'config file {path!r}: not valid YAML: {exc}') from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise UsageError(f'config file {path!r}: expected a mapping of option names to values, '
-                         f'got {type(data).__name__}')
-    unknown = sorted(str(k) for k in data if k not in START_OPTIONS)
-    if unknown:
-        raise UsageError(f'config file {path!r}: unknown keys {", ".join(unknown)}; expected '
-                         f'some of {", ".join(START_OPTIONS)}')
-    base = os.path.dirname(os.path.abspath(path))
-    return {name: _config_value(path, base, name, value) for name, value in data.items()
-            if value is not None}
-
-
-def _config_value(path: str, base: str, name: str, value: Any) -> Any:
-    kind = START_OPTIONS[name][0]
-
-    def bad(expected: str) -> UsageError:
-        return UsageError(f'config file {path!r}: {name} should be {expected}, got '
-                          f'{value!r} ({type(value).__name__})')
-
-    def local(text: str) -> str:
-        return os.path.join(base, os.path.expanduser(text))
-
-    if kind == 'str':
-        if not isinstance(value, str):
-            raise bad('a string')
-        return value
-    if kind == 'path':
-        if not isinstance(value, str):
-            raise bad('a path (string)')
-        return local(value)
-    if kind == 'port':
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise bad('an integer port')
-        return value
-    if kind == 'bool':
-        if not isinstance(value, bool):
-            raise bad('true or false')
-        return value
-    if kind == 'list':
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-            raise bad('a list of strings')
-        return items
-    # peers: {host: file} or ['host=file', ...]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
-            raise bad('a mapping of HOST to key file')
-        return [f'{host}={local(file)}' for host, file in value.items()]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise bad('a mapping of HOST to key file, or a list of HOST=FILE')
-    out = []
-    for item in value:  # items without '=' are kept for parse_peer_keys to refuse
-        host, sep, file = item.partition('=')
-        out.append(f'{host}={local(file)}' if sep and file else item)
-    return out
-
-
-def start_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The effective ``start`` options: the command line over ``--config`` over defaults."""
-    config = load_config(args.config) if args.config else {}
-    options = {}
-    for name, (_kind, default) in START_OPTIONS.items():
-        given = getattr(args, name)
-        options[name] = given if given is not None else config.get(name, default)
-    if not options['key_file']:
-        raise UsageError('--key-file is required (or key_file in the --config file); create a '
-                         'key with `openmdao-like server keygen FILE`')
-    if not 0 <= options['port'] <= 65535:
-        raise UsageError(f'--port must be between 0 and 65535, got {options["port"]}')
-    return options
-
-
-def parse_peer_keys(items: list[str] | None) -> dict[str, bytes]:
-    """``['host=file', ...]`` -> ``{host: key}``; `CommandError` naming a bad item or file."""
-    from ..remote.auth import read_key_file
-
-    peers: dict[str, bytes] = {}
-    for item in items or ():
-        host, sep, file = item.partition('=')
-        if not sep or not host.strip() or not file.strip():
-            raise CommandError(f'--peer-key expects HOST=FILE (e.g. 10.0.0.7=peer.key), got '
-                               f'{item!r}')
-        try:
-            peers[host.strip()] = read_key_file(file.strip())
-        except ValueError as exc:
-            raise CommandError(f'--peer-key {host.strip()}: {exc}') from None
-    return peers
-
-
 # -- start ----------------------------------------------------------------------------------------
 class _Terminated(Exception):
     """SIGTERM arrived before the factory installed its own handler."""
@@ -278,6 +172,7 @@ def start_command(args: argparse.Namespace) -> int:
     from ..remote.factory import ObjServerFactory
 
     opts = start_options(args)
+    limits = server_limits(opts)
     peer_keys = parse_peer_keys(opts['peer_key'])
     if (opts['tls_cert'] is None) != (opts['tls_key'] is None):
         given, missing = ('--tls-cert', '--tls-key') if opts['tls_cert'] else \
@@ -296,7 +191,7 @@ def start_command(args: argparse.Namespace) -> int:
             user_key_file=opts['user_key_file'], tls_cert=opts['tls_cert'],
             tls_key=opts['tls_key'], allowed_hosts=opts['allowed_hosts'],
             allowed_types=opts['allowed_types'], allow_shell=opts['allow_shell'],
-            root=opts['root'], peer_keys=peer_keys)
+            root=opts['root'], peer_keys=peer_keys, limits=limits)
     except (ValueError, TypeError) as exc:
         raise CommandError(f'cannot start the server on {where}: {exc}') from None
     except OSError as exc:

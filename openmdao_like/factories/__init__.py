@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 from .base import GROUPS, Factory, TypeInfo
 from .entry_points import PkgResourcesFactory
+from .guard import check_type_name
 from .importer import ImportFactory
 from .manager import FactoryManager
 from .provenance import distribution_of, installed_version
@@ -55,4 +56,4 @@ def get_available_types(groups: str | Iterable[str] | None = None) -> list[TypeI
 __all__ = ['create', 'register_factory', 'remove_factory', 'get_available_types',
            'factory_manager', 'FactoryManager', 'Factory', 'PkgResourcesFactory',
            'ImportFactory', 'TypeInfo', 'GROUPS', 'distribution_of', 'installed_version',
-           'version_matches']
+           'version_matches', 'check_type_name']

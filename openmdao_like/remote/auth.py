@@ -2,16 +2,20 @@
 allowed hosts checked on connect, and optional TLS around it all.
 
 The handshake runs on the raw socket before rpyc sees a byte, so an unauthenticated peer can
-never reach a service method (nor send a pickle)::
+never reach a service method (nor send a value)::
 
-    client -> server   b'OMLK1' + client nonce (32 bytes)
-    server -> client   b'OMLK1' + server nonce (32)        or b'OMLKX' + refusal message
-    client -> server   HMAC(key, b'c' + client nonce + server nonce)
+    client -> server   b'OMLK2' + client nonce (32 bytes)
+    server -> client   b'OMLK2' + server nonce (32)        or b'OMLKX' + refusal message
+                                                           or b'OMLKB' + "busy" message
+    client -> server   HMAC(key, b'c' + client nonce + server nonce) + client's max message
     server -> client   b'\\x01' + HMAC(key, b's' + server nonce + client nonce) + role
-                       or b'\\x00' + refusal message
+                       + server's max message              or b'\\x00' + refusal message
 
 Each key a server holds has a role ('owner' or 'user'); the role of the key the client proved
-decides which service methods it may call.
+decides which service methods it may call. Each side then refuses to send a message larger
+than the other accepts. The whole login must end within the server's login timeout, however
+slowly the peer sends; a server too busy to take a connection (see `limits.Limits`) answers
+"busy" at once, and the client tries again until its connect timeout.
 """
 
 from __future__ import annotations
@@ -26,20 +30,23 @@ import socket
 import ssl
 import stat
 import struct
+import time
+from dataclasses import dataclass
 from typing import Iterable
 
 from rpyc.utils.authenticators import AuthenticationError
 
 from ..errors import RemoteError
+from .limits import DEFAULT_LIMITS, Limits
 
 logger = logging.getLogger(__name__)
 
-MAGIC = b'OMLK1'
+MAGIC = b'OMLK2'
 REFUSED = b'OMLKX'
+BUSY = b'OMLKB'
 NONCE = 32
 ROLES = ('owner', 'user')
-#: Seconds a peer gets to complete the handshake.
-HANDSHAKE_TIMEOUT = 15.0
+_SIZE = struct.Struct('!Q')
 #: The allowed hosts when none are given: this machine only.
 LOOPBACK = ('127.0.0.0/8', '::1/128')
 
@@ -147,14 +154,24 @@ def client_tls_context(ca_file: str | None) -> ssl.SSLContext:
 
 
 # -- the handshake, server side ------------------------------------------------------------------
-class Authenticator:
-    """rpyc authenticator: TLS (optional), allowed hosts, then the HMAC challenge.
+@dataclass(frozen=True)
+class Login:
+    """What a successful handshake established: the client's role and the largest message
+    it accepts."""
 
-    Returns ``(socket, role)``; rpyc puts the role into the connection's ``credentials``.
+    role: str
+    peer_max_message: int
+
+
+class Authenticator:
+    """rpyc authenticator: TLS (optional), allowed hosts, then the HMAC challenge, all within
+    ``limits.login_timeout`` seconds.
+
+    Returns ``(socket, Login)``.
     """
 
     def __init__(self, keys: dict[str, bytes], hosts: HostPolicy,
-                 tls: ssl.SSLContext | None = None):
+                 tls: ssl.SSLContext | None = None, limits: Limits = DEFAULT_LIMITS):
         if not keys:
             raise ValueError('a server needs at least one key')
         for role in keys:
@@ -163,35 +180,48 @@ class Authenticator:
         self.keys = {role: check_key(key, f'{role} key') for role, key in keys.items()}
         self.hosts = hosts
         self.tls = tls
+        self.limits = limits
 
-    def __call__(self, sock: socket.socket) -> tuple[socket.socket, str]:
+    def __call__(self, sock: socket.socket) -> tuple[socket.socket, Login]:
+        deadline = time.monotonic() + self.limits.login_timeout
+        peer = '?'
         try:
             peer = sock.getpeername()[0]
-            sock.settimeout(HANDSHAKE_TIMEOUT)
             if self.tls is not None:
+                _set_deadline(sock, deadline)  # CPython bounds the whole TLS handshake by it
                 sock = self.tls.wrap_socket(sock, server_side=True)
-            if _recv_exact(sock, len(MAGIC)) != MAGIC:  # checked first: others hang up at once
+            if _recv_exact(sock, len(MAGIC), deadline) != MAGIC:  # others hang up at once
                 raise AuthenticationError(f'{peer}: not an openmdao_like client (or TLS '
                                           f'mismatch)')
             if not self.hosts.allows(peer):
                 _refuse(sock, REFUSED, f'host {peer} is not among the allowed hosts')
                 raise AuthenticationError(f'{peer}: not among the allowed hosts '
                                           f'({self.hosts.described})')
-            client_nonce = _recv_exact(sock, NONCE)
+            client_nonce = _recv_exact(sock, NONCE, deadline)
             server_nonce = secrets.token_bytes(NONCE)
             sock.sendall(MAGIC + server_nonce)
-            proof = _recv_exact(sock, 32)
+            proof = _recv_exact(sock, 32, deadline)
+            peer_max, = _SIZE.unpack(_recv_exact(sock, _SIZE.size, deadline))
             for role, key in self.keys.items():
                 if hmac.compare_digest(proof, _mac(key, b'c', client_nonce, server_nonce)):
                     answer = _mac(key, b's', server_nonce, client_nonce)
-                    sock.sendall(b'\x01' + answer + struct.pack('!B', len(role)) + role.encode())
-                    sock.settimeout(None)
+                    sock.sendall(b'\x01' + answer + struct.pack('!B', len(role)) +
+                                 role.encode() + _SIZE.pack(self.limits.max_message))
                     logger.info('%s authenticated as %s', peer, role)
-                    return sock, role
+                    return sock, Login(role, peer_max)
             _refuse(sock, b'\x00', 'authentication failed: wrong key')
             raise AuthenticationError(f'{peer}: wrong key')
+        except socket.timeout:
+            raise AuthenticationError(f'{peer}: login not completed within '
+                                      f'{self.limits.login_timeout:g} s') from None
         except (OSError, EOFError) as exc:
-            raise AuthenticationError(f'handshake failed: {exc}') from None
+            raise AuthenticationError(f'{peer}: handshake failed: {exc}') from None
+
+
+def refuse_busy(sock: socket.socket, message: str) -> None:
+    """Tell a client at once that the server cannot take its connection now (it retries)."""
+    sock.setblocking(False)  # the send buffer of a new connection is empty: this never waits
+    _refuse(sock, BUSY, message)
 
 
 def _refuse(sock: socket.socket, tag: bytes, message: str) -> None:
@@ -202,9 +232,19 @@ def _refuse(sock: socket.socket, tag: bytes, message: str) -> None:
         pass
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
+def _set_deadline(sock: socket.socket, deadline: float | None) -> None:
+    """Make the next operation on ``sock`` wait no later than ``deadline`` (None: as set)."""
+    if deadline is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise socket.timeout('deadline passed')
+        sock.settimeout(left)
+
+
+def _recv_exact(sock: socket.socket, n: int, deadline: float | None = None) -> bytes:
     data = b''
     while len(data) < n:
+        _set_deadline(sock, deadline)
         chunk = sock.recv(n - len(data))
         if not chunk:
             raise EOFError(f'connection closed after {len(data)} of {n} bytes')
@@ -213,19 +253,28 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 
 
 # -- the handshake, client side ------------------------------------------------------------------
-def client_handshake(sock: socket.socket, key: bytes, where: str) -> str:
+class ServerBusy(RemoteError):
+    """The server refused the connection for now (too many connections); try again."""
+
+
+def client_handshake(sock: socket.socket, key: bytes, where: str,
+                     max_message: int = DEFAULT_LIMITS.max_message) -> Login:
     """Prove ``key`` to the server on ``sock`` and check that the server holds it too; return
-    the role the server granted. Raises `RemoteError` naming ``where`` on refusal."""
+    the role the server granted and the largest message it accepts. Raises `RemoteError`
+    naming ``where`` on refusal (`ServerBusy` when it is too busy to take the connection)."""
     client_nonce = secrets.token_bytes(NONCE)
     try:
         sock.sendall(MAGIC + client_nonce)
         head = _recv_exact(sock, len(MAGIC))
+        if head == BUSY:
+            raise ServerBusy(f'{where}: the server is busy: {_message(sock)}')
         if head == REFUSED:
             raise RemoteError(f'{where}: connection refused by the server: {_message(sock)}')
         if head != MAGIC:
-            raise RemoteError(f'{where}: not an openmdao_like server (got {head!r})')
+            raise RemoteError(f'{where}: not an openmdao_like server of this version (got '
+                              f'{head!r})')
         server_nonce = _recv_exact(sock, NONCE)
-        sock.sendall(_mac(key, b'c', client_nonce, server_nonce))
+        sock.sendall(_mac(key, b'c', client_nonce, server_nonce) + _SIZE.pack(max_message))
         status = _recv_exact(sock, 1)
         if status != b'\x01':
             raise RemoteError(f'{where}: connection refused by the server: {_message(sock)}')
@@ -233,7 +282,9 @@ def client_handshake(sock: socket.socket, key: bytes, where: str) -> str:
         if not hmac.compare_digest(answer, _mac(key, b's', server_nonce, client_nonce)):
             raise RemoteError(f'{where}: the server could not prove it holds the key; '
                               f'refusing to talk to it')
-        return _recv_exact(sock, _recv_exact(sock, 1)[0]).decode()
+        role = _recv_exact(sock, _recv_exact(sock, 1)[0]).decode()
+        server_max, = _SIZE.unpack(_recv_exact(sock, _SIZE.size))
+        return Login(role, server_max)
     except (EOFError, ConnectionError) as exc:
         raise RemoteError(f'{where}: the server closed the connection during the handshake '
                           f'({exc}); if it uses TLS, connect with tls=True') from None

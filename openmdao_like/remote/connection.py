@@ -4,8 +4,11 @@ and the object concerned."""
 
 from __future__ import annotations
 
+import itertools
+import random
 import socket
 import ssl
+import time
 import weakref
 from typing import Any
 
@@ -13,7 +16,8 @@ import rpyc
 from rpyc.core import consts
 
 from ..errors import RemoteError
-from .auth import check_key, client_handshake, client_tls_context
+from .auth import Login, ServerBusy, check_key, client_handshake, client_tls_context
+from .limits import DEFAULT_LIMITS, Limits
 from .failures import rebuild
 from .transport import OOBConnection, channel, config as protocol_config, keepalive
 
@@ -45,43 +49,67 @@ class ServerConnection:
         that the peer's allowed hosts see who calls).
     what : str
         How errors name the remote object (e.g. ``'top.cfd'``).
+    limits : Limits
+        Bounds on what this side receives (``max_message``, ``message_timeout``).
     """
 
     def __init__(self, host: str, port: int, key: str | bytes, tls: bool = False,
                  ca_file: str | None = None, timeout: float = CALL_TIMEOUT,
                  connect_timeout: float = SHORT_TIMEOUT, liveness: float = LIVENESS,
-                 bind: str | None = None, what: str = 'server'):
+                 bind: str | None = None, what: str = 'server',
+                 limits: Limits = DEFAULT_LIMITS):
         self.host, self.port = host, int(port)
         self.tls = bool(tls)
         self.timeout = timeout
         self.what = what
         self.closed = False
         key = check_key(key, f'{self.where}: key')
+        deadline = time.monotonic() + connect_timeout
+        for attempt in itertools.count():
+            try:
+                sock, login = self._login(key, ca_file, deadline, liveness, bind, limits)
+                break
+            except ServerBusy as exc:
+                pause = min(0.05 * 2 ** attempt, 1.0) * random.uniform(0.5, 1.0)
+                if time.monotonic() + pause >= deadline:
+                    raise RemoteError(f'{exc}; still busy after {connect_timeout:g} s') \
+                        from None
+                time.sleep(pause)
+        self.role = login.role
         try:
-            sock = socket.create_connection((host, self.port), timeout=connect_timeout,
+            # a connection dropped without close() still closes its socket when collected
+            weakref.finalize(self, _close_quietly, sock)
+            self._conn = _ClientService._connect(
+                channel(sock, limits, login.peer_max_message), protocol_config())
+            root = self._conn.async_request(consts.HANDLE_GETROOT,
+                                            timeout=connect_timeout).value
+            self._root = root
+        except Exception as exc:
+            sock.close()
+            raise RemoteError(f'{self.where}: cannot connect: {type(exc).__name__}: '
+                              f'{exc}') from None
+
+    def _login(self, key: bytes, ca_file: str | None, deadline: float, liveness: float,
+               bind: str | None, limits: Limits) -> tuple[socket.socket, Login]:
+        """A new authenticated socket to the server, and what the login established."""
+        left = max(0.01, deadline - time.monotonic())
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=left,
                                             source_address=(bind, 0) if bind else None)
         except OSError as exc:
             raise RemoteError(f'{self.where}: cannot connect: {exc.strerror or exc}') from None
         try:
             keepalive(sock, liveness)
-            if tls:
+            if self.tls:
                 try:
-                    sock = client_tls_context(ca_file).wrap_socket(sock, server_hostname=host)
+                    sock = client_tls_context(ca_file).wrap_socket(sock,
+                                                                   server_hostname=self.host)
                 except ssl.SSLError as exc:
                     raise RemoteError(f'{self.where}: TLS failed: {exc}') from None
-            self.role = client_handshake(sock, key, self.where)
-            sock.settimeout(None)
-            # a connection dropped without close() still closes its socket when collected
-            weakref.finalize(self, _close_quietly, sock)
-            self._conn = _ClientService._connect(channel(sock), protocol_config())
-            self._root = self._conn.async_request(consts.HANDLE_GETROOT,
-                                                  timeout=connect_timeout).value
-        except Exception as exc:
+            return sock, client_handshake(sock, key, self.where, limits.max_message)
+        except BaseException:
             sock.close()
-            if isinstance(exc, RemoteError):
-                raise
-            raise RemoteError(f'{self.where}: cannot connect: {type(exc).__name__}: '
-                              f'{exc}') from None
+            raise
 
     @property
     def where(self) -> str:

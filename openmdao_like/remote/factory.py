@@ -32,10 +32,11 @@ from rpyc.utils.helpers import classpartial
 
 from .. import __version__
 from ..errors import RemoteError
-from ..factories import factory_manager
-from . import codec
+from ..factories import check_type_name, factory_manager
+from . import codec, states
 from .auth import Authenticator, HostPolicy, check_key, read_key_file, server_tls_context
 from .connection import LIVENESS
+from .limits import DEFAULT_LIMITS, Limits
 from .failures import rebuild
 from .files import FileArea, FileService
 from .objserver import encode_blob
@@ -49,13 +50,19 @@ START_TIMEOUT = 60.0
 
 @dataclass
 class ObjEntry:
-    """One object a factory serves: its id, type, process, port and directory."""
+    """One object a factory serves: its id, type, process, port, directory, and the role of
+    the key that created it (a user-role client manages only the objects it created)."""
 
     id: int
     typname: str
     process: subprocess.Popen
     port: int
     directory: str
+    role: str = 'owner'
+
+    def visible_to(self, role: str) -> bool:
+        """Whether a client of ``role`` may see and manage this object."""
+        return role == 'owner' or role == self.role
 
 
 class ObjServerFactory:
@@ -70,8 +77,9 @@ class ObjServerFactory:
     key, key_file : str or bytes, path
         The owner key (or a file holding it, mode 0600). Required.
     user_key, user_key_file : optional
-        A second key whose holders may create, use and release objects and move files below the
-        root, but not stop the server, run commands or restore saved states.
+        A second key whose holders may create objects (of the allowed types), and use, release
+        and move files of the objects they created, and nothing else: not others' objects, not
+        stopping the server, running commands, shipping models or restoring saved states.
     tls_cert, tls_key : str, optional
         PEM certificate and key: clients must then connect with TLS.
     allowed_hosts : list of str, optional
@@ -90,6 +98,9 @@ class ObjServerFactory:
     launcher : list of str, optional
         Command prefix that starts each ObjServer, e.g. ``['mpiexec', '-n', '4']``: the object
         then runs on every rank (see `openmdao_like.remote.spmd`).
+    limits : Limits, optional
+        Bounds on messages, logins and connections (see `openmdao_like.remote.limits`),
+        the factory's and its ObjServers'.
     """
 
     def __init__(self, host: str = '127.0.0.1', port: int = 0, key: str | bytes | None = None,
@@ -99,7 +110,7 @@ class ObjServerFactory:
                  allowed_types: Iterable[str] | None = None, allow_shell: bool = False,
                  root: str | None = None, peer_keys: dict[str, Any] | None = None,
                  liveness: float = LIVENESS, start_timeout: float = START_TIMEOUT,
-                 launcher: Iterable[str] | None = None):
+                 launcher: Iterable[str] | None = None, limits: Limits | None = None):
         if key_file is not None:
             key = read_key_file(key_file)
         self.keys = {'owner': check_key(key, 'ObjServerFactory key')}
@@ -119,16 +130,18 @@ class ObjServerFactory:
         self.liveness = liveness
         self.start_timeout = start_timeout
         self.launcher = list(launcher or ())
+        self.limits = limits or DEFAULT_LIMITS
         self.objects: dict[int, ObjEntry] = {}
+        #: objects whose ObjServer died, until released
+        self.dead: dict[int, ObjEntry] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._stop_lock = threading.Lock()
-        #: states kept by `keep_state`: path below the root -> sha256 (only these restore)
-        self.kept_states: dict[str, str] = {}
         self._server: Server | None = None
         self._stopped = threading.Event()
         self._auth = Authenticator(self.keys, HostPolicy(self.allowed_hosts),
-                                   server_tls_context(*self.tls) if self.tls else None)
+                                   server_tls_context(*self.tls) if self.tls else None,
+                                   self.limits)
         self._own_root = root is None
         self.root = os.path.realpath(root or tempfile.mkdtemp(prefix='omlserver-'))
         os.makedirs(self.root, exist_ok=True)
@@ -188,7 +201,9 @@ class ObjServerFactory:
 
     # -- objects --------------------------------------------------------------------------------
     def check_type(self, typname: str) -> None:
-        """Refuse a type outside ``allowed_types`` with `TypeError` naming it."""
+        """Refuse, before anything is imported, a name that is not a dotted path outside the
+        standard library (`NameError`) or a type outside ``allowed_types`` (`TypeError`)."""
+        check_type_name(typname, f'the server on {self.host}:{self.port}')
         if self.allowed_types is not None and not any(
                 fnmatch.fnmatchcase(typname, pattern) for pattern in self.allowed_types):
             raise TypeError(f'{typname!r} is not among the allowed types of the server on '
@@ -196,9 +211,9 @@ class ObjServerFactory:
 
     def create(self, typname: str, version: str | None = None,
                ctor_args: dict[str, Any] | None = None, state: str | None = None,
-               runner: bytes | None = None) -> ObjEntry:
+               runner: bytes | None = None, role: str = 'owner') -> ObjEntry:
         """Start an ObjServer holding a new ``typname`` (or the object saved in ``state``, or
-        the cloudpickled case ``runner`` of a case-running driver)."""
+        the cloudpickled case ``runner`` of a case-running driver) for a client of ``role``."""
         if runner is None:
             self.check_type(typname)
         elif not self.allow_shell:
@@ -208,13 +223,15 @@ class ObjServerFactory:
         short = re.sub(r'\W', '_', typname.rsplit('.', 1)[-1])
         directory = os.path.join(self.root, f'{short}_{obj_id}')
         os.makedirs(directory)
+        keys = {r: k for r, k in self.keys.items() if r == 'owner' or r == role}
         settings = {
             'typname': typname, 'version': version, 'host': self.host, 'state': state,
             'ctor_args': encode_blob(*codec.dumps(ctor_args or {})),
-            'keys': {role: _b64(k) for role, k in self.keys.items()},
+            'keys': {r: _b64(k) for r, k in keys.items()},
             'peer_keys': {name: _b64(k) for name, k in self.peer_keys.items()},
-            'allowed_hosts': self.allowed_hosts, 'tls': self.tls,
-            'allow_shell': self.allow_shell, 'liveness': self.liveness,
+            'allowed_hosts': self.allowed_hosts, 'allowed_types': self.allowed_types,
+            'tls': self.tls, 'allow_shell': self.allow_shell, 'liveness': self.liveness,
+            'limits': self.limits.as_data(),
             'log_level': logging.getLogger().getEffectiveLevel()}
         if runner is not None:
             settings['runner'] = base64.b64encode(runner).decode()
@@ -222,9 +239,12 @@ class ObjServerFactory:
             settings['peer_ca_file'] = self.tls[0]
         try:
             with open(os.path.join(directory, 'objserver.log'), 'ab') as log:
+                # -P and an absolute PYTHONPATH: its directory, where clients upload, is never
+                # on its sys.path
                 proc = subprocess.Popen(
-                    [*self.launcher, sys.executable, '-m', 'openmdao_like.remote.serve_object'],
-                    cwd=directory,
+                    [*self.launcher, sys.executable, '-P', '-m',
+                     'openmdao_like.remote.serve_object'],
+                    cwd=directory, env=_absolute_pythonpath(os.environ),
                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                     start_new_session=True)
         except OSError:
@@ -238,11 +258,11 @@ class ObjServerFactory:
             _end(proc)
             shutil.rmtree(directory, ignore_errors=True)
             raise
-        entry = ObjEntry(obj_id, typname, proc, reply['port'], directory)
+        entry = ObjEntry(obj_id, typname, proc, reply['port'], directory, role)
         with self._lock:
             self.objects[obj_id] = entry
-        logger.info('created %s (id %d, pid %d, port %d) in %s', typname, obj_id, proc.pid,
-                    entry.port, directory)
+        logger.info('created %s (id %d, pid %d, port %d) in %s for the %s role', typname,
+                    obj_id, proc.pid, entry.port, directory, role)
         return entry
 
     def _read_reply(self, proc: subprocess.Popen, typname: str,
@@ -264,13 +284,52 @@ class ObjServerFactory:
             raise rebuild(tuple(reply['error']), f'{typname} on {self.host}:{self.port}')
         return reply
 
-    def release(self, obj_id: int, keep_directory: bool = False) -> None:
-        """End object ``obj_id``'s ObjServer and remove its directory (unless kept)."""
+    def entry(self, obj_id: int, role: str = 'owner') -> ObjEntry:
+        """The live object ``obj_id`` as a client of ``role`` may see it; `ValueError` when
+        there is none (an object that died is forgotten here)."""
+        self.forget_dead()
         with self._lock:
-            entry = self.objects.pop(obj_id, None)
-        if entry is None:
-            raise ValueError(f'the server on {self.host}:{self.port} has no object {obj_id} '
-                             f'(objects: {sorted(self.objects) or "none"})')
+            entry = self.objects.get(obj_id)
+            if entry is not None and entry.visible_to(role):
+                return entry
+            dead = self.dead.get(obj_id)
+            visible = sorted(i for i, e in self.objects.items() if e.visible_to(role))
+        if dead is not None and dead.visible_to(role):
+            raise ValueError(f'object {obj_id} ({dead.typname}) on the server on '
+                             f'{self.host}:{self.port} died (exit status '
+                             f'{dead.process.returncode})')
+        raise ValueError(f'the server on {self.host}:{self.port} has no object {obj_id!r} '
+                         f'(objects{"" if role == "owner" else " of this key"}: '
+                         f'{visible or "none"})')
+
+    def forget_dead(self) -> None:
+        """Forget objects whose ObjServer has exited (their directories are removed); they
+        stay in `dead` until released."""
+        with self._lock:
+            dead = [e for e in self.objects.values() if e.process.poll() is not None]
+            for entry in dead:
+                del self.objects[entry.id]
+                self.dead[entry.id] = entry
+        for entry in dead:
+            logger.warning('%s (id %d) exited with status %s; its log ended with:\n%s',
+                           entry.typname, entry.id, entry.process.returncode,
+                           _tail(entry.directory))
+            _end(entry.process)
+            shutil.rmtree(entry.directory, ignore_errors=True)
+
+    def release(self, obj_id: int, keep_directory: bool = False, role: str = 'owner') -> None:
+        """End object ``obj_id``'s ObjServer and remove its directory (unless kept); an
+        object that died is released without complaint."""
+        self.forget_dead()
+        with self._lock:
+            dead = self.dead.get(obj_id)
+            if dead is not None and dead.visible_to(role):
+                del self.dead[obj_id]
+                return
+        entry = self.entry(obj_id, role)
+        with self._lock:
+            if self.objects.pop(obj_id, None) is None:
+                return  # released meanwhile by another call
         _end(entry.process)
         if not keep_directory:
             shutil.rmtree(entry.directory, ignore_errors=True)
@@ -291,6 +350,16 @@ def _end(proc: subprocess.Popen, grace: float = 5.0) -> None:
             stream.close()
 
 
+def _absolute_pythonpath(environ: Any) -> dict[str, str]:
+    """``environ`` with the empty and relative entries of PYTHONPATH, which Python would take
+    from the directory a process starts in, made absolute from here (or dropped)."""
+    env = dict(environ)
+    if env.get('PYTHONPATH'):
+        parts = [os.path.abspath(p) for p in env['PYTHONPATH'].split(os.pathsep) if p]
+        env['PYTHONPATH'] = os.pathsep.join(parts)
+    return env
+
+
 def _tail(directory: str, limit: int = 2000) -> str:
     """The end of the ObjServer log in ``directory``."""
     try:
@@ -307,58 +376,64 @@ def _b64(key: bytes) -> str:
 
 
 class FactoryService(FileService, SecureService):
-    """The remote interface of an `ObjServerFactory`."""
+    """The remote interface of an `ObjServerFactory`. A user-role client sees and manages
+    only the objects it created, and its file operations reach only their directories."""
 
     def __init__(self, factory: ObjServerFactory):
         self.factory = factory
         self.files = FileArea(factory.root)
 
+    def on_connect(self, conn: Any) -> None:
+        super().on_connect(conn)
+        if self.role != 'owner':
+            self.files = FileArea(self.factory.root, within=self._own_directories)
+
+    def _own_directories(self) -> list[str]:
+        """The directories of the objects this connection's role may manage."""
+        return [e.directory for e in list(self.factory.objects.values())
+                if e.visible_to(self.role)]
+
     @remote()
     def create(self, typname: str, version: str | None, ctor_args: tuple) -> tuple:
         """``(id, host, port, directory)`` of a new object in its own ObjServer."""
+        self.factory.check_type(typname)
         args = codec.unpack(ctor_args)
-        entry = self.factory.create(typname, version, args)
+        entry = self.factory.create(typname, version, args, role=self.role)
         return (entry.id, self.factory.host, entry.port, entry.directory)
 
     @remote('owner')
     def restore(self, typname: str, state_rel: str) -> tuple:
-        """Like `create`, from an object state this factory kept (`keep_state`) and that is
-        unchanged since: a state is a pickle, so no other file is ever loaded."""
+        """Like `create`, from an object state kept by `keep_state`: only a state an ObjServer
+        of this server saved and signed, unchanged since, is loaded (a state is a pickle)."""
         path = self.files.resolve(state_rel)
-        kept = self.factory.kept_states.get(os.path.relpath(path, self.factory.root))
-        if kept is None or kept != self.files.checksum(state_rel):
-            raise PermissionError(f'{state_rel!r}: not a state kept by the server on '
-                                  f'{self.factory.host}:{self.factory.port} since it started '
-                                  f'(or changed since); only those can be restored')
+        states.verify(self.factory.keys['owner'], path, state_rel)
         entry = self.factory.create(typname, state=path)
         return (entry.id, self.factory.host, entry.port, entry.directory)
 
     @remote()
     def keep_state(self, obj_id: int, rel: str) -> str:
-        """Move file ``rel`` of object ``obj_id``'s directory (written by its ``save_state``)
-        to a new name under ``states/`` below the root, where it outlives the object; return
-        that path relative to the root (for `restore`)."""
-        entry = self.factory.objects.get(obj_id)
-        if entry is None:
-            raise ValueError(f'the server on {self.factory.host}:{self.factory.port} has no '
-                             f'object {obj_id}')
+        """Move the state that object ``obj_id`` saved as ``rel`` (`ObjService.save_state`:
+        signed by its ObjServer) to a new name under ``states/`` below the root, where it
+        outlives the object; return that path relative to the root (for `restore`)."""
+        entry = self.factory.entry(obj_id, self.role)
         source = FileArea(entry.directory).resolve(rel)
+        states.verify(self.factory.keys['owner'], source, rel)
         kept = f'states/{os.path.basename(entry.directory)}-{uuid.uuid4().hex[:12]}.pkl'
-        self.files.makedirs('states')
-        os.replace(source, self.files.resolve(kept))
-        self.factory.kept_states[kept] = self.files.checksum(kept)
+        os.makedirs(os.path.join(self.factory.root, 'states'), exist_ok=True)
+        states.move(source, os.path.join(self.factory.root, kept))
         return kept
 
     @remote()
     def release(self, obj_id: int, keep_directory: bool) -> None:
         """End object ``obj_id``'s ObjServer."""
-        self.factory.release(obj_id, keep_directory)
+        self.factory.release(obj_id, keep_directory, self.role)
 
     @remote()
     def list_objects(self) -> tuple:
-        """``(id, type, pid, port, directory)`` of every object served."""
+        """``(id, type, pid, port, directory)`` of every live object this role may manage."""
+        self.factory.forget_dead()
         return tuple((e.id, e.typname, e.process.pid, e.port, e.directory)
-                     for e in list(self.factory.objects.values()))
+                     for e in list(self.factory.objects.values()) if e.visible_to(self.role))
 
     @remote()
     def get_available_types(self, groups: tuple | None) -> tuple:

@@ -57,10 +57,13 @@ def _below(base: str, path: str) -> bool:
 
 
 class FileArea:
-    """File operations confined to the directory ``root`` (made absolute, links resolved)."""
+    """File operations confined to the directory ``root`` (made absolute, links resolved), and
+    further to the directories ``within()`` lists when given (a user-role client's objects)."""
 
-    def __init__(self, root: str | os.PathLike[str]):
+    def __init__(self, root: str | os.PathLike[str],
+                 within: Callable[[], Iterable[str]] | None = None):
         self.root = os.path.realpath(os.path.abspath(os.fspath(root)))
+        self.within = within
         self._uploads: dict[int, _Upload] = {}
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -86,6 +89,10 @@ class FileArea:
                 else os.path.join(os.path.realpath(head), tail))
         if not _below(self.root, real):
             self._refuse(rel, f'a symbolic link leads to {real}')
+        if self.within is not None and not any(
+                _below(os.path.realpath(d), real) for d in self.within()):
+            raise PathError(f'file area {self.root}: {rel!r} is outside the directories of the '
+                            f'objects this key created, the only ones it may reach')
         return full
 
     def _refuse(self, rel: str, reason: str) -> NoReturn:
@@ -164,18 +171,28 @@ class FileArea:
                     yield path, os.path.relpath(path, top)
 
     def unpack_zip(self, rel_zip: str, rel_dir: str) -> None:
-        """Extract ``rel_zip`` into ``rel_dir``, after checking that no member leaves it."""
+        """Extract ``rel_zip`` into ``rel_dir``, after checking that no member leaves it; when
+        extraction fails half-way, what it created is removed again."""
         with zipfile.ZipFile(self.resolve(rel_zip)) as zf:
             base = self.resolve(rel_dir)
             targets = [(info, self._member(rel_zip, base, info.filename))
                        for info in zf.infolist()]
-            for info, target in targets:
-                if info.is_dir():
-                    os.makedirs(target, exist_ok=True)
-                    continue
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                with zf.open(info) as src, open(target, 'wb') as out:
-                    shutil.copyfileobj(src, out, BLOCK)
+            created: list[str] = []
+            try:
+                for info, target in targets:
+                    folder = target if info.is_dir() else os.path.dirname(target)
+                    _makedirs_noting(folder, created)
+                    if info.is_dir():
+                        continue
+                    if not os.path.lexists(target):
+                        created.append(target)
+                    with zf.open(info) as src, open(target, 'wb') as out:
+                        shutil.copyfileobj(src, out, BLOCK)
+            except BaseException:
+                for path in reversed(created):
+                    with contextlib.suppress(OSError):
+                        (os.rmdir if os.path.isdir(path) else os.remove)(path)
+                raise
 
     def _member(self, rel_zip: str, base: str, name: str) -> str:
         """Where member ``name`` of ``rel_zip`` goes below ``base``; `PathError` if outside."""
@@ -262,6 +279,18 @@ class FileArea:
         with open(self.resolve(rel), 'rb') as f:
             f.seek(offset)
             return f.read(size)
+
+
+def _makedirs_noting(path: str, created: list[str]) -> None:
+    """Create directory ``path`` and missing parents, appending each one made to ``created``
+    (parents first)."""
+    missing = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        path = os.path.dirname(path)
+    for folder in reversed(missing):
+        os.mkdir(folder)
+        created.append(folder)
 
 
 def _forward(method: Callable) -> Callable:

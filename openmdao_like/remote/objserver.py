@@ -1,8 +1,10 @@
 """An ObjServer: the process that holds one remote object, in its own directory, serving its
-proxies and its peers. An `ObjServerFactory` starts it (``python -m
-openmdao_like.remote.objserver``), passes its settings as one JSON line on stdin and reads one
-JSON line back (the port, or the error that stopped it). When that stdin closes (the factory
-ended, even by ``kill -9``) the ObjServer exits.
+proxies and its peers. An `ObjServerFactory` starts it (``python -P -m
+openmdao_like.remote.serve_object`` with an absolute PYTHONPATH: its directory, where
+clients upload, is never on ``sys.path``), passes its settings as one JSON line on stdin and reads one JSON line back (the
+port, or the error that stopped it) on the report channel: the process's original stdout,
+which nothing else writes to (``sys.stdout`` and file descriptor 1 go to the log). When that
+stdin closes (the factory ended, even by ``kill -9``) the ObjServer exits.
 
 One round trip runs the component: `ObjService.run` sets the changed inputs, fetches values
 from peers (``rpull``), executes, sends values to peers (``rpush``) and returns the outputs
@@ -29,11 +31,13 @@ from ..container import set_as_top
 from ..factories import factory_manager
 from ..variables.base import Variable
 from ..variables.file import FileRef
-from . import codec, files, spmd
+from ..factories import check_type_name
+from . import codec, files, spmd, states
 from .auth import Authenticator, HostPolicy, server_tls_context
 from .connection import ServerConnection
 from .failures import capture
 from .files import FileArea, FileService
+from .limits import Limits
 from .service import SecureService, Server, remote
 
 logger = logging.getLogger(__name__)
@@ -206,11 +210,13 @@ class ObjService(FileService, SecureService):
     # -- persistence ----------------------------------------------------------------------------
     @remote()
     def save_state(self, rel: str) -> str:
-        """Pickle the object into ``rel`` (below this server's directory); return its path."""
+        """Pickle the object into ``rel`` (below this server's directory) and sign it, so that
+        its factory may keep it and restore it later (see `states`); return its path."""
         from ..persistence import save
         path = self.files.resolve(rel)
         with self.state.lock:
             save(self.state.obj, path, fmt='pickle')
+            states.sign(self.state.key, path)
         return path
 
 
@@ -244,7 +250,7 @@ def _build(settings: dict[str, Any]) -> Component:
             raise TypeError(f'{settings["state"]}: holds a {type(obj).__name__}, expected a '
                             f'Component')
         return obj
-    typname = settings['typname']
+    typname = check_type_name(settings['typname'])
     cls = factory_manager.find_class(typname, settings.get('version'))
     if not (isinstance(cls, type) and issubclass(cls, Component)):
         raise TypeError(f'{typname}: expected a Component type to serve, got {cls!r}')
@@ -287,13 +293,21 @@ def _follow(group: spmd.Group, settings: dict[str, Any], target: Any) -> NoRetur
     group.follow(target.follow)
 
 
+def _report_channel() -> Any:
+    """The original stdout, kept for the one reply to the factory; from now on fd 1 (and so
+    ``print``, in this process and its children) goes to stderr, the log."""
+    channel = os.fdopen(os.dup(1), 'w')
+    os.dup2(2, 1)
+    return channel
+
+
 def main() -> None:
     """Read settings from stdin, build the object, listen, report the port, serve. Under an
     MPI launcher every rank builds the object and only rank 0 serves (see `spmd`)."""
+    report = _report_channel()
     group = spmd.join()
     leader = group is None or group.leader
     line = sys.stdin.buffer.readline() if leader else b''
-    out = sys.stdout
     try:
         if group is None:
             settings, target = _load(line, None)
@@ -305,7 +319,8 @@ def main() -> None:
         tls = settings.get('tls')
         keys = {role: _key(key) for role, key in settings['keys'].items()}
         auth = Authenticator(keys, HostPolicy(settings.get('allowed_hosts')),
-                             server_tls_context(*tls) if tls else None)
+                             server_tls_context(*tls) if tls else None,
+                             Limits.from_data(settings.get('limits')))
         if settings.get('runner'):
             from .runner_service import RunnerService
             service = classpartial(RunnerService, target, group)
@@ -315,12 +330,12 @@ def main() -> None:
         server._listen()
     except BaseException as exc:  # reported to the factory, which re-raises it for the client
         if leader:
-            out.write(json.dumps({'error': capture(exc)}) + '\n')
-            out.flush()
+            report.write(json.dumps({'error': capture(exc)}) + '\n')
+            report.flush()
         sys.exit(1)
     threading.Thread(target=_watch_parent, args=(group,), daemon=True).start()
-    out.write(json.dumps({'port': server.port, 'pid': os.getpid()}) + '\n')
-    out.flush()
+    report.write(json.dumps({'port': server.port, 'pid': os.getpid()}) + '\n')
+    report.close()
     logger.info('serving %s on %s:%d', settings['typname'], settings['host'], server.port)
     try:
         server.start()

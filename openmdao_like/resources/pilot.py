@@ -16,6 +16,7 @@ import base64
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 
@@ -60,7 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sock = register_back(settings, factory.info())
     except BaseException:
+        # the client gave up on this server (and may have removed its directory already,
+        # before this process made it again): leave nothing behind
         factory.stop()
+        shutil.rmtree(root, ignore_errors=True)
         raise
     threading.Thread(target=_watch, args=(sock, factory._stopped.set), daemon=True).start()
     logger.info('allocated server on %s:%d registered', host, factory.port)

@@ -38,6 +38,10 @@ __all__ = ['Registrar', 'Registration', 'Expectation', 'registrar_for', 'registe
 
 #: Longest registration line accepted (bytes).
 MAX_LINE = 1 << 16
+#: Seconds a server has to send its whole registration line.
+REGISTER_TIMEOUT = 10.0
+#: Registrations read at once (one thread each); more connections are closed at once.
+MAX_PENDING = 64
 #: Seconds between checks that a server we wait for is still starting.
 POLL = 0.1
 
@@ -129,17 +133,29 @@ class Registrar:
             self._expected.pop(token_id, None)
 
     def _accept(self) -> None:
+        pending = threading.BoundedSemaphore(MAX_PENDING)
         while True:
             try:
                 conn, peer = self._sock.accept()
             except OSError:
                 return
-            threading.Thread(target=self._handle, args=(conn, peer), daemon=True).start()
+            if not pending.acquire(blocking=False):
+                logger.warning('registration from %s refused: %d registrations in progress',
+                               peer[0], MAX_PENDING)
+                conn.close()
+                continue
+            threading.Thread(target=self._handle, args=(conn, peer, pending),
+                             daemon=True).start()
 
-    def _handle(self, conn: socket.socket, peer: tuple) -> None:
-        conn.settimeout(10.0)
+    def _handle(self, conn: socket.socket, peer: tuple, pending: threading.Semaphore) -> None:
         try:
-            line = _read_line(conn)
+            self._register(conn, peer)
+        finally:
+            pending.release()
+
+    def _register(self, conn: socket.socket, peer: tuple) -> None:
+        try:
+            line = _read_line(conn, time.monotonic() + REGISTER_TIMEOUT)
             message = json.loads(line)
             token_id, payload, mac = message['id'], message['payload'], message['mac']
             with self._lock:
@@ -177,9 +193,15 @@ def registrar_for(host: str) -> Registrar:
         return reg
 
 
-def _read_line(conn: socket.socket) -> bytes:
+def _read_line(conn: socket.socket, deadline: float | None = None) -> bytes:
+    """One line from ``conn``, all of it by ``deadline`` (None: the socket's own timeout)."""
     data = b''
     while not data.endswith(b'\n'):
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f'no full line within {REGISTER_TIMEOUT:g} s')
+            conn.settimeout(left)
         chunk = conn.recv(4096)
         if not chunk:
             raise ConnectionError('closed before a full line')
