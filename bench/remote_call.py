@@ -62,6 +62,7 @@ class Paraboloid(rpyc.Service):
 
 server = ThreadedServer(Paraboloid, hostname='127.0.0.1', port=0,
                         protocol_config={'allow_pickle': False})
+server._listen()  # before telling the port: start() would listen only later
 print(server.port, flush=True)
 server.start()
 """

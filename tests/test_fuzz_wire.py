@@ -23,7 +23,7 @@ from openmdao_like.errors import WireError
 from openmdao_like.remote import codec
 from openmdao_like.variables.file import FileRef
 
-FUZZ = settings(max_examples=300, deadline=2000, derandomize=True,
+FUZZ = settings(max_examples=300, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
 
 
