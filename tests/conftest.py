@@ -131,3 +131,34 @@ def factory_a(server_a: ServerProcess) -> Iterator[Any]:
 def factory_b(server_b: ServerProcess) -> Iterator[Any]:
     """A client of server_b; the objects a test creates are released after it."""
     yield from _factory(server_b)
+
+
+@pytest.fixture(scope='session')
+def tls_files(tmp_path_factory):
+    """Two self-signed certificates for 127.0.0.2, ((cert, key), (other cert, other key))."""
+    from datetime import datetime, timedelta, timezone
+    import ipaddress
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    root = tmp_path_factory.mktemp('tls')
+
+    def make(name):
+        key = ec.generate_private_key(ec.SECP256R1())
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, '127.0.0.2')])
+        now = datetime.now(timezone.utc)
+        cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+                .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                .not_valid_before(now - timedelta(days=1))
+                .not_valid_after(now + timedelta(days=1))
+                .add_extension(x509.SubjectAlternativeName(
+                    [x509.IPAddress(ipaddress.ip_address('127.0.0.2'))]), critical=False)
+                .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                .sign(key, hashes.SHA256()))
+        (root / f'{name}.pem').write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        (root / f'{name}.key').write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+        return str(root / f'{name}.pem'), str(root / f'{name}.key')
+    return make('server'), make('other')

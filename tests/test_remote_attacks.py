@@ -13,6 +13,7 @@ import os
 import pickle
 import select
 import socket
+import ssl
 import struct
 import time
 import zipfile
@@ -154,6 +155,21 @@ def test_2_claimed_message_sizes_hold_no_memory_and_stalled_messages_end(server)
         assert closed_within(sock, 15)
         sock.close()
     still_serves(server)
+
+
+def test_2_a_stalled_message_under_tls_ends_too(tmp_path, remote_key_file, tls_files):
+    (cert, key), _ = tls_files
+    extra = ['--tls-cert', cert, '--tls-key', key, '--message-timeout', '2']
+    with ServerProcess(tmp_path / 's', '127.0.0.2', remote_key_file, extra) as server:
+        raw = socket.create_connection((server.host, server.port), timeout=10)
+        ctx = ssl.create_default_context(cafile=cert)
+        with ctx.wrap_socket(raw, server_hostname=server.host) as sock:
+            client_handshake(sock, check_key(server.key), 'attacker')
+            sock.sendall(struct.pack('!LB', 1000, 0) + b'x' * 10)     # 10 of 1000 bytes
+            assert closed_within(sock, 15)
+        still = server.connect(tls=True, ca_file=cert)
+        assert still.ping()
+        still.close()
 
 
 def test_2_a_message_over_the_limit_closes_at_once(server):

@@ -15,8 +15,8 @@ openmdao_like peer needs (see `OOBConnection`).
 
 from __future__ import annotations
 
-import errno
 import socket
+import ssl
 import struct
 import threading
 from typing import Any
@@ -40,7 +40,8 @@ PROTOCOL_CONFIG = dict(
     allow_delattr=False, import_custom_exceptions=False, instantiate_custom_exceptions=False,
     include_local_traceback=True, sync_request_timeout=1.0, allow_safe_attrs=True,
     bind_threads=False)
-_RETRY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR}
+#: What a socket raises when its SO_RCVTIMEO/SO_SNDTIMEO (plain) or timeout (TLS) passes.
+_STALLED = (BlockingIOError, socket.timeout)
 #: rpyc box label of an out-of-band value (rpyc's own labels are 1-4).
 _LABEL_OOB = 99
 #: Frame flag (where rpyc marks compression) saying that buffers follow the frame.
@@ -92,11 +93,24 @@ _local = threading.local()
 class FastSocketStream(SocketStream):
     """rpyc's socket stream, with `write` sending through a memoryview (rpyc re-slices the
     remaining bytes after each 64 kB send: quadratic in the frame size), `read_into` filling a
-    given buffer, and a bound on silence: the socket's timeout is the message timeout, so a
-    read or write in the middle of a message that makes no progress for that long closes the
-    connection."""
+    given buffer, and a bound on silence: a read or write in the middle of a message that makes
+    no progress for ``timeout`` seconds closes the connection. (On a plain socket the kernel
+    keeps that bound, with SO_RCVTIMEO and SO_SNDTIMEO on a blocking socket: a Python socket
+    timeout would add a poll before every read and write. Python's TLS layer waits for good
+    on a blocking socket, so a TLS socket gets a Python timeout.)"""
 
-    __slots__ = ()
+    __slots__ = ('timeout',)
+
+    def __init__(self, sock: socket.socket, timeout: float):
+        if isinstance(sock, ssl.SSLSocket):
+            sock.settimeout(timeout)
+        else:
+            sock.settimeout(None)
+            bound = struct.pack('ll', int(timeout), int(timeout % 1 * 1e6))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, bound)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, bound)
+        super().__init__(sock)
+        self.timeout = timeout
 
     def read(self, count: int) -> bytes:
         """``count`` bytes, in buffers grown as they arrive (never allocated from ``count``
@@ -119,13 +133,11 @@ class FastSocketStream(SocketStream):
         while got < count:
             try:
                 n = self.sock.recv_into(view[got:], count - got)
-            except socket.timeout:
+            except _STALLED:
                 self.close()
-                raise EOFError(f'no data for {self.sock.gettimeout():g} s in the middle of a '
-                               f'message (message timeout)') from None
+                raise EOFError(f'no data for {self.timeout:g} s in the middle of a message '
+                               f'(message timeout)') from None
             except OSError as exc:
-                if exc.errno in _RETRY:
-                    continue
                 self.close()
                 raise EOFError(exc) from None
             if not n:
@@ -139,10 +151,10 @@ class FastSocketStream(SocketStream):
             while view:
                 sent = self.sock.send(view)
                 view = view[sent:]
-        except socket.timeout:
+        except _STALLED:
             self.close()
-            raise EOFError(f'the peer accepted no data for {self.sock.gettimeout():g} s '
-                           f'(message timeout)') from None
+            raise EOFError(f'the peer accepted no data for {self.timeout:g} s (message '
+                           f'timeout)') from None
         except OSError as exc:
             self.close()
             raise EOFError(exc) from None
@@ -322,8 +334,7 @@ def channel(sock: socket.socket, limits: Limits = DEFAULT_LIMITS,
     up to ``limits.max_message`` bytes and sending up to ``peer_max_message`` (the peer's
     limit, told at login); silence in the middle of a message ends it after
     ``limits.message_timeout`` seconds."""
-    sock.settimeout(limits.message_timeout)
-    return OOBChannel(FastSocketStream(sock), limits.max_message,
+    return OOBChannel(FastSocketStream(sock, limits.message_timeout), limits.max_message,
                       limits.max_message if peer_max_message is None else peer_max_message)
 
 
