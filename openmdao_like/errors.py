@@ -113,10 +113,71 @@ class JobError(OpenMDAOLikeError):
 
 def describe(value: object, limit: int = 80) -> str:
     """A short ``repr`` of a value for error messages: type and value, truncated."""
-    text = repr(value)
-    if len(text) > limit:
-        text = text[: limit - 3] + '...'
-    return f'{text} ({type(value).__name__})'
+    return f'{bounded_repr(value, limit)} ({type(value).__name__})'
+
+
+#: Brackets of the containers that `bounded_repr` walks itself (a subclass that keeps the
+#: builtin ``__repr__`` is walked too).
+_BRACKETS = {list: ('[', ']'), tuple: ('(', ')'), dict: ('{', '}'), set: ('{', '}'),
+             frozenset: ('frozenset({', '})')}
+
+
+def bounded_repr(value: object, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (ending in ``...``) and computed from no more
+    of ``value`` than those characters show: a huge or deeply nested list, tuple, dict or set
+    (say, a YAML alias bomb) costs no more than a small one, and an int too long to print is
+    shown by its size."""
+    pieces: list[str] = []
+    room = limit + 1  # one more than fits, to tell whether to cut
+    walking: set[int] = set()
+
+    def put(text: str) -> None:
+        nonlocal room
+        pieces.append(text[:room])
+        room -= len(text)
+
+    def walk(item: object) -> None:
+        kind = next((k for k in _BRACKETS if isinstance(item, k)
+                     and type(item).__repr__ is k.__repr__), None)
+        if kind is None:
+            put(_leaf_repr(item, room))
+        elif id(item) in walking:
+            put('[...]' if kind is list else '(...)' if kind is tuple else '{...}')
+        elif kind in (set, frozenset) and not item:
+            put(f'{kind.__name__}()')
+        else:
+            opener, closer = _BRACKETS[kind]
+            walking.add(id(item))
+            put(opener)
+            for i, element in enumerate(item.items() if kind is dict else item):
+                if room <= 0:
+                    break
+                if i:
+                    put(', ')
+                if kind is dict:
+                    walk(element[0])
+                    put(': ')
+                    element = element[1]
+                walk(element)
+            else:
+                put(',' + closer if kind is tuple and len(item) == 1 else closer)
+            walking.discard(id(item))
+
+    walk(value)
+    text = ''.join(pieces)
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def _leaf_repr(value: object, room: int) -> str:
+    """``repr`` of a value that `bounded_repr` does not walk into (a string: of its start)."""
+    if isinstance(value, str) and type(value).__repr__ is str.__repr__:
+        return repr(value[:room])
+    if isinstance(value, int) and value.bit_length() > 4 * max(room, 1):
+        return f'<{type(value).__name__} of {value.bit_length()} bits>'
+    try:
+        return repr(value)
+    except Exception:  # a __repr__ that fails must not hide the error being reported
+        return f'<{type(value).__name__} object>'
 
 
 class ExternalCodeError(ModelError, RuntimeError):

@@ -6,7 +6,9 @@ a directory written with ``include_files=True``). From a Python file the model i
 module-level ``top`` (an `Assembly`); without one, the single `Assembly` subclass defined in the
 file, instantiated and made the top. The file is imported under its own module name, so an
 ``if __name__ == '__main__':`` block in it does not run. A saved model is loaded with
-`openmdao_like.load` (its header checked first) and rooted in the current directory.
+`openmdao_like.load` (its header checked first) and rooted in the current directory; the paths
+a saved YAML model names must stay inside its directory unless ``--trust-paths`` is given, and
+it may hold components that run commands (``ExternalCode``) only with ``--trust-commands``.
 """
 
 from __future__ import annotations
@@ -51,6 +53,12 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
                         help='for a saved model: what to do when a class was saved with '
                              'another version of its distribution than the installed one '
                              '(default: error)')
+    parser.add_argument('--trust-paths', action='store_true',
+                        help='for a saved YAML model: let it name paths outside its directory '
+                             '(e.g. a recorder writing elsewhere); only for files you trust')
+    parser.add_argument('--trust-commands', action='store_true',
+                        help='for a saved YAML model: let it hold components that run commands '
+                             '(ExternalCode); only for files you trust')
     parser.add_argument('--set', dest='settings', metavar='PATH=VALUE', action='append',
                         type=parse_setting, default=[],
                         help='set the variable at dotted PATH before the run; VALUE is a '
@@ -78,7 +86,8 @@ def parse_setting(text: str) -> tuple[str, Any, str]:
 def run_command(args: argparse.Namespace) -> int:
     """Handler of ``run``: load, set, run, report."""
     if is_saved_model(args.model):
-        top = load_saved(args.model, args.on_version_mismatch)
+        top = load_saved(args.model, args.on_version_mismatch, args.trust_paths,
+                         args.trust_commands)
     else:
         top = find_model(load_module(args.model), args.model)
     for path, value, raw in args.settings:
@@ -107,15 +116,18 @@ def is_saved_model(path: str) -> bool:
     return path.endswith(SAVED_SUFFIXES) or os.path.isdir(path)
 
 
-def load_saved(path: str, on_version_mismatch: str) -> Assembly:
-    """The model saved at ``path``, rooted in the current directory."""
-    from ..errors import PersistenceError
+def load_saved(path: str, on_version_mismatch: str, trust_paths: bool = False,
+               trust_commands: bool = False) -> Assembly:
+    """The model saved at ``path``, rooted in the current directory (``trust_paths`` and
+    ``trust_commands``: see `openmdao_like.load`)."""
+    from ..errors import PathError, PersistenceError
     from ..persistence import load
     if not os.path.exists(path):
         raise UsageError(f'no such file: {path!r}')
     try:
-        top = load(path, on_version_mismatch=on_version_mismatch)
-    except PersistenceError as exc:
+        top = load(path, on_version_mismatch=on_version_mismatch, trust_paths=trust_paths,
+                   trust_commands=trust_commands)
+    except (PersistenceError, PathError) as exc:
         raise CommandError(f'loading {path!r} failed') from exc
     if not isinstance(top, Assembly):
         raise CommandError(f'{path!r} holds a {type(top).__name__}; expected an Assembly '

@@ -18,8 +18,10 @@ remote layer's proxies record where their object lives).
 
 A YAML model file is read with a safe loader: it can make loading create only model types
 (components, drivers, variables, workflows, DOE generators, recorders, executors and classes
-registered as openmdao_like entry points). A pickle runs code as it loads: load pickles only
-from sources you trust.
+registered as openmdao_like entry points), and only of the type that each place declares; it
+may name paths only inside its directory (unless loaded with ``trust_paths=True``); a document
+over the loader's limits (an alias bomb, deep nesting, a huge integer) is refused before anything
+is built. A pickle runs code as it loads: load pickles only from sources you trust.
 """
 
 from ..container import Container

@@ -20,6 +20,7 @@ from .build import Builder
 from .describe import Describer
 from .extensions import saving
 from .header import (FORMAT, check_structure, find_mismatches, make_header, resolve_policy)
+from .paths import PathRules
 from .safety import find_class_for_file
 from .settings import read_settings
 
@@ -170,13 +171,21 @@ def _classes(obj: Container) -> Iterable[TypeInfo]:
 
 # -- loading ---------------------------------------------------------------------------------------
 def load(path_or_stream: Any, on_version_mismatch: Any = 'error',
-         directory: str | os.PathLike | None = None) -> Container:
+         directory: str | os.PathLike | None = None, trust_paths: bool = False,
+         trust_commands: bool = False) -> Container:
     """Load a model saved by `save` (either format, with or without files).
 
     The header is checked first: a class whose distribution is missing or at another version
     raises `VersionMismatchError` listing each (``on_version_mismatch='warn'`` loads anyway,
     warning). The model becomes a top rooted at ``directory`` (default: the current directory),
     where saved files are restored.
+
+    The paths a YAML file names (recorders', `CSVFile`'s) must be relative without ``..`` or
+    lie inside the model file's directory (from a stream: inside ``directory``, if given), else
+    `PathError`; ``trust_paths=True`` allows any, for files you trust (see
+    `openmdao_like.persistence.paths`). A YAML file may hold a component that runs commands
+    (``ExternalCode``) only when loaded with ``trust_commands=True``: its commands would run
+    with the model. A pickle runs whatever it holds when loaded: load only pickles you trust.
     """
     policy = resolve_policy(on_version_mismatch)
     source, data, archive = _read_source(path_or_stream)
@@ -195,10 +204,20 @@ def load(path_or_stream: Any, on_version_mismatch: Any = 'error',
         if archive is not None:
             archive.restore(top_dir)
         versions = {row['class']: row.get('version') for row in rows}
-        obj = Builder(source, versions, creators).build(model)
+        paths = PathRules(_model_directory(path_or_stream, directory), trust_paths)
+        obj = Builder(source, versions, creators, paths, trust_commands).build(model)
     if not isinstance(obj, Container):
         raise PersistenceError(f'{source}: holds {describe_value(obj)}, not a model object')
     return set_as_top(obj, top_dir)
+
+
+def _model_directory(target: Any, directory: str | os.PathLike | None) -> str | None:
+    """The directory whose files a model file may name: the one holding the file (a saved
+    directory: itself); for a stream, ``directory`` if given."""
+    if isinstance(target, (str, os.PathLike)):
+        path = os.path.abspath(os.fspath(target))
+        return path if os.path.isdir(path) else os.path.dirname(path)
+    return None if directory is None else os.path.abspath(os.fspath(directory))
 
 
 def _checked_rows(header: Any, source: str, policy: Any,
@@ -321,7 +340,7 @@ def _yaml_header(data: bytes, source: str) -> tuple[Any, Any]:
     except UnicodeDecodeError:
         raise PersistenceError(f'{source}: not an openmdao_like model file (neither the pickle '
                                f'format, a zip archive nor UTF-8 YAML)') from None
-    docs = load_documents(text)
+    docs = load_documents(text, source)
     return docs, _next_document(docs, source, 'header')
 
 

@@ -2,11 +2,13 @@
 settings (so ``configure`` runs as in a fresh model), then the structure is made to match the
 description exactly: children added, replaced or removed, variables added, connections,
 workflows, parameters, objectives, constraints and responses replayed where they differ, and
-every variable set to its saved value. Only classes of model types are created."""
+every variable set to its saved value. Only classes of model types are created; a class
+named (``!class``) or created (``!object``) where the model declares a type (a constructor
+argument's annotation, an Instance variable's class) must also be of that type; paths are
+checked by the `PathRules` given."""
 
 from __future__ import annotations
 
-import os
 from typing import Any, Callable
 
 import numpy as np
@@ -14,14 +16,16 @@ import numpy as np
 from ..assembly import Assembly
 from ..container import Container
 from ..drivers.driver import Driver
-from ..errors import PathError, PersistenceError, describe as describe_value
+from ..errors import PersistenceError, bounded_repr, describe as describe_value
 from ..variables.base import Variable
 from ..variables.file import FileRef
+from ..variables.simple import Instance
 from ..workflow import Workflow
 from .describe import Describer
 from .extensions import node_handler
+from .paths import PathRules, check_relative
 from .safety import creatable_object_class, find_class_for_file
-from .settings import read_settings, split_settings
+from .settings import read_settings, setting_types, split_settings
 from .yaml_io import ClassRef, FileSpec, ObjectSpec
 
 #: Creates an object of a class whose saved version is not the one installed (a version
@@ -45,23 +49,42 @@ class Builder:
         Class name -> saved version (from the header), for the creators.
     creators : dict
         Class name -> `Creator` for classes a version policy creates elsewhere.
+    paths : PathRules, optional
+        Where the paths the file names may point (default: relative paths only).
+    trust_commands : bool
+        Whether the file may create components that run commands (``runs_commands``).
     """
 
     def __init__(self, source: str, versions: dict[str, str | None] | None = None,
-                 creators: dict[str, Creator] | None = None):
+                 creators: dict[str, Creator] | None = None, paths: PathRules | None = None,
+                 trust_commands: bool = False):
         self.source = source
+        self.trust_commands = trust_commands
         self.versions = versions or {}
         self.creators = creators or {}
+        self.paths = paths or PathRules(None)
         self._classes: dict[str, type] = {}
+        # (id of a YAML list/tuple/dict, id of its owner) -> (it, kept alive; its value): an
+        # alias names the same data, built once (so an alias bomb costs its distinct nodes)
+        self._built: dict[tuple[int, int], tuple[Any, Any]] = {}
 
     def fail(self, where: str, message: str) -> PersistenceError:
         """The error for a problem at model path ``where``."""
         return PersistenceError(f'{self.source}: {where or "<top>"}: {message}')
 
+    def part(self, node: dict[str, Any], key: str, where: str, kind: type = dict) -> Any:
+        """``node[key]`` (empty when missing), checked to be a ``kind`` (dict or list)."""
+        data = node.get(key) or kind()
+        if not isinstance(data, kind):
+            raise self.fail(where, f'{key}: expected a {"mapping" if kind is dict else "list"}, '
+                                   f'got {describe_value(data)}')
+        return data
+
     # -- classes and values ---------------------------------------------------------------------
     def find_class(self, name: Any, where: str, base: type | tuple[type, ...] | None,
-                   what: str) -> type:
-        """The class called ``name``, which must derive from ``base`` (or be creatable)."""
+                   what: str, place: str = '') -> type:
+        """The class called ``name``: a creatable model type deriving from ``base`` if given
+        (the type that model path ``place`` declares)."""
         if not isinstance(name, str):
             raise self.fail(where, f'expected a class name (str) for {what}, got '
                                    f'{describe_value(name)}')
@@ -77,42 +100,65 @@ class Builder:
                 raise self.fail(where, f'{what} {name!r} cannot be created here: {exc}') \
                     from None
             self._classes[name] = cls
-        ok = issubclass(cls, base) if base is not None else creatable_object_class(cls)
-        if not ok:
-            expected = (base.__name__ if isinstance(base, type) else
-                        ' or '.join(b.__name__ for b in base) if base else 'model type')
-            raise self.fail(where, f'{what} {name!r} is a {cls.__module__}.{cls.__qualname__}, '
-                                   f'not a {expected}; a model file may only create model '
-                                   f'types')
+        given = f'{what} {name!r} is a {cls.__module__}.{cls.__qualname__}'
+        if base is not None and not issubclass(cls, base):
+            expected = base.__name__ if isinstance(base, type) else \
+                ' or '.join(b.__name__ for b in base)
+            why = f'{place} takes {_a(expected)}' if place else \
+                'a model file may only create model types'
+            raise self.fail(where, f'{given}, not {_a(expected)}; {why}')
+        if not creatable_object_class(cls):
+            raise self.fail(where, f'{given}, not a model type; a model file may only create '
+                                   f'model types')
+        if getattr(cls, 'runs_commands', False) and not self.trust_commands:
+            raise self.fail(where, f'{given}, which runs commands when the model runs; a model '
+                                   f'file runs none unless it is loaded with trust_commands=True '
+                                   f'(openmdao-like run --trust-commands), for files you trust')
         return cls
 
-    def value(self, data: Any, where: str, owner: Container | None = None) -> Any:
-        """YAML data -> the value (creating tagged objects, resolving files to ``owner``)."""
-        if isinstance(data, list):
-            return [self.value(v, where, owner) for v in data]
-        if isinstance(data, tuple):
-            return tuple(self.value(v, where, owner) for v in data)
-        if isinstance(data, dict):
-            return {k: self.value(v, where, owner) for k, v in data.items()}
+    def value(self, data: Any, where: str, owner: Container | None = None,
+              base: type | tuple[type, ...] | None = None, place: str = '') -> Any:
+        """YAML data -> the value (creating tagged objects, resolving files to ``owner``).
+
+        ``data`` goes to model path ``place`` (default ``where``, which names errors about the
+        class it names); a ``!class`` or ``!object`` there must be a model type deriving from
+        ``base`` if given, those in lists and mappings below it a model type."""
+        if isinstance(data, (list, tuple, dict)):
+            key = (id(data), id(owner))
+            if key not in self._built:
+                if isinstance(data, dict):
+                    built = {k: self.value(v, where, owner) for k, v in data.items()}
+                else:
+                    built = type(data)(self.value(v, where, owner) for v in data)
+                self._built[key] = (data, built)
+            return self._built[key][1]
         if isinstance(data, ClassRef):
-            return self.find_class(data.name, where, object, 'class')
+            return self.find_class(data.name, where, base, 'class', place=place)
         if isinstance(data, ObjectSpec):
-            cls = self.find_class(data.name, where, None, 'object class')
-            args = {k: self.value(v, f'{where}.{k}') for k, v in data.args.items()}
+            cls = self.find_class(data.name, where, base, 'object class', place=place)
+            args = self.settings(cls, data.args, place or where)
             return self.construct(cls, data.name, args, where)
         if isinstance(data, FileSpec):
-            return self.file_ref(data, where, owner)
+            check_relative(data.path, where, self.source, 'file reference')
+            return FileRef(data.path, owner, data.binary, data.content_type)
         return data
 
-    def file_ref(self, spec: FileSpec, where: str, owner: Container | None) -> FileRef:
-        """A FileRef below ``owner``'s directory; a path that would leave it is refused."""
-        path = spec.path
-        norm = os.path.normpath(path)
-        if os.path.isabs(path) or norm == '..' or norm.startswith('..' + os.sep):
-            raise PathError(f'{self.source}: {where}: file reference {path!r} escapes the '
-                            f'model directory (expected a path relative to the component '
-                            f'directory, without "..")')
-        return FileRef(path, owner, spec.binary, spec.content_type)
+    def settings(self, cls: type, saved: dict[str, Any], where: str,
+                 of_node: bool = False) -> dict[str, Any]:
+        """The settings of a new ``cls`` object at model path ``where``: each value as the
+        constructor argument's annotation asks (its type for a ``!class`` or ``!object``, a
+        path checked by the rules). Errors about the class a node's own setting names are
+        reported at the node (``of_node``), others at ``where.name``."""
+        types = setting_types(cls)
+        values = {}
+        for key, data in saved.items():
+            place = f'{where}.{key}'
+            bases, is_path = types.get(key, ((), False))
+            values[key] = self.value(data, where if of_node else place, base=bases or None,
+                                     place=place)
+            if is_path:
+                self.paths.check(values[key], place, self.source)
+        return values
 
     def construct(self, cls: type | None, name: str, settings: dict[str, Any],
                   where: str) -> Any:
@@ -127,8 +173,9 @@ class Builder:
         except PersistenceError:
             raise
         except Exception as exc:
-            raise self.fail(where, f'cannot create {name} with settings {settings!r}: '
-                                   f'{type(exc).__name__}: {exc}') from exc
+            raise self.fail(where, f'cannot create {name} with settings '
+                                   f'{bounded_repr(settings, 200)}: {type(exc).__name__}: '
+                                   f'{exc}') from exc
         return obj
 
     # -- the tree -------------------------------------------------------------------------------
@@ -156,11 +203,11 @@ class Builder:
                 parent.add(name, obj)
             self.apply_values(obj, node.get('variables') or {}, where)
             return obj
-        saved = node.get('settings') or {}
+        saved = self.part(node, 'settings', where)
         if existing is not None and type(existing) is cls and _same_settings(existing, saved):
             obj = existing
         else:
-            obj = self.construct(cls, typname, self.value(saved, where), where)
+            obj = self.construct(cls, typname, self.settings(cls, saved, where, True), where)
             if parent is not None:
                 parent.add(name, obj)
         self.apply(obj, node, where)
@@ -178,21 +225,21 @@ class Builder:
                                    f'{self.versions.get(typname)}, not installed here), which '
                                    f'gives it its settings and variable values only; its '
                                    f'{", ".join(extra)} cannot be applied')
-        settings = self.value(node.get('settings') or {}, where)
+        settings = self.value(self.part(node, 'settings', where), where)
         obj = self.construct(None, typname, settings, where)
         if not isinstance(obj, Container):
             raise self.fail(where, f'the version policy created {describe_value(obj)} for '
                                    f'{typname}, not a model object')
         if parent is not None:
             parent.add(name, obj)
-        obj.directory = node.get('directory', '')
+        self.apply_directory(obj, node, where)
         self.apply_values(obj, node.get('variables') or {}, where)
         return obj
 
     def apply(self, obj: Container, node: dict[str, Any], where: str) -> None:
         """Make ``obj`` match ``node``: structure first, then values."""
-        obj.directory = node.get('directory', '')
-        self.apply_added_variables(obj, node.get('added_variables') or {}, where)
+        self.apply_directory(obj, node, where)
+        self.apply_added_variables(obj, self.part(node, 'added_variables', where), where)
         self.apply_children(obj, node.get('children') or {}, where)
         if isinstance(obj, Assembly):
             self.apply_connections(obj, node.get('connections') or [], where)
@@ -200,10 +247,19 @@ class Builder:
                 if isinstance(child, Driver):
                     self.apply_driver(child, node['children'][name], _join(where, name))
             drivers = node.get('driver_workflow')
-            obj.driver_workflow = None if drivers is None else list(drivers)
-            obj.recorders = [self.value(r, f'{_join(where, "recorders")}[{i}]')
-                             for i, r in enumerate(node.get('recorders') or [])]
+            obj.driver_workflow = None if drivers is None else \
+                self.part(node, 'driver_workflow', where, list)
+            from ..recorders.base import CaseRecorder  # only now: it loads sqlite3
+            at = _join(where, 'recorders')
+            obj.recorders = [self.value(r, f'{at}[{i}]', base=CaseRecorder, place=f'{at}[{i}]')
+                             for i, r in enumerate(self.part(node, 'recorders', where, list))]
         self.apply_values(obj, node.get('variables') or {}, where)
+
+    def apply_directory(self, obj: Container, node: dict[str, Any], where: str) -> None:
+        """The saved directory, relative to the parent's (never leaving it)."""
+        directory = node.get('directory', '')
+        check_relative(directory, _join(where, 'directory'), self.source, 'directory')
+        obj.directory = directory
 
     def apply_added_variables(self, obj: Container, specs: dict[str, Any], where: str) -> None:
         describer = Describer()
@@ -223,6 +279,9 @@ class Builder:
                                    f'metadata}}, got {describe_value(spec)}')
         cls = self.find_class(spec['type'], where, Variable, 'variable type')
         meta = self.value(spec.get('metadata') or {}, where)
+        if isinstance(meta, dict) and 'local_path' in meta:
+            check_relative(meta['local_path'], f'{where} (local_path)', self.source,
+                           'local_path')
         first = self.value(spec['klass'], where) if 'klass' in spec else \
             self.value(spec.get('default'), where)
         try:
@@ -312,7 +371,10 @@ class Builder:
             if name not in known:
                 raise self.fail(path, f'{type(obj).__name__} has no variable {name!r} '
                                       f'(variables: {", ".join(known) or "none"})')
-            value = self.value(data, path, obj)
+            var = known[name]
+            klass = var.klass if isinstance(var, Instance) else None
+            value = self.value(data, path, obj, base=klass if isinstance(klass, type) else None,
+                               place=path)
             try:
                 setattr(obj, name, value)
             except Exception as exc:
@@ -331,6 +393,10 @@ def _expr(item: Any) -> tuple[str, str | None]:
     if isinstance(item, dict):
         return item['expr'], item.get('name')
     return item, None
+
+
+def _a(noun: str) -> str:
+    return f'{"an" if noun[:1] in "AEIOUaeiou" else "a"} {noun}'
 
 
 def _join(where: str, name: str) -> str:

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from .. import __version__
-from ..errors import PersistenceError, VersionMismatchError, VersionMismatchWarning
+from ..errors import (PersistenceError, VersionMismatchError, VersionMismatchWarning,
+                      bounded_repr)
 from ..factories import TypeInfo, installed_version, version_matches
 
 #: Version of the layout of saved models; loading reads this one and older ones.
@@ -53,20 +54,23 @@ def check_structure(header: Any, source: str) -> list[dict[str, Any]]:
     if not isinstance(header, dict) or FORMAT_KEY not in header:
         raise PersistenceError(f'{source}: not an openmdao_like model file (expected a header '
                                f'starting with "{FORMAT_KEY}: {FORMAT}", got '
-                               f'{str(header)[:80]!r})')
+                               f'{bounded_repr(header)})')
     version = header[FORMAT_KEY]
     if not isinstance(version, int) or version < 1:
         raise PersistenceError(f'{source}: header: {FORMAT_KEY} must be a format number >= 1, '
-                               f'got {version!r}')
+                               f'got {bounded_repr(version)}')
     if version > FORMAT:
         raise PersistenceError(f'{source}: saved in model format {version} by openmdao_like '
-                               f'{header.get("openmdao_like")}; this openmdao_like '
+                               f'{bounded_repr(header.get("openmdao_like"))}; this openmdao_like '
                                f'({__version__}) reads formats up to {FORMAT}: upgrade it')
     rows = header.get('classes')
     if not isinstance(rows, list) or not all(
-            isinstance(r, dict) and isinstance(r.get('class'), str) for r in rows):
-        raise PersistenceError(f'{source}: header: "classes" must be a list of {{class, '
-                               f'distribution, version}}, got {str(rows)[:80]!r}')
+            isinstance(r, dict) and isinstance(r.get('class'), str)
+            and isinstance(r.get('distribution'), (str, type(None)))
+            and isinstance(r.get('version'), (str, int, float, type(None))) for r in rows):
+        raise PersistenceError(f'{source}: header: "classes" must be a list of {{class: str, '
+                               f'distribution: str or null, version: str or null}}, got '
+                               f'{bounded_repr(rows)}')
     return rows
 
 

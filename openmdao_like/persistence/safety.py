@@ -5,10 +5,9 @@ distribution registers through an openmdao_like entry point. Higher layers add t
 
 from __future__ import annotations
 
-import sys
 import threading
 
-from ..factories import factory_manager
+from ..factories import check_type_name, factory_manager
 
 _lock = threading.Lock()
 _added: tuple[type, ...] = ()
@@ -41,10 +40,6 @@ def creatable_object_class(cls: type) -> bool:
 
 def find_class_for_file(name: str) -> type:
     """The class ``name`` for a model file: like `factory_manager.find_class`, but a file may not
-    make loading import a standard-library module (none holds model classes, and some act when
-    imported); the caller still checks the class's type. `NameError` says why not."""
-    top = name.partition('.')[0]
-    if top in sys.stdlib_module_names and top not in sys.modules:
-        raise NameError(f'{name!r} would import the standard-library module {top!r}, which '
-                        f'holds no model classes; a model file may not do that')
-    return factory_manager.find_class(name)
+    make loading import a standard-library module (`check_type_name`); the caller still checks
+    the class's type. `NameError` says why not."""
+    return factory_manager.find_class(check_type_name(name, imported_ok=True))

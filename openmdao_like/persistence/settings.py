@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import types
+import typing
 from typing import Any
 
 from traits.api import HasTraits
@@ -44,6 +47,38 @@ def signature_params(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], froze
                 required.add(p.name)
         first = False
     return tuple(own), tuple(inherited), frozenset(required)
+
+
+@functools.lru_cache(maxsize=None)
+def setting_types(cls: type) -> dict[str, tuple[tuple[type, ...], bool]]:
+    """Argument name -> (the classes its annotation names, whether it names ``os.PathLike``),
+    for the arguments of the ``__init__``s of ``cls`` and its bases whose annotation names any
+    (``DOEGenerator | Callable | None`` names DOEGenerator; ``str | os.PathLike[str]`` names
+    str and a path). An annotation that cannot be resolved names nothing."""
+    found: dict[str, tuple[tuple[type, ...], bool]] = {}
+    for klass in reversed(cls.__mro__):  # the nearest definition wins
+        init = klass.__dict__.get('__init__')
+        if init is None or klass in _STOP or klass.__module__.startswith('traits.'):
+            continue
+        try:
+            hints = typing.get_type_hints(init)
+        except Exception:  # a forward reference or a type that only a type checker knows
+            continue
+        for name, hint in hints.items():
+            members = _union_members(hint)
+            classes = tuple(h for h in members if isinstance(h, type)
+                            and h not in (type(None), typing.Any))
+            is_path = any(h is os.PathLike or typing.get_origin(h) is os.PathLike
+                          for h in members)
+            if name != 'return' and (classes or is_path):
+                found[name] = (classes, is_path)
+    return found
+
+
+def _union_members(hint: Any) -> tuple[Any, ...]:
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return tuple(m for arg in typing.get_args(hint) for m in _union_members(arg))
+    return (hint,)
 
 
 def read_settings(obj: Any, where: str) -> dict[str, Any]:

@@ -1,21 +1,39 @@
 """The YAML dialect of saved models: plain YAML plus a few tags for values that plain YAML
 cannot carry (``!array``, ``!tuple``, ``!file``, ``!class``, ``!object``), read with a safe
 loader that builds data only — a tagged ``!object`` becomes an `ObjectSpec`, which the model
-builder creates later, and only if it is of a type a model may contain."""
+builder creates later, and only if it is of a type a model may contain.
+
+The loader also bounds what a document may cost before building anything from it: at most
+`MAX_NODES` nodes counting every alias as a copy of what it names (a "billion laughs" alias bomb
+is a small file that expands to billions), nested at most `MAX_DEPTH` deep, and integers of at
+most `MAX_INT_DIGITS` characters."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import yaml
+
+from ..errors import PersistenceError, bounded_repr
 
 _Dumper = getattr(yaml, 'CSafeDumper', yaml.SafeDumper)
 _Loader = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
 
 #: A list of at most this many scalars is written on one line (``[1.0, 2.0]``).
 FLOW_LIST_MAX = 16
+#: Most nodes (scalars, lists, mappings) a document may hold, each alias counted as a copy of
+#: the node it names (as code walking the loaded values sees them): a document without aliases
+#: is refused only when it is this large itself (a model holding a 1,000,000-element array has
+#: about that many nodes), an alias bomb as soon as its expansion would be.
+MAX_NODES = 5_000_000
+#: Deepest nesting of lists and mappings in a document (a model nests about two levels per
+#: assembly); a node that contains itself through an alias is refused by this too.
+MAX_DEPTH = 100
+#: Most characters of an integer in a document (Python's int parser stops at 4300 digits with
+#: a bare ValueError, and an int of 64 bits has 20).
+MAX_INT_DIGITS = 100
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,9 @@ class ObjectSpec:
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        return f'ObjectSpec({self.name!r}, {bounded_repr(self.args)})'
 
 
 @dataclass
@@ -55,7 +76,56 @@ class Dumper(_Dumper):
 
 
 class Loader(_Loader):
-    """Safe loader with the tags above."""
+    """Safe loader with the tags above; refuses a document over its limits before building it.
+    ``source`` names the file in errors."""
+
+    source = '<stream>'
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _measure(node, 0, {}, self.source)
+        return super().construct_document(node)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        """The value of ``node``; a value its tag cannot read (``!!float x``) is a YAML error
+        at the node's place, as PyYAML's own constructors raise bare Python errors."""
+        try:
+            return super().construct_object(node, deep)
+        except (yaml.YAMLError, PersistenceError):
+            raise
+        except Exception as exc:
+            text = f' {bounded_repr(node.value)}' if isinstance(node, yaml.ScalarNode) else ''
+            raise yaml.constructor.ConstructorError(
+                None, None, f'cannot read {node.tag}{text}: {type(exc).__name__}: {exc}',
+                node.start_mark) from exc
+
+
+def _measure(node: yaml.Node, depth: int, seen: dict[int, tuple[int, int]],
+             source: str) -> tuple[int, int]:
+    """(nodes below and at ``node``, counted through aliases; its height), computed once per
+    node (an alias names the same node object); raises `PersistenceError` over the limits."""
+    known = seen.get(id(node))
+    if depth + (known[1] if known else 0) > MAX_DEPTH:
+        raise _over(node, source, f'nests deeper than {MAX_DEPTH} levels (or an alias names a '
+                                  f'node that contains it)', 'MAX_DEPTH')
+    if known is not None:
+        return known
+    size, height = 1, 0
+    children = [c for pair in node.value for c in pair] if isinstance(node, yaml.MappingNode) \
+        else node.value if isinstance(node, yaml.SequenceNode) else ()
+    for child in children:
+        child_size, child_height = _measure(child, depth + 1, seen, source)
+        size += child_size
+        height = max(height, child_height + 1)
+        if size > MAX_NODES:
+            how = 'holds' if len(seen) >= MAX_NODES else 'expands through its aliases to'
+            raise _over(node, source, f'{how} more than {MAX_NODES:,} nodes', 'MAX_NODES')
+    seen[id(node)] = (size, height)
+    return size, height
+
+
+def _over(node: yaml.Node, source: str, what: str, limit: str) -> PersistenceError:
+    return PersistenceError(f'{source}: line {node.start_mark.line + 1}: the document {what}, '
+                            f'over the limit of a model file ({__name__}.{limit})')
 
 
 def _scalar(value: Any) -> bool:
@@ -137,10 +207,19 @@ def _construct_array(loader: Loader, node: yaml.Node) -> np.ndarray:
             raise TypeError(f'dtype {dtype} is not a number or bool type')
         arr = np.array(body['data'], dtype=dtype)
         return arr.reshape([int(n) for n in body['shape']])
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise yaml.constructor.ConstructorError(
             None, None, f'!array needs dtype, shape and data that agree: {exc}',
             node.start_mark) from None
+
+
+def _construct_int(loader: Loader, node: yaml.Node) -> int:
+    text = loader.construct_scalar(node)
+    if len(text) > MAX_INT_DIGITS:
+        raise PersistenceError(f'{loader.source}: line {node.start_mark.line + 1}: an integer '
+                               f'of {len(text):,} characters; a model file may hold integers '
+                               f'of at most {MAX_INT_DIGITS}')
+    return loader.construct_yaml_int(node)
 
 
 def _construct_tuple(loader: Loader, node: yaml.Node) -> tuple:
@@ -173,6 +252,7 @@ def _construct_file(loader: Loader, node: yaml.Node) -> FileSpec:
     return FileSpec(body['path'], bool(body.get('binary', False)), body.get('content_type'))
 
 
+Loader.add_constructor('tag:yaml.org,2002:int', _construct_int)
 Loader.add_constructor('!array', _construct_array)
 Loader.add_constructor('!tuple', _construct_tuple)
 Loader.add_constructor('!class', _construct_classref)
@@ -188,6 +268,13 @@ def dump_documents(documents: list[Any], comment: str = '') -> str:
     return f'{comment}{text}...\n'
 
 
-def load_documents(text: str) -> Any:
-    """An iterator over the documents of ``text`` (parsed one at a time)."""
-    return yaml.load_all(text, Loader=Loader)
+def load_documents(text: str, source: str = '<stream>') -> Iterator[Any]:
+    """An iterator over the documents of ``text`` (parsed one at a time; errors name
+    ``source``)."""
+    loader = Loader(text)
+    loader.source = source
+    try:
+        while loader.check_data():
+            yield loader.get_data()
+    finally:
+        loader.dispose()
