@@ -91,6 +91,19 @@ def still_serves(server: ServerProcess, key: str | None = None) -> None:
 
 
 @pytest.fixture
+def connect(server: ServerProcess) -> Iterator[Any]:
+    """``connect(key)``: a `FactoryProxy` to ``server``, closed after the test."""
+    made: list[Any] = []
+
+    def connect_with(key: str) -> Any:
+        made.append(connect_to_server(server.host, server.port, key=key))
+        return made[-1]
+    yield connect_with
+    for proxy in made:
+        proxy.close()
+
+
+@pytest.fixture
 def server(tmp_path: Path, remote_key_file: Path) -> Iterator[ServerProcess]:
     """A server with a user key and tight bounds, so attacks end quickly."""
     user = write_key(tmp_path / 'user.key', USER_KEY)
@@ -100,13 +113,13 @@ def server(tmp_path: Path, remote_key_file: Path) -> Iterator[ServerProcess]:
         yield proc
 
 
-# -- 1: no code from a user key ---------------------------------------------------------------------
+# -- 1: no code from a user key --------------------------------------------------------------------
 PLANTED = ('_codecs_jp', 'this', 'antigravity', 'zipfile', 'sqlite3', 'json', 'pickletools',
            'sitecustomize', 'usercustomize', 'cloudpickle', 'numpy')
 
 
-def test_1_modules_uploaded_next_to_an_object_are_never_imported(server, tmp_path):
-    user = connect_to_server(server.host, server.port, key=USER_KEY)
+def test_1_modules_uploaded_next_to_an_object_are_never_imported(server, tmp_path, connect):
+    user = connect(USER_KEY)
     comp = user.create('remote_models.Scale')
     marker = tmp_path / 'pwned'
     source = tmp_path / 'evil.py'
@@ -133,7 +146,7 @@ def test_1_modules_uploaded_next_to_an_object_are_never_imported(server, tmp_pat
     still_serves(server)
 
 
-# -- 2: claimed lengths hold no memory; a stalled message ends --------------------------------------
+# -- 2: claimed lengths hold no memory; a stalled message ends -------------------------------------
 def test_2_claimed_message_sizes_hold_no_memory_and_stalled_messages_end(server):
     before = rss_mb(server.pid)
     socks = []
@@ -198,13 +211,14 @@ def test_2_a_client_refuses_to_send_more_than_the_server_accepts(tmp_path, remot
         with pytest.raises(WireError, match='max message size'):
             factory.create('remote_models.ArrayScale', a=np.ones(200_000))
         factory.release(comp)
+        factory.close()
         still_serves(server)
 
 
-# -- 3: decoding never allocates from a claim -------------------------------------------------------
-def test_3_a_tiny_create_argument_cannot_make_the_factory_allocate(server):
+# -- 3: decoding never allocates from a claim ------------------------------------------------------
+def test_3_a_tiny_create_argument_cannot_make_the_factory_allocate(server, connect):
     before = rss_mb(server.pid)
-    user = connect_to_server(server.host, server.port, key=USER_KEY)
+    user = connect(USER_KEY)
     review = reduce_pickle(bytearray, 1_350_000_000)        # 35 bytes
     with pytest.raises(WireError):
         user._call('create', 'remote_models.Scale', None, ('p', review, ()))
@@ -219,7 +233,7 @@ def test_3_a_tiny_create_argument_cannot_make_the_factory_allocate(server):
     still_serves(server)
 
 
-# -- 4: logins bounded in time and number ---------------------------------------------------------
+# -- 4: logins bounded in time and number ----------------------------------------------------------
 def test_4_a_trickling_login_ends_at_the_login_timeout(server):
     sock = socket.create_connection((server.host, server.port))
     start = time.monotonic()
@@ -272,9 +286,10 @@ def test_4_connections_beyond_the_cap_are_refused_clearly(server):
 
 
 # -- 5: roles: a user key manages only its own objects, states are signed --------------------------
-def test_5_a_user_key_cannot_plant_a_state_or_touch_the_owners_objects(server, tmp_path):
-    owner = connect_to_server(server.host, server.port, key=server.key)
-    user = connect_to_server(server.host, server.port, key=USER_KEY)
+def test_5_a_user_key_cannot_plant_a_state_or_touch_the_owners_objects(server, tmp_path,
+                                                                     connect):
+    owner = connect(server.key)
+    user = connect(USER_KEY)
     theirs = owner.create('remote_models.Scale')
     mine = user.create('remote_models.Scale')
     marker = tmp_path / 'pwned'
@@ -313,8 +328,8 @@ def test_5_a_user_key_cannot_plant_a_state_or_touch_the_owners_objects(server, t
 
 
 # -- 11: create checks the name before importing; the port has its own channel ---------------------
-def test_11_create_refuses_a_stdlib_name_before_importing_it(server):
-    user = connect_to_server(server.host, server.port, key=USER_KEY)
+def test_11_create_refuses_a_stdlib_name_before_importing_it(server, connect):
+    user = connect(USER_KEY)
     for name in ('this.Zen', 'antigravity.Fly', 'os.system', 'nonsense', '__import__'):
         with pytest.raises(NameError, match='refused before importing it|expected a dotted'):
             user.create(name)
@@ -322,8 +337,8 @@ def test_11_create_refuses_a_stdlib_name_before_importing_it(server):
     still_serves(server, USER_KEY)
 
 
-def test_11_a_component_module_that_prints_does_not_break_the_port_report(server):
-    factory = server.connect()
+def test_11_a_component_module_that_prints_does_not_break_the_port_report(server, connect):
+    factory = connect(server.key)
     comp = factory.create('noisy_models.Noisy')
     comp.x = 1.5
     comp.run()
@@ -333,9 +348,9 @@ def test_11_a_component_module_that_prints_does_not_break_the_port_report(server
     factory.release(comp)
 
 
-# -- 12: dead objects, half-done unzips, introspection requests -----------------------------------
-def test_12_a_dead_object_leaves_list_objects(server):
-    factory = server.connect()
+# -- 12: dead objects, half-done unzips, introspection requests ------------------------------------
+def test_12_a_dead_object_leaves_list_objects(server, connect):
+    factory = connect(server.key)
     comp = factory.create('remote_models.Scale')
     os.kill(comp.remote_pid, 9)
     deadline = time.monotonic() + 15
@@ -351,8 +366,8 @@ def test_12_a_dead_object_leaves_list_objects(server):
     still_serves(server)
 
 
-def test_12_a_failed_unzip_removes_what_it_extracted(server, tmp_path):
-    factory = server.connect()
+def test_12_a_failed_unzip_removes_what_it_extracted(server, tmp_path, connect):
+    factory = connect(server.key)
     comp = factory.create('remote_models.Scale')
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, 'w', zipfile.ZIP_STORED) as zf:

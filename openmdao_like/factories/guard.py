@@ -11,19 +11,21 @@ import sys
 from typing import Any
 
 
-def check_type_name(typname: Any, what: str = 'type name') -> str:
+def check_type_name(typname: Any, what: str = '', imported_ok: bool = False) -> str:
     """``typname`` when it is a dotted Python path (``package.module.Class``) whose top-level
-    package is not a standard-library module; else `NameError` (`TypeError` for a non-str)
-    saying why, before anything is imported."""
+    package is not a standard-library module (``imported_ok``: unless already imported, which
+    makes importing it do nothing); else `NameError` (`TypeError` for a non-str) saying why,
+    prefixed by ``what``, before anything is imported."""
+    prefix = f'{what}: ' if what else ''
     if not isinstance(typname, str):
-        raise TypeError(f'{what}: expected a dotted name such as "package.module.Class", got '
+        raise TypeError(f'{prefix}expected a dotted name such as "package.module.Class", got '
                         f'{type(typname).__name__}')
     parts = typname.split('.')
     if len(parts) < 2 or not all(part.isidentifier() for part in parts):
-        raise NameError(f'{what}: expected a dotted name such as "package.module.Class", got '
+        raise NameError(f'{prefix}expected a dotted name such as "package.module.Class", got '
                         f'{typname[:200]!r}')
-    if parts[0] in sys.stdlib_module_names:
-        raise NameError(f'{what}: {typname!r} would import the standard-library module '
-                        f'{parts[0]!r}, which holds no model classes; refused before '
-                        f'importing it')
+    top = parts[0]
+    if top in sys.stdlib_module_names and not (imported_ok and top in sys.modules):
+        raise NameError(f'{prefix}{typname!r} would import the standard-library module '
+                        f'{top!r}, which holds no model classes; refused before importing it')
     return typname

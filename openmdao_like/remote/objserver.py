@@ -1,10 +1,10 @@
 """An ObjServer: the process that holds one remote object, in its own directory, serving its
 proxies and its peers. An `ObjServerFactory` starts it (``python -P -m
-openmdao_like.remote.serve_object`` with an absolute PYTHONPATH: its directory, where
-clients upload, is never on ``sys.path``), passes its settings as one JSON line on stdin and reads one JSON line back (the
-port, or the error that stopped it) on the report channel: the process's original stdout,
-which nothing else writes to (``sys.stdout`` and file descriptor 1 go to the log). When that
-stdin closes (the factory ended, even by ``kill -9``) the ObjServer exits.
+openmdao_like.remote.serve_object`` with an absolute PYTHONPATH: its directory, where clients
+upload, is never on ``sys.path``), passes its settings as one JSON line on stdin and reads one
+JSON line back (the port, or the error that stopped it) on the report channel: the process's
+original stdout, which nothing else writes to (``sys.stdout`` and file descriptor 1 go to the
+log). When that stdin closes (the factory ended, even by ``kill -9``) the ObjServer exits.
 
 One round trip runs the component: `ObjService.run` sets the changed inputs, fetches values
 from peers (``rpull``), executes, sends values to peers (``rpush``) and returns the outputs
