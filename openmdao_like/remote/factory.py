@@ -180,6 +180,7 @@ class ObjServerFactory:
             with self._lock:
                 entries = list(self.objects.values())
                 self.objects.clear()
+                self.dead.clear()
             for entry in entries:
                 _end(entry.process)
                 shutil.rmtree(entry.directory, ignore_errors=True)
@@ -229,8 +230,8 @@ class ObjServerFactory:
             'ctor_args': encode_blob(*codec.dumps(ctor_args or {})),
             'keys': {r: _b64(k) for r, k in keys.items()},
             'peer_keys': {name: _b64(k) for name, k in self.peer_keys.items()},
-            'allowed_hosts': self.allowed_hosts, 'allowed_types': self.allowed_types,
-            'tls': self.tls, 'allow_shell': self.allow_shell, 'liveness': self.liveness,
+            'allowed_hosts': self.allowed_hosts, 'tls': self.tls,
+            'allow_shell': self.allow_shell, 'liveness': self.liveness,
             'limits': self.limits.as_data(),
             'log_level': logging.getLogger().getEffectiveLevel()}
         if runner is not None:
@@ -396,7 +397,6 @@ class FactoryService(FileService, SecureService):
     @remote()
     def create(self, typname: str, version: str | None, ctor_args: tuple) -> tuple:
         """``(id, host, port, directory)`` of a new object in its own ObjServer."""
-        self.factory.check_type(typname)
         args = codec.unpack(ctor_args)
         entry = self.factory.create(typname, version, args, role=self.role)
         return (entry.id, self.factory.host, entry.port, entry.directory)

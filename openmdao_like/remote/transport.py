@@ -262,6 +262,14 @@ class OOBConnection(Connection):
         allowed = _SERVER_REQUESTS if self._serving else _CLIENT_REQUESTS
         self._HANDLERS = _Handlers((k, v) for k, v in self._HANDLERS.items() if k in allowed)
 
+    def __del__(self) -> None:
+        # rpyc says goodbye to the peer when a connection is collected; at interpreter exit
+        # the modules that needs may be gone already, and there is nobody left to tell
+        try:
+            self.close()
+        except Exception:
+            pass
+
     def _box(self, obj: Any) -> Any:
         if type(obj) is OOB:
             pending = _local.__dict__.setdefault('outgoing', [])
