@@ -7,7 +7,7 @@ REV (any git revision, e.g. ``HEAD~3`` or ``main``) is exported with ``git archi
 temporary directory and put first on PYTHONPATH for its runs (the editable install of the
 working tree is found only after PYTHONPATH, so each run imports the tree it is meant to, and so
 do the servers it starts). Each script runs ``--runs`` times per tree, before and after taking
-turns. The scripts' own JSON lines go to stderr; stdout gets, per (script, configuration) and
+turns (each going first in every other run). The scripts' own JSON lines go to stderr; stdout gets, per (script, configuration) and
 per run, one line whose ``ours`` is the working tree's figure and ``baseline`` REV's:
 
     {"bench": "before_after", "config": {"script": ..., "config": ..., "run": 1},
@@ -64,8 +64,12 @@ def main():
         export(args.rev, before)
         for run in range(1, args.runs + 1):
             for script in args.scripts:
-                old = run_script(script, before, extra)
-                new = run_script(script, None, extra)
+                if run % 2:  # each tree goes first in every other run
+                    old = run_script(script, before, extra)
+                    new = run_script(script, None, extra)
+                else:
+                    new = run_script(script, None, extra)
+                    old = run_script(script, before, extra)
                 for was, now in zip(old, new):
                     unit = now.get("unit") or ""
                     rate = "/s" in unit
