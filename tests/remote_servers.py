@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -131,3 +132,12 @@ class ServerProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+def reduce_pickle(func: Any, *args: Any) -> bytes:
+    """A pickle that calls ``func(*args)`` when loaded by a plain unpickler (an attacker's
+    payload)."""
+    class Call:
+        def __reduce__(self):
+            return (func, args)
+    return pickle.dumps(Call(), protocol=5)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import codecs
 import importlib
 import os
-import pickle
 import subprocess
 import sys
 from collections import OrderedDict
@@ -22,6 +21,7 @@ from rpyc.core import brine
 from openmdao_like.errors import WireError
 from openmdao_like.remote import codec
 from openmdao_like.variables.file import FileRef
+from remote_servers import reduce_pickle
 
 FUZZ = settings(max_examples=300, deadline=2000, derandomize=True, database=None,
                 suppress_health_check=[HealthCheck.too_slow])
@@ -39,13 +39,6 @@ def children() -> set[int]:
             if int(fields[1]) == os.getpid():
                 found.add(int(entry.name))
     return found
-
-
-def reduce_pickle(func: Any, *args: Any) -> bytes:
-    class Call:
-        def __reduce__(self):
-            return (func, args)
-    return pickle.dumps(Call(), protocol=5)
 
 
 def hostile(marker: Path) -> list[tuple[str, Any]]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import codecs
 import io
 import os
-import pickle
 import select
 import socket
 import ssl
@@ -28,7 +27,7 @@ from openmdao_like.errors import PathError, RemoteError, WireError
 from openmdao_like.remote import connect_to_server
 from openmdao_like.remote.auth import client_handshake, check_key
 from openmdao_like.remote.connection import ServerConnection
-from remote_servers import ServerProcess, write_key
+from remote_servers import ServerProcess, reduce_pickle, write_key
 
 USER_KEY = 'user-key-' + 'u' * 30
 MB = 1 << 20
@@ -69,14 +68,6 @@ def closed_within(sock: socket.socket, seconds: float) -> bool:
             return False
         except ConnectionError:
             return True
-
-
-def reduce_pickle(func: Any, *args: Any) -> bytes:
-    """A pickle that calls ``func(*args)`` when loaded by a plain unpickler."""
-    class Call:
-        def __reduce__(self):
-            return (func, args)
-    return pickle.dumps(Call(), protocol=5)
 
 
 def still_serves(server: ServerProcess, key: str | None = None) -> None:
