@@ -112,6 +112,7 @@ def test_parallel_results_equal_serial(executor):
     assert [c.status for c in parallel.driver.results].count('failed') == 1
     assert 'RuntimeError: model failure at x=17.0' in parallel.driver.results[17].error
     same_cases(parallel.driver.results, serial.driver.results)
+    executor.shutdown()  # a user's executor stays warm until shut down
     assert_no_workers_left()
 
 
@@ -127,6 +128,7 @@ def test_model_is_shipped_once_per_worker():
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     assert {o['w.loads'] for o in outputs} == {before + 1.0}  # once in each worker
     assert LOADS == before  # and never in this process
+    top.driver.executor.shutdown()  # a user's executor stays warm
     assert_no_workers_left(pids)
 
 
@@ -146,6 +148,7 @@ def test_killed_worker_fails_only_its_case(how, why):
     assert 'infrastructure loss, not an exception raised by the model' in lost.error
     assert math.isnan(lost.outputs['w.y'])
     assert [c.outputs['w.y'] for c in results if c.ok] == [2.0 * i for i in range(40) if i != 13]
+    top.driver.executor.shutdown()  # a user's executor stays warm
     assert_no_workers_left({c.outputs['w.pid'] for c in results})
 
 
@@ -160,6 +163,7 @@ def test_lost_worker_under_abort_raises_and_stops_every_worker():
     ids = [c.id for c in top.driver.results]  # cases in flight finished and were recorded
     assert ids == list(range(len(ids))) and len(ids) > 5
     assert [c.id for c in top.driver.results if not c.ok] == [5]
+    top.driver.executor.shutdown()  # a user's executor stays warm
     assert_no_workers_left()
 
 
@@ -171,6 +175,7 @@ def test_lost_case_is_retried_like_a_failed_one():
     assert (case.status, case.retries) == ('failed', 2)
     assert 'exited with code 3' in case.error
     assert [c.status for c in top.driver.results].count('ok') == 9
+    top.driver.executor.shutdown()  # a user's executor stays warm
     assert_no_workers_left()
 
 
@@ -184,6 +189,7 @@ def test_model_failure_under_abort_in_parallel():
     results = top.driver.results  # every case handed out before the abort is recorded
     assert [c.id for c in results] == list(range(len(results))) and len(results) > 150
     assert [c.id for c in results if not c.ok] == [150]
+    top.driver.executor.shutdown()  # a user's executor stays warm
     assert_no_workers_left()
 
 
@@ -195,6 +201,7 @@ def test_retry_recovers_from_transient_failures_in_parallel():
     assert [c.outputs['w.y'] for c in top.driver.results] == [i + 1.0 for i in range(30)]
     assert 1 <= sum(c.retries for c in top.driver.results) <= 2
     assert FirstCallFails.calls == 0  # only the workers ran it
+    top.driver.executor.shutdown()  # a user's executor stays warm
 
 
 def test_recorder_gets_every_parallel_case(tmp_path, monkeypatch):
@@ -209,6 +216,7 @@ def test_recorder_gets_every_parallel_case(tmp_path, monkeypatch):
     assert rows[99]['status'] == 'failed' and math.isnan(rows[99]['w.y'])
     assert [r['w.y'] for r in rows if r['status'] == 'ok'] == \
         [2.0 * i for i in range(500) if i != 99]
+    top.driver.executor.shutdown()  # a user's executor stays warm
 
 
 def test_driver_in_a_subassembly_is_found_by_path():
@@ -223,6 +231,7 @@ def test_driver_in_a_subassembly_is_found_by_path():
     top.run()
     assert [c.outputs['w.y * 3'] for c in sub.driver.results] == [6.0 * i for i in range(20)]
     assert sub.driver.results[0].driver == 'sub.driver'
+    sub.driver.executor.shutdown()  # a user's executor stays warm
     assert_no_workers_left()
 
 
@@ -233,6 +242,7 @@ def test_bad_case_midway_raises_after_the_cases_in_flight():
     with pytest.raises(ExpressionError, match=r"^driver: case 100: cannot set 'w.nope'"):
         top.run()
     assert [c.id for c in top.driver.results] == list(range(100))
+    top.driver.executor.shutdown()  # a user's executor stays warm
     assert_no_workers_left()
 
 
@@ -273,7 +283,7 @@ def test_model_that_cannot_load_in_the_workers_breaks_the_run():
     assert str(info.value).endswith('could not load the case runner (initializer failed): '
                                     'RuntimeError: this component cannot be unpickled')
     assert 'in __setstate__' in info.value.traceback
-    assert_no_workers_left()
+    assert_no_workers_left()  # a broken executor is shut down
 
 
 def test_unpicklable_model_names_the_driver():

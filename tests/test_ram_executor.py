@@ -58,9 +58,15 @@ def ram(request, tmp_path: Path) -> Iterator[ResourceAllocationManager]:
         workdir=str(workdir))])
     try:
         yield manager
+        while EXECUTORS:  # a user's executor stays warm until shut down
+            EXECUTORS.pop().shutdown()
         assert_released(manager)
     finally:
         manager.shutdown()
+
+
+#: The executors of the running test, shut down by the ``ram`` fixture.
+EXECUTORS: list[RAMExecutor] = []
 
 
 def make_executor(ram: ResourceAllocationManager, max_chunk: int | None = None,
@@ -68,6 +74,7 @@ def make_executor(ram: ResourceAllocationManager, max_chunk: int | None = None,
     """A RAMExecutor for two servers of ``ram`` (``max_chunk=1``: a lost server always had
     exactly one case, so that case is the one blamed)."""
     executor = RAMExecutor(res_desc=DESC, max_servers=2, ram=ram, **options)
+    EXECUTORS.append(executor)
     if max_chunk is not None:
         executor.max_chunk = max_chunk
     return executor
@@ -117,6 +124,9 @@ def test_doe_on_servers_equals_the_sequential_run(ram, tmp_path, capsys):
     failed = [c.id for c in theirs if not c.ok]
     assert 5 < len(failed) < 50
     executor = make_executor(ram, case_timeout=600.0)
+    allocations = []
+    allocate = ram.allocate
+    ram.allocate = lambda *args, **kwargs: allocations.append(args) or allocate(*args, **kwargs)
     parallel = doe(sequential=False, executor=executor)
     parallel.p.servers = 2.0
     parallel.recorders = [SQLiteRecorder(tmp_path / 'cases.sqlite')]
@@ -126,7 +136,7 @@ def test_doe_on_servers_equals_the_sequential_run(ram, tmp_path, capsys):
         parallel.p.rendezvous = str(meeting)  # each of the two servers gets cases
         parallel.driver.progress = progress
         parallel.run()
-        assert not executor.running
+        assert executor.running and len(allocations) == 2  # warm: the same two servers
         assert ('200/200' in capsys.readouterr().err) == progress
 
         ours = parallel.driver.results

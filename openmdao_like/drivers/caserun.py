@@ -44,6 +44,9 @@ class CaseFeed:
         The driver's cases, read one at a time.
     driver : CaseIteratorDriver
         Checks each new set of keys (``driver._use_plan(inputs, case_id)``).
+    total : int, optional
+        How many cases ``source`` has, when known: the feed then knows how many remain
+        (``operator.length_hint``), so executors share them out by guided self-scheduling.
 
     Attributes
     ----------
@@ -58,11 +61,13 @@ class CaseFeed:
         an infrastructure loss says nothing about the model).
     """
 
-    __slots__ = ('_source', '_driver', '_keys', '_retry', '_done', 'next_id', 'inputs',
+    __slots__ = ('_source', '_driver', '_total', '_keys', '_retry', '_done', 'next_id', 'inputs',
                  'retries', 'lost_retries')
 
-    def __init__(self, source: Iterator[Mapping[str, Any]], driver: Any):
+    def __init__(self, source: Iterator[Mapping[str, Any]], driver: Any,
+                 total: int | None = None):
         self._source = source
+        self._total = total
         self._driver = driver
         self._keys: frozenset | None = None
         self._retry: deque[int] = deque()
@@ -74,6 +79,14 @@ class CaseFeed:
 
     def __iter__(self) -> CaseFeed:
         return self
+
+    def __length_hint__(self) -> int:
+        """Cases left to hand out (retries included), or NotImplemented when unknown."""
+        if self._done:
+            return len(self._retry)
+        if self._total is None:
+            return NotImplemented
+        return max(0, self._total - self.next_id) + len(self._retry)
 
     def __next__(self) -> tuple[int, Mapping[str, Any]]:
         if self._retry:  # (empty once stopped)

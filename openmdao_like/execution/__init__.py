@@ -1,15 +1,19 @@
-"""Where cases run: the `Executor` interface and the executors of this host.
+"""Where cases run: the `Executor` interface, the one dispatch loop and this host's pools.
 
-`SerialExecutor` runs cases in this process; `LocalExecutor` in worker processes (the default
-of case-running drivers with ``sequential=False``); `ThreadExecutor` in threads. Executors for
-remote servers, job schedulers and MPI (``openmdao_like.distributed``) implement the same
-interface.
+`SerialExecutor` runs cases in this process; every other executor is `PoolExecutor` (the
+dispatch loop: chunks, losses, timeouts, warm reuse, shutdown) plus a `WorkerPool`:
+`LocalExecutor` (worker processes, the default of case-running drivers with
+``sequential=False``), `ThreadExecutor` (threads), and in higher layers `RAMExecutor` (servers
+from the resource allocation manager). Third-party executors register under the entry-point
+group ``openmdao_like.executor`` (`executor_types`).
 """
 
 from .base import BrokenExecutor, CaseOutcome, CaseRunner, Executor, SerialExecutor, lost_outcome
 from .local import LocalExecutor, ThreadExecutor
-from .pools import ProcessWorkerPool, ThreadWorkerPool
+from .loop import PoolExecutor
+from .plugins import executor_types, get_executor_type
+from .pools import ProcessWorkerPool, ThreadWorkerPool, WorkerPool
 
-__all__ = ['Executor', 'SerialExecutor', 'LocalExecutor', 'ThreadExecutor', 'CaseOutcome',
-           'CaseRunner', 'BrokenExecutor', 'lost_outcome', 'ProcessWorkerPool',
-           'ThreadWorkerPool']
+__all__ = ['Executor', 'SerialExecutor', 'PoolExecutor', 'LocalExecutor', 'ThreadExecutor',
+           'CaseOutcome', 'CaseRunner', 'BrokenExecutor', 'lost_outcome', 'WorkerPool',
+           'ProcessWorkerPool', 'ThreadWorkerPool', 'executor_types', 'get_executor_type']

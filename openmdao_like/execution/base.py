@@ -8,7 +8,7 @@ only each case's inputs out and getting only its outputs, status and error back:
     executor = LocalExecutor(n_workers=2)
     executor.start(runner)                      # the model travels once per worker
     try:
-        for outcome in executor.run_cases(feed):    # feed yields (case_id, inputs) lazily
+        for outcome in executor.run(feed):          # feed yields (case_id, inputs) lazily
             ...                                     # outcomes arrive as cases complete
     finally:
         executor.shutdown()                     # idempotent; stops every worker it started
@@ -19,7 +19,7 @@ only each case's inputs out and getting only its outputs, status and error back:
     │        │ <───────────── │          │ <─────────── │          │
     └────────┘  CaseOutcome   └──────────┘ outcomes     └──────────┘
 
-`run_cases` pulls from ``cases`` only when it has room (bounded in-flight work) and may call
+`run` pulls from ``cases`` only when it has room (bounded in-flight work) and may call
 ``next()`` again after a ``StopIteration``: it finishes only when the feed is empty while no
 case is in flight, so a driver may put a failed case back into its feed (a retry) after seeing
 its outcome. A model exception is the runner's business (it returns a failed outcome with the
@@ -27,7 +27,8 @@ traceback text); a lost worker is the executor's: the case it was running comes 
 with ``lost=True`` and an error saying so, and the executor carries on with a new worker. An
 executor that cannot go on raises `BrokenExecutor`.
 
-Later layers add executors for remote servers, SLURM and MPI by subclassing `Executor`.
+Every executor but `SerialExecutor` is the one dispatch loop of `execution.loop` plus a worker
+pool (`execution.pools`); later layers add pools, not loops.
 """
 
 from __future__ import annotations
@@ -40,12 +41,12 @@ from collections.abc import Iterable, Iterator
 from typing import Any, Callable, NamedTuple
 
 from ..cases import FAILED, OK
-from ..errors import OpenMDAOLikeError, describe
+from ..errors import OpenMDAOLikeError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ['CaseOutcome', 'CaseRunner', 'Executor', 'SerialExecutor', 'BrokenExecutor',
-           'lost_outcome', 'check_case_timeout', 'OK', 'FAILED']
+           'lost_outcome', 'OK', 'FAILED']
 
 
 class CaseOutcome(NamedTuple):
@@ -89,15 +90,6 @@ def lost_outcome(case_id: int, why: str, t_start: float = 0.0, t_end: float = 0.
     return CaseOutcome(case_id, None, FAILED, error, t_start, t_end, True)
 
 
-def check_case_timeout(name: str, case_timeout: Any) -> None:
-    """Refuse a ``case_timeout`` that is not a number > 0 or None, naming executor ``name``."""
-    if case_timeout is not None and (isinstance(case_timeout, bool) or
-                                     not isinstance(case_timeout, (int, float)) or
-                                     not case_timeout > 0):
-        raise ValueError(f'{name}: case_timeout must be a number > 0 or None, '
-                         f'got {describe(case_timeout)}')
-
-
 class BrokenExecutor(OpenMDAOLikeError, concurrent.futures.BrokenExecutor):
     """The executor cannot run cases any more (e.g. its workers cannot load the case runner).
 
@@ -117,9 +109,9 @@ class BrokenExecutor(OpenMDAOLikeError, concurrent.futures.BrokenExecutor):
 class Executor(abc.ABC):
     """Runs cases of a model with a case runner shipped once to each worker.
 
-    The life cycle is ``start(runner)``, any number of ``run_cases(feed)``, ``shutdown()``;
-    after a shutdown the executor may be started again (a driver starts it for each of its
-    runs, with the model as it is then). Also a context manager: leaving the block shuts the
+    The life cycle is ``start(runner)``, any number of ``run(feed)`` and ``load(runner)``
+    (another runner on the same workers: a driver's next run, with the model as it is then),
+    ``shutdown()``; after a shutdown the executor may be started again. Also a context manager: leaving the block shuts the
     executor down, cancelling in-flight work if the block raised.
 
     Subclasses implement `_start`, `_run` and `_shutdown`; this class keeps the state (one lock
@@ -144,19 +136,34 @@ class Executor(abc.ABC):
         return self._started
 
     def start(self, runner: CaseRunner) -> None:
-        """Ship ``runner`` to the workers (once each) and get them ready for `run_cases`."""
-        if not callable(runner):
-            raise TypeError(f'{self!r}: start() expected a callable case runner '
-                            f'runner(case_id, inputs) -> CaseOutcome, got {runner!r}')
+        """Ship ``runner`` to the workers (once each) and get them ready for `run`."""
+        self._check_runner(runner)
         with self._lock:
             if self._started:
                 raise RuntimeError(f'{self!r}: already started; call shutdown() before '
-                                   f'starting it with another runner')
+                                   f'starting it with another runner, or load() to give its '
+                                   f'workers another runner')
             self._broken = None
             self._start(runner)
             self._started = True
 
-    def run_cases(self, cases: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[CaseOutcome]:
+    def load(self, runner: CaseRunner) -> None:
+        """Give the workers of a started executor another runner (a driver's next run): the
+        workers, servers or jobs already there are kept, only the runner travels."""
+        self._check_runner(runner)
+        with self._lock:
+            if not self._started:
+                raise RuntimeError(f'{self!r}: not started; call start(runner) before load()')
+            if self._broken is not None:
+                raise self._broken
+            self._load(runner)
+
+    def _check_runner(self, runner: Any) -> None:
+        if not callable(runner):
+            raise TypeError(f'{self!r}: start() expected a callable case runner '
+                            f'runner(case_id, inputs) -> CaseOutcome, got {runner!r}')
+
+    def run(self, cases: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[CaseOutcome]:
         """Run ``(case_id, inputs)`` pairs pulled lazily from ``cases``; yield outcomes as they
         complete (not necessarily in order)."""
         with self._lock:
@@ -166,6 +173,9 @@ class Executor(abc.ABC):
                 raise RuntimeError(f'{self!r}: not started; call start(runner) before '
                                    f'run_cases()')
         return self._run(cases)
+
+    #: The name of `run` in issue 2's interface.
+    run_cases = run
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         """Stop every worker; with ``cancel_futures`` abandon in-flight cases at once.
@@ -212,6 +222,10 @@ class Executor(abc.ABC):
         """Ship the runner and start the workers (called under the lock)."""
 
     @abc.abstractmethod
+    def _load(self, runner: CaseRunner) -> None:
+        """Give the running workers another runner (called under the lock)."""
+
+    @abc.abstractmethod
     def _run(self, cases: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[CaseOutcome]:
         """The generator behind `run_cases`."""
 
@@ -233,6 +247,10 @@ class SerialExecutor(Executor):
 
     def _start(self, runner: CaseRunner) -> None:
         """Keep the runner."""
+        self._runner = runner
+
+    def _load(self, runner: CaseRunner) -> None:
+        """Keep the new runner."""
         self._runner = runner
 
     def _run(self, cases: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[CaseOutcome]:
