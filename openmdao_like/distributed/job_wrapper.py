@@ -16,33 +16,40 @@ says the job's final state and shows the end of its output.
 from __future__ import annotations
 
 import logging
-import os
-import posixpath
-import shutil
-import tempfile
+import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..component import Component
 from ..errors import JobError
-from ..resources.batch import UNKNOWN, BatchAllocator, JobState
+from ..options import HasOptions, OptionError, OptionsDictionary
+from ..resources.batch import BatchAllocator
 from ..resources.description import validate_resource_desc
+from ..resources.jobstate import JobState, JobStatus, wait_until
 from ..resources.pbs import PBSAllocator
 from ..resources.slurm import SlurmAllocator
-from .jobfiles import JOB_FILE, RESULT_FILE, job_command, read_result, write_job
+from .jobfiles import ShippedJob
 from .wrapper import ComponentWrapper
 
 logger = logging.getLogger(__name__)
 
 __all__ = ['JobSchedulerWrapper']
 
-#: Seconds a scheduler may fail to answer about a running job before the job is given up.
+#: Seconds a scheduler may fail to answer about a job before the job is given up.
 UNANSWERED = 600.0
 #: Schedulers known by name.
 SCHEDULERS = {'slurm': SlurmAllocator, 'pbs': PBSAllocator}
 
 
-class JobSchedulerWrapper(ComponentWrapper):
+def _scheduler(given: str | BatchAllocator) -> str | BatchAllocator:
+    """``check=`` of ``allocator_or_scheduler``: a batch allocator or a scheduler's name."""
+    if isinstance(given, str) and given.lower() not in SCHEDULERS:
+        raise ValueError(given)
+    return given
+
+
+class JobSchedulerWrapper(HasOptions, ComponentWrapper):
     """Run ``comp`` as a batch job each time this component executes.
 
     Parameters
@@ -67,23 +74,43 @@ class JobSchedulerWrapper(ComponentWrapper):
         Seconds between two looks at the job's state.
     """
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('allocator_or_scheduler', 'slurm', types=(str, BatchAllocator),
+                        accepts=f'one of {", ".join(map(repr, SCHEDULERS))} or a '
+                                f'SlurmAllocator / PBSAllocator',
+                        check=_scheduler, desc='the scheduler, by name or as an allocator')
+        for what, desc in (('template', 'the job script template (text or a file path)'),
+                           ('python', 'the interpreter the job runs (None: this one)'),
+                           ('workdir', 'shared directory below which each execution gets '
+                                       'its job directory')):
+            options.declare(what, None, types=str, allow_none=True, desc=desc)
+        options.declare('res_desc', None, types=Mapping, allow_none=True, check=dict,
+                        accepts='a resource description (a dict) or None',
+                        desc="the job's resource description")
+        options.declare('poll', 1.0, types=float, lower=0.0, exclude_lower=True,
+                        accepts='a positive number of seconds',
+                        desc="seconds between two looks at the job's state")
+
     def __init__(self, comp: Component, allocator_or_scheduler: str | BatchAllocator = 'slurm',
                  template: str | None = None, res_desc: Mapping[str, Any] | None = None,
-                 python: str | None = None, workdir: str | None = None, poll: float = 1.0):
+                 python: str | None = None, workdir: str | None = None, poll: float = 1.0,
+                 **options: Any):
+        super().__init__(comp)
+        self._init_options(dict(allocator_or_scheduler=allocator_or_scheduler,
+                                template=template,
+                                res_desc=res_desc,
+                                python=python, workdir=workdir, poll=poll, **options))
         what = type(self).__name__
-        if isinstance(poll, bool) or not isinstance(poll, (int, float)) or not poll > 0:
-            raise ValueError(f'{what}: poll must be a positive number of seconds, got '
-                             f'{poll!r}')
-        allocator = _allocator(allocator_or_scheduler, template, python, workdir, poll)
-        desc = validate_resource_desc(res_desc, f'{what}: res_desc')
-        refused = allocator.refusals(desc)
+        self._allocator = _allocator(self.allocator_or_scheduler, self.template, self.python,
+                                     self.workdir, self.poll)
+        desc = validate_resource_desc(self.res_desc, f'{what}: res_desc')
+        refused = self._allocator.refusals(desc)
         if refused:
             key, why = next(iter(refused.items()))
-            raise ValueError(f'{what}: res_desc: {key}: {why}')
-        super().__init__(comp)
-        self._allocator = allocator
+            raise OptionError(f'{what}: res_desc: {key}: {why}')
         self._res_desc = desc
-        self._poll = float(poll)
 
     def __repr__(self) -> str:
         return (f'<{type(self).__name__} {self.get_pathname() or type(self.wrapped).__name__} '
@@ -91,62 +118,45 @@ class JobSchedulerWrapper(ComponentWrapper):
 
     def _run_wrapped(self) -> dict[str, Any]:
         """Ship the wrapped object as a job, wait for it, take its result."""
-        allocator, channel = self._allocator, self._allocator.channel
+        allocator = self._allocator
         where = self.get_pathname() or type(self.wrapped).__name__
-        remote = channel.mkdtemp(prefix='oml-run-', parent=self._res_desc.get(
-            'working_directory') or allocator.workdir)
-        local = tempfile.mkdtemp(prefix='oml-jobrun-')
-        try:
-            write_job(self.wrapped, local)
-            channel.push_file(os.path.join(local, JOB_FILE), posixpath.join(remote, JOB_FILE))
-            job_id = allocator.submit_job(self._res_desc, remote,
-                                          job_command(allocator.python, remote), name=where)
+        with ShippedJob(allocator.channel, where, prefix='oml-run-', parent=self._res_desc.get(
+                'working_directory') or allocator.workdir) as job:
+            job.ship(self.wrapped)
+            job_id = allocator.submit_job(self._res_desc, job.remote,
+                                          job.command(allocator.python), name=where)
             try:
-                state = self._wait(job_id, where)
-                if not self._fetch_result(remote, local):
-                    raise JobError(f'{where}: {allocator.describe(job_id, state)}')
+                status = self._wait(job_id, where)
+                if not job.fetch():
+                    raise JobError(f'{where}: {allocator.describe(job_id, status)}')
             finally:  # cancels the job when interrupted (Ctrl-C) or failing here
                 allocator.finish_job(job_id)
-            return read_result(local, self.wrapped, f'{where} ({allocator.kind} job {job_id})')
-        finally:
-            shutil.rmtree(local, ignore_errors=True)
-            channel.remove_tree(remote)
+            return job.result(self.wrapped, f'{where} ({allocator.kind} job {job_id})')
 
-    def _wait(self, job_id: str, where: str) -> JobState:
-        """Poll the job's state until it ended; `JobError` when it waited in the queue longer
-        than the allocator's ``queue_timeout`` or the scheduler stopped answering for
-        `UNANSWERED` seconds (the caller cancels it)."""
+    def _wait(self, job_id: str, where: str) -> JobStatus:
+        """Wait until the job ended; `JobError` when it waited in the queue longer than the
+        allocator's ``queue_timeout`` or the scheduler did not answer for `UNANSWERED`
+        seconds (the caller cancels it). A running job is bounded by its scheduler's time
+        limit."""
         allocator = self._allocator
-        submitted = time.monotonic()
-        unanswered_since = None
-        while True:
-            state = allocator.job_state(job_id)
-            now = time.monotonic()
-            if not state.active:
-                logger.debug('%s job %s ended: %s', allocator.kind, job_id, state)
-                return state
-            if state.queued and now - submitted > allocator.queue_timeout:
-                raise JobError(f'{where}: {allocator.kind} job {job_id} did not start within '
-                               f'queue_timeout={allocator.queue_timeout:g} s '
-                               f'({allocator.describe(job_id, state)}); it was cancelled')
-            if state.state != UNKNOWN:
-                unanswered_since = None
-            elif unanswered_since is None:
-                unanswered_since = now
-            elif now - unanswered_since > UNANSWERED:
-                raise JobError(f'{where}: {allocator.kind} did not say the state of job '
-                               f'{job_id} for {UNANSWERED:g} s ({state.detail}); the job was '
-                               f'cancelled')
-            time.sleep(self._poll)
-
-    def _fetch_result(self, remote: str, local: str) -> bool:
-        """Copy the job's result here; False when it left none."""
-        try:
-            self._allocator.channel.pull_file(posixpath.join(remote, RESULT_FILE),
-                                              os.path.join(local, RESULT_FILE))
-        except FileNotFoundError:
-            return False
-        return True
+        job = allocator.job(job_id)
+        queued_until = time.monotonic() + allocator.queue_timeout
+        status = wait_until(job, lambda state: state is JobState.RUNNING, queued_until,
+                            poll=self.poll, unknown_timeout=UNANSWERED)
+        if status.queued:
+            raise JobError(f'{where}: {allocator.kind} job {job_id} did not start within '
+                           f'queue_timeout={allocator.queue_timeout:g} s '
+                           f'({allocator.describe(job_id, status)}); it was cancelled')
+        unanswered = status.state is JobState.UNKNOWN and time.monotonic() < queued_until
+        if status.active and not unanswered:
+            status = wait_until(job, lambda state: state.terminal, math.inf, poll=self.poll,
+                                unknown_timeout=UNANSWERED)
+        if status.state is JobState.UNKNOWN:
+            raise JobError(f'{where}: {allocator.kind} did not say the state of job '
+                           f'{job_id} for {UNANSWERED:g} s ({status.detail}); the job was '
+                           f'cancelled')
+        logger.debug('%s job %s ended: %s', allocator.kind, job_id, status)
+        return status
 
 
 def _allocator(given: str | BatchAllocator, template: str | None, python: str | None,
@@ -156,12 +166,8 @@ def _allocator(given: str | BatchAllocator, template: str | None, python: str | 
         options = {'template': template, 'python': python, 'workdir': workdir}
         mixed = [key for key, value in options.items() if value is not None]
         if mixed:
-            raise ValueError(f'JobSchedulerWrapper: {", ".join(mixed)} belong to the allocator '
-                             f'{given!r}: set them there')
+            raise OptionError(f'JobSchedulerWrapper: {", ".join(mixed)} belong to the '
+                              f'allocator {given!r}: set them there')
         return given
-    kind = given.lower() if isinstance(given, str) else None
-    if kind not in SCHEDULERS:
-        raise ValueError(f'JobSchedulerWrapper: allocator_or_scheduler must be one of '
-                         f'{", ".join(map(repr, SCHEDULERS))} or a SlurmAllocator / '
-                         f'PBSAllocator, got {given!r}')
-    return SCHEDULERS[kind](template=template, python=python, workdir=workdir, poll=poll)
+    return SCHEDULERS[given.lower()](template=template, python=python, workdir=workdir,
+                                     poll=poll)

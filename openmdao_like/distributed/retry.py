@@ -3,23 +3,22 @@
 Seeded by GEMSEO's RetryDiscipline: each execution of the wrapped component is tried up to
 ``1 + max_retries`` times, waiting ``wait_time`` seconds between tries, as long as the error is
 one of ``retry_on`` and none of ``fatal``. With ``timeout`` each try runs in a child process
-(through `openmdao_like.distributed.jobfiles`) that is killed, with its whole process group,
-when the time is up — a hung solver cannot be interrupted any other way.
+started through a `LocalChannel` (the job path of `openmdao_like.distributed.jobfiles`, shared
+with the SSH and batch wrappers), stopped with its whole process group when the time is up —
+a hung solver cannot be interrupted any other way.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-import signal
-import subprocess
 import sys
-import tempfile
 import time
 from typing import Any
 
-from ..errors import describe
-from .jobfiles import job_command, read_result, write_job
+from ..options import HasOptions, OptionsDictionary
+from ..resources.channels import LocalChannel
+from .jobfiles import JOB_RAN, ShippedJob
 from .wrapper import ComponentWrapper
 
 logger = logging.getLogger(__name__)
@@ -27,7 +26,14 @@ logger = logging.getLogger(__name__)
 __all__ = ['RetryWrapper']
 
 
-class RetryWrapper(ComponentWrapper):
+def _exception_types(types: tuple[Any, ...]) -> tuple[type[BaseException], ...]:
+    """``check=`` of ``retry_on`` and ``fatal``: a tuple of exception classes."""
+    if not all(isinstance(t, type) and issubclass(t, BaseException) for t in types):
+        raise TypeError(types)
+    return types
+
+
+class RetryWrapper(HasOptions, ComponentWrapper):
     """Run ``comp``, retrying failures (see the module docstring).
 
     Parameters
@@ -51,33 +57,29 @@ class RetryWrapper(ComponentWrapper):
         Tries used by the last execution.
     """
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('max_retries', 3, types=int, lower=0, accepts='an int >= 0',
+                        desc='further tries after the first failure')
+        options.declare('wait_time', 0.0, types=float, lower=0.0, accepts='a number >= 0',
+                        desc='seconds to wait before each retry')
+        options.declare('timeout', None, types=float, lower=0.0, exclude_lower=True,
+                        allow_none=True, accepts='a number > 0 or None',
+                        desc='seconds one try may take (then it is killed)')
+        exceptions = 'a tuple of exception types'
+        options.declare('retry_on', (Exception,), types=tuple, accepts=exceptions,
+                        check=_exception_types, desc='failures worth another try')
+        options.declare('fatal', (), types=tuple, accepts=exceptions,
+                        check=_exception_types, desc='failures never retried')
+
     def __init__(self, comp: Any, max_retries: int = 3, wait_time: float = 0.0,
                  timeout: float | None = None,
                  retry_on: tuple[type[BaseException], ...] = (Exception,),
-                 fatal: tuple[type[BaseException], ...] = ()):
-        name = type(self).__name__
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f'{name}: max_retries must be an int >= 0, got '
-                             f'{describe(max_retries)}')
-        for what, value in (('wait_time', wait_time), ('timeout', timeout)):
-            if value is None and what == 'timeout':
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0 or \
-                    (what == 'timeout' and value == 0):
-                raise ValueError(f'{name}: {what} must be a number '
-                                 f'{"> 0 or None" if what == "timeout" else ">= 0"}, got '
-                                 f'{describe(value)}')
-        for what, types in (('retry_on', retry_on), ('fatal', fatal)):
-            if not isinstance(types, tuple) or not all(
-                    isinstance(t, type) and issubclass(t, BaseException) for t in types):
-                raise TypeError(f'{name}: {what} must be a tuple of exception types, got '
-                                f'{describe(types)}')
+                 fatal: tuple[type[BaseException], ...] = (), **options: Any):
         super().__init__(comp)
-        self.max_retries = max_retries
-        self.wait_time = float(wait_time)
-        self.timeout = timeout
-        self.retry_on = retry_on
-        self.fatal = fatal
+        self._init_options(dict(max_retries=max_retries, wait_time=wait_time, timeout=timeout,
+                                retry_on=retry_on, fatal=fatal, **options))
         self.n_tries = 0
 
     def _run_wrapped(self) -> dict[str, Any] | None:
@@ -104,24 +106,20 @@ class RetryWrapper(ComponentWrapper):
         if self.timeout is None:
             self.wrapped.run()
             return None
-        with tempfile.TemporaryDirectory(prefix='oml-retry-') as job:
-            write_job(self.wrapped, job)
+        where = self._where()
+        with ShippedJob(LocalChannel(), where, prefix='oml-retry-') as job:
+            job.ship(self.wrapped)
             # the child imports what this process can (the model's modules may come from
             # sys.path entries added at run time, as in a notebook or a test)
-            env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
-            proc = subprocess.Popen(job_command(sys.executable, job), start_new_session=True,
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-            try:
-                _, stderr = proc.communicate(timeout=self.timeout)
-            except subprocess.TimeoutExpired:
-                raise TimeoutError(f'{self._where()}: try {self.n_tries} did not finish within '
-                                   f'{self.timeout:g} s and was killed') from None
-            finally:  # timed out or interrupted: end the try and whatever it started
-                if proc.poll() is None:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.communicate()
-            if proc.returncode not in (0, 1):  # 1: the model raised (in the result)
-                tail = stderr.decode(errors='replace')[-2000:]
-                raise RuntimeError(f'{self._where()}: try {self.n_tries} ended with status '
-                                   f'{proc.returncode}; stderr ends with:\n{tail}')
-            return read_result(job, self.wrapped, self._where())
+            env = {'PYTHONPATH': os.pathsep.join(os.path.abspath(p) for p in sys.path if p)}
+            status, tail = job.run(sys.executable, self.timeout, env)
+            if status is None:
+                raise TimeoutError(f'{where}: try {self.n_tries} did not finish within '
+                                   f'{self.timeout:g} s and was killed')
+            if status not in JOB_RAN:
+                raise RuntimeError(f'{where}: try {self.n_tries} ended with status {status}; '
+                                   f'its output ends with:\n{tail}')
+            if not job.fetch():
+                raise RuntimeError(f'{where}: try {self.n_tries} left no result')
+            return job.result(self.wrapped)
+

@@ -6,7 +6,8 @@ assembly like the object itself. Each run ships the object with its current inpu
 files) to a fresh private directory on the host (`openmdao_like.distributed.jobfiles`), runs it
 there in the background (a dropped SSH connection is reopened; the job goes on), and brings
 back its outputs and output files, or raises its exception here: the same type when it can be
-rebuilt, with the remote traceback attached.
+rebuilt, with the remote traceback attached. The job travels the path every wrapper shares
+(`openmdao_like.distributed.jobfiles.ShippedJob`) over an `SSHChannel`.
 """
 
 from __future__ import annotations
@@ -15,26 +16,24 @@ import copy
 import logging
 import os
 import posixpath
-import shutil
 import sys
-import tempfile
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from ..component import Component
 from ..errors import JobError, describe
+from ..options import REQUIRED, HasOptions, OptionsDictionary
+from ..resources.allocator import non_empty
 from ..resources.ssh import SSHChannel
 from ..variables.file import FileRef
-from .jobfiles import JOB_FILE, RESULT_FILE, job_command, read_result, write_job
+from .jobfiles import JOB_RAN, ShippedJob
 
 logger = logging.getLogger(__name__)
 
 __all__ = ['SSHWrapper']
 
-#: Exit statuses of ``run_job``: 0 the object ran, 1 it raised (the result says what).
-_JOB_RAN = (0, 1)
 
-
-class SSHWrapper(Component):
+class SSHWrapper(HasOptions, Component):
     """Run ``comp`` on ``host`` over SSH each time this component executes.
 
     Parameters
@@ -54,10 +53,31 @@ class SSHWrapper(Component):
         Seconds one execution may take before it is killed (`JobError`); None: no limit.
     """
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('host', REQUIRED, types=str, accepts='a host name or address',
+                        check=non_empty, desc='the host the wrapped object runs on')
+        options.declare('port', 22, types=int, lower=1, upper=65535, desc="sshd's port")
+        for what, desc in (('user', 'login name (None: this user)'),
+                           ('key_filename', 'private key file of the login'),
+                           ('known_hosts', 'known_hosts file checking the host key'),
+                           ('python', 'the interpreter on the host (None: this one)'),
+                           ('workdir', 'where on the host each execution gets its '
+                                       'directory')):
+            options.declare(what, None, types=str, allow_none=True, desc=desc)
+        options.declare('env', None, types=Mapping, allow_none=True, check=dict,
+                        accepts='a mapping of names to values or None',
+                        desc='environment variables of the job on the host')
+        options.declare('timeout', None, types=float, lower=0.0, exclude_lower=True,
+                        allow_none=True, accepts='a positive number of seconds or None',
+                        desc='seconds one execution may take before it is killed')
+
     def __init__(self, comp: Component, host: str, port: int = 22, user: str | None = None,
                  key_filename: str | None = None, known_hosts: str | None = None,
                  python: str | None = None, workdir: str | None = None,
-                 env: Mapping[str, str] | None = None, timeout: float | None = None):
+                 env: Mapping[str, str] | None = None, timeout: float | None = None,
+                 **options: Any):
         super().__init__()
         if not isinstance(comp, Component) or comp.is_remote:
             raise ValueError(f'SSHWrapper: comp must be a local Component or Assembly, got '
@@ -65,16 +85,13 @@ class SSHWrapper(Component):
         if comp.parent is not None:
             raise ValueError(f'SSHWrapper: {comp.get_pathname()!r} belongs to an assembly; '
                              f'wrap a component of its own and add the wrapper instead')
-        if timeout is not None and (isinstance(timeout, bool) or
-                                    not isinstance(timeout, (int, float)) or timeout <= 0):
-            raise ValueError(f'SSHWrapper: timeout must be a positive number of seconds or '
-                             f'None, got {timeout!r}')
+        self._init_options(dict(host=host, port=port, user=user, key_filename=key_filename,
+                                known_hosts=known_hosts, python=python, workdir=workdir,
+                                env=env, timeout=timeout,
+                                **options))
         self._comp = comp
-        self._channel = SSHChannel(host, port, user, key_filename, known_hosts)
-        self._python = python or sys.executable
-        self._workdir = workdir
-        self._env = dict(env or {})
-        self._timeout = timeout
+        self._channel = SSHChannel(self.host, self.port, self.user, self.key_filename,
+                                   self.known_hosts)
         for name, var in comp._vars().items():
             self.add(name, copy.deepcopy(var))
             value = getattr(comp, name)
@@ -106,42 +123,21 @@ class SSHWrapper(Component):
             value = getattr(self, name)
             if not isinstance(value, FileRef):
                 setattr(comp, name, value)
-        remote = channel.mkdtemp(prefix='oml-job-', parent=self._workdir)
-        local = tempfile.mkdtemp(prefix='oml-sshjob-')
-        try:
-            self._send_files(remote)
-            write_job(comp, local)
-            channel.push_file(os.path.join(local, JOB_FILE), posixpath.join(remote, JOB_FILE))
-            self._run_job(remote)
-            try:
-                channel.pull_file(posixpath.join(remote, RESULT_FILE),
-                                  os.path.join(local, RESULT_FILE))
-            except FileNotFoundError:
-                raise JobError(f'{self._where()}: the job on {channel.where} left no result '
-                               f'({remote}/{RESULT_FILE})') from None
-            read_result(local, comp, f'{self._where()} on {channel.where}')
-            self._take_outputs(remote)
-        finally:
-            shutil.rmtree(local, ignore_errors=True)
-            try:
-                channel.remove_tree(remote)
-            except (OSError, TimeoutError) as exc:  # the outcome matters more than the litter
-                logger.warning('%s: cannot remove %s on %s: %s', self._where(), remote,
-                               channel.where, exc)
-
-    def _run_job(self, remote: str) -> None:
-        """Run the job in ``remote`` on the host to its end (killed after the timeout)."""
-        where = f'{self._where()} on {self._channel.where}'
-        process = self._channel.spawn(job_command(self._python, remote), env=self._env,
-                                      cwd=remote, log_path=posixpath.join(remote, 'job.log'))
-        status = process.wait(self._timeout)
-        if status is None:
-            process.kill()
-            raise JobError(f'{where}: did not finish within {self._timeout:g} s (killed); its '
-                           f'output ends with:\n{process.output_tail()}')
-        if status not in _JOB_RAN:
-            raise JobError(f'{where}: the job exited with status {status}; its output ends '
-                           f'with:\n{process.output_tail()}')
+        where = f'{self._where()} on {channel.where}'
+        with ShippedJob(channel, where, parent=self.workdir) as job:
+            self._send_files(job.remote)
+            job.ship(comp)
+            status, tail = job.run(self.python or sys.executable, self.timeout, self.env)
+            if status is None:
+                raise JobError(f'{where}: did not finish within {self.timeout:g} s (killed); '
+                               f'its output ends with:\n{tail}')
+            if status not in JOB_RAN:
+                raise JobError(f'{where}: the job exited with status {status}; its output '
+                               f'ends with:\n{tail}')
+            if not job.fetch():
+                raise JobError(f'{where}: the job left no result ({job.remote})')
+            job.result(comp)
+            self._take_outputs(job.remote)
 
     def _send_files(self, remote: str) -> None:
         """Copy the input files into the wrapped object's directory on the host."""

@@ -8,12 +8,12 @@ server is an `ObjServerFactory` that registered back to this client; `allocate` 
 `FactoryProxy`.
 """
 
-from ..factories import factory_manager as _factory_manager
 from .allocator import Allocator
 from .channels import Channel, LocalChannel
 from .cluster import ClusterAllocator
 from .description import RESOURCE_KEYS, validate_resource_desc
 from .factory import RAMFactory
+from .jobstate import TERMINAL_STATES, JobState, JobStatus, wait_until
 from .launchers import Launcher, MpiexecLauncher, SimpleLauncher, SrunLauncher
 from .local import LocalAllocator
 from .manager import RAM, ResourceAllocationManager
@@ -22,11 +22,12 @@ from .pbs import PBSAllocator
 from .slurm import SlurmAllocator
 from .ssh import SSHChannel
 
-__all__ = ['RAM', 'ResourceAllocationManager', 'RAMFactory', 'ram_factory', 'RESOURCE_KEYS', 'validate_resource_desc',
-           'Allocator', 'LocalAllocator', 'ClusterAllocator', 'SlurmAllocator', 'PBSAllocator',
+__all__ = ['RAM', 'ResourceAllocationManager', 'RAMFactory', 'ram_factory', 'RESOURCE_KEYS',
+           'validate_resource_desc', 'Allocator', 'LocalAllocator', 'ClusterAllocator', 'SlurmAllocator', 'PBSAllocator',
            'MPIAllocator', 'Channel', 'LocalChannel', 'SSHChannel', 'Launcher',
-           'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher']
+           'SimpleLauncher', 'MpiexecLauncher', 'SrunLauncher', 'JobState', 'JobStatus',
+           'TERMINAL_STATES', 'wait_until']
 
-#: The factory chain's link to the RAM: ``create(typname, res_desc=...)``.
+#: The factory chain's link to the RAM: ``create(typname, res_desc=...)`` (put in the chain by
+#: `openmdao_like.wiring`).
 ram_factory = RAMFactory()
-_factory_manager.register_factory(ram_factory)

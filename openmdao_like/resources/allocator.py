@@ -14,7 +14,8 @@ the best (`openmdao_like.resources.manager`). Estimates follow OpenMDAO classic:
 This base class does the bookkeeping every allocator shares: which keys it understands
 (`handles`), the common keys (``allocator``, ``localhost``, ``exclude``, ``python_version``,
 ``required_distributions``), and the servers it started (`StartedServer`), which `release` and
-`shutdown` stop.
+`shutdown` stop. Allocators declare their settings as options (`openmdao_like.options`): each
+is a constructor keyword and an attribute, checked on every write.
 """
 
 from __future__ import annotations
@@ -32,12 +33,13 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
 from ..errors import AllocationError
+from ..options import REQUIRED, HasOptions, OptionsDictionary
 from ..remote.client import FactoryProxy
 from .startup import StartedServer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['Allocator', 'Estimate', 'NEVER', 'NOT_NOW', 'NOW', 'COMMON_KEYS']
+__all__ = ['Allocator', 'Estimate', 'NEVER', 'NOT_NOW', 'NOW', 'COMMON_KEYS', 'non_empty']
 
 #: The estimate codes (a positive number is an estimate in seconds).
 NOW, NOT_NOW, NEVER = 0, -1, -2
@@ -49,11 +51,20 @@ COMMON_KEYS = frozenset({'allocator', 'localhost', 'exclude', 'python_version',
                          'job_environment'})
 
 
-class Allocator(abc.ABC):
+def non_empty(value: Any) -> Any:
+    """``check=`` of an option (`openmdao_like.options`) that must not be empty."""
+    if not value:
+        raise ValueError('empty')
+    return value
+
+
+class Allocator(HasOptions, abc.ABC):
     """Starts servers for resource descriptions it can serve (see the module docstring).
 
     Subclasses implement `_estimate` (the description passed the common checks) and `_start`
-    (return a `StartedServer`), and extend `handles` with the keys they act on.
+    (return a `StartedServer`), extend `handles` with the keys they act on, and declare their
+    settings in `declare_options`; their constructors pass their settings on to this one as
+    keywords (an unknown keyword is an `UnknownOptionError`, a bad value an `OptionError`).
 
     Parameters
     ----------
@@ -66,11 +77,24 @@ class Allocator(abc.ABC):
     #: Whether its servers run on this machine (``localhost: True`` asks for that).
     local: bool = False
 
-    def __init__(self, name: str):
-        if not isinstance(name, str) or not name:
-            raise ValueError(f'{type(self).__name__}: name must be a non-empty string, got '
-                             f'{name!r}')
-        self.name = name
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('name', REQUIRED, types=str, accepts='a non-empty string',
+                        check=non_empty,
+                        desc="how descriptions select it ({'allocator': name}) and messages "
+                             "name it")
+
+    def _option_owner(self) -> str:
+        """Option messages name an allocator by its name (its class until it has one)."""
+        return self._declared.get('name') or type(self).__name__
+
+    def __init__(self, name: str, **options: Any):
+        self._init_options({'name': name, **options})
+        self._init_runtime()
+
+    def _init_runtime(self) -> None:
+        """The bookkeeping of servers this process started (never saved or pickled)."""
         self._servers: dict[int, StartedServer] = {}
         self._starting = 0  # deploys under way (they count as in use)
         self._lock = threading.RLock()

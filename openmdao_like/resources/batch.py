@@ -1,12 +1,14 @@
 """`BatchAllocator`: allocated servers as batch jobs (the base of `SlurmAllocator` and
 `PBSAllocator`).
 
-One job is one *pilot*: ``python -m openmdao_like.resources.pilot SETTINGS`` runs as the job
-script's command, registers back to this client (no fixed port anywhere) and serves every
-object created on it until it is released; releasing ends the job. The job's work directory
-(its settings, script and output) is created through a `Channel` on a file system the cluster
-nodes share (a `LocalChannel` when this machine is the login node; an SSH channel reaches
-another one).
+A batch allocator is a scheduler *provider* in Parsl's sense: it submits a job script
+(`submit_job`), asks a job's state (`job_status`, a `JobStatus` whose `JobState` each scheduler
+maps from its native codes through one table) and cancels it (`finish_job`). What runs in the
+job is not its business: `openmdao_like.resources.bootstrap` starts a *pilot* there (an
+``ObjServerFactory`` that registers back to this client and serves until released), and the
+job wrappers run one component execution there. Each job gets a work directory (its script
+and output) made through a `Channel` on a file system the cluster nodes share (a
+`LocalChannel` when this machine is the login node; an SSH channel reaches another one).
 
 The job script comes from a `string.Template` (`DEFAULT_TEMPLATE`, or ``template=`` as text or
 the path of a file) with these placeholders:
@@ -35,7 +37,6 @@ from __future__ import annotations
 
 import abc
 import datetime
-import json
 import logging
 import math
 import os
@@ -46,23 +47,23 @@ import string
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Mapping, NamedTuple, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import AllocationError
+from ..options import OptionError, OptionsDictionary
 from ..remote.client import FactoryProxy
-from .allocator import COMMON_KEYS, NOT_NOW, Allocator, Estimate
+from .allocator import COMMON_KEYS, NOT_NOW, Allocator, Estimate, non_empty
+from .bootstrap import pilot_job_status, start_pilot_job
 from .channels import TAIL_CHARS, Channel, CommandResult, LocalChannel
 from .description import validate_resource_desc
+from .jobstate import TERMINAL_STATES, JobStatus, wait_until
 from .launchers import Launcher
-from .registration import registrar_for
-from .startup import (STOP_GRACE, StartedServer, connect_registered, default_allowed_hosts,
-                      pilot_command, server_settings)
+from .startup import StartedServer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['BatchAllocator', 'JobState', 'UNKNOWN', 'DEFAULT_TEMPLATE', 'TEMPLATE_FIELDS',
-           'BATCH_KEYS',
-           'hms', 'kilobytes', 'local_time', 'word']
+__all__ = ['BatchAllocator', 'BatchJob', 'DEFAULT_TEMPLATE', 'TEMPLATE_FIELDS', 'BATCH_KEYS',
+           'hms', 'kilobytes', 'local_time', 'word', 'one_word']
 
 DEFAULT_TEMPLATE = """\
 #!/bin/sh
@@ -85,33 +86,72 @@ BATCH_KEYS = COMMON_KEYS | {'queue_name', 'min_phys_memory', 'resource_limits',
                             'email_on_started', 'email_on_terminated', 'start_time',
                             'job_category'}
 
-#: The state of a job whose scheduler did not answer.
-UNKNOWN = 'UNKNOWN'
-#: Seconds `BatchAllocator.status` waits for a job on its way out to reach its final state.
-ENDING_WAIT = 5.0
-
 _SHELL_NAME = re.compile(r'[A-Za-z_][A-Za-z0-9_]*')
 
 
-class JobState(NamedTuple):
-    """A job's state as its scheduler reports it: the state's name, whether the job still
-    waits or runs (``active``), whether it waits in the queue (``queued``), and details
-    (reason, exit code). A scheduler that does not answer gives `UNKNOWN` (active)."""
+def _template(template: str | string.Template) -> string.Template:
+    """``check=`` of the ``template`` option: the job script template from text or a file,
+    checked for its placeholders (a `string.Template` is one checked already)."""
+    if isinstance(template, string.Template):
+        return template
+    if '\n' not in template and os.path.isfile(template):
+        with open(template, encoding='utf-8') as src:
+            text = src.read()
+    elif '\n' not in template:
+        raise OptionError(f'template {template!r} is no file '
+                          f'(template text has more than one line)')
+    else:
+        text = template
+    parsed = string.Template(text)
+    if not parsed.is_valid():
+        raise OptionError(f'template has a bad placeholder ("$" '
+                          f'must be followed by a name or "$"): {text[:200]!r}')
+    used = set(parsed.get_identifiers())
+    unknown = used - set(TEMPLATE_FIELDS)
+    if unknown:
+        raise OptionError(f'template uses unknown placeholders '
+                          f'{", ".join(sorted(unknown))}; known: {", ".join(TEMPLATE_FIELDS)}')
+    missing = {'directives', 'command'} - used
+    if missing:
+        raise OptionError(f'template must contain '
+                          f'{", ".join(sorted(missing))} (as $directives and $command)')
+    return parsed
 
-    state: str
-    active: bool
-    detail: str = ''
-    queued: bool = False
+
+def _lines_check(what: str) -> Callable[[Sequence[str]], tuple[str, ...]]:
+    """``check=`` of option ``what``, a list of directive-like strings: each non-empty, on
+    one line."""
+    def check(value: Sequence[str]) -> tuple[str, ...]:
+        if not all(isinstance(v, str) and v for v in value):
+            raise ValueError(value)
+        for v in value:
+            if '\n' in v or '\r' in v:
+                raise OptionError(f'{what} items must be single lines, got {v!r}')
+        return tuple(value)
+    return check
+
+
+def one_word(value: str) -> str:
+    """``check=`` of a name used in a directive (partition, queue): one word."""
+    if not value or re.search(r'\s', value):
+        raise ValueError(value)
+    return value
 
 
 @dataclass
-class _Job:
-    """A submitted job: its id, work directory and output files."""
+class BatchJob:
+    """A submitted job: its id, work directory and output files; ``status()`` asks its
+    scheduler (so `wait_until` can poll it)."""
 
     id: str
     workdir: str
     output: str
     error: str | None
+    provider: BatchAllocator
+
+    def status(self) -> JobStatus:
+        """The job's status now."""
+        return self.provider.job_status(self.id)
 
 
 class BatchAllocator(Allocator):
@@ -155,35 +195,61 @@ class BatchAllocator(Allocator):
     directive_prefix = '#'
     #: Name of the job script in the work directory.
     script_name = 'job.sh'
-    #: States of a job on its way out (SLURM COMPLETING, PBS E): `status` waits for the end.
+    #: Native states of a job on its way out (SLURM COMPLETING, PBS E): its `JobState` is
+    #: still RUNNING, and `status` waits a little for the end.
     ending_states: frozenset[str] = frozenset({'COMPLETING', 'E'})
+
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('template', None, types=(str, string.Template), allow_none=True,
+                        accepts='template text or the path of a file holding it',
+                        check=_template,
+                        desc='the job script template (text or a file path)')
+        for what, desc in (('python', 'the interpreter jobs run (None: this one)'),
+                           ('workdir', 'directory below which each job gets its own'),
+                           ('client_address', 'address the jobs register back to')):
+            # None (the default) is accepted too; the message words the old contract
+            options.declare(what, None, types=str, allow_none=True,
+                            accepts='a non-empty string', check=non_empty, desc=desc)
+        options.declare('channel', None, types=Channel, allow_none=True,
+                        accepts='a Channel',
+                        desc='where scheduler commands run (None: this machine)')
+        options.declare('max_jobs', 64, types=int, lower=1, accepts='a positive integer',
+                        desc='most jobs submitted at once')
+        seconds = 'a positive number of seconds'
+        options.declare('queue_timeout', 3600.0, types=float, lower=0.0, exclude_lower=True,
+                        accepts=seconds, desc='seconds a job may take to start and register')
+        options.declare('poll', 1.0, types=float, lower=0.0, exclude_lower=True,
+                        accepts=seconds, desc="seconds between queries of a job's state")
+        lines = 'a list of non-empty strings'
+        for what, desc in (('extra_directives', 'directive arguments of every job script'),
+                           ('allowed_hosts', 'hosts besides the client that may connect')):
+            options.declare(what, (), types=(list, tuple), accepts=lines,
+                            check=_lines_check(what), desc=desc)
+        options.declare('mpi_launcher', None, types=Launcher, allow_none=True,
+                        accepts='a Launcher or None',
+                        desc="starts the objects of 'MPI' servers (None: per scheduler)")
 
     def __init__(self, name: str, template: str | None = None, python: str | None = None,
                  workdir: str | None = None, channel: Channel | None = None,
                  max_jobs: int = 64, queue_timeout: float = 3600.0,
                  extra_directives: Sequence[str] = (), client_address: str | None = None,
                  allowed_hosts: Sequence[str] = (), mpi_launcher: Launcher | None = None,
-                 poll: float = 1.0):
-        super().__init__(name)
-        self.template = _template(template, name)
-        self.python = sys.executable if python is None else _string(python, 'python', name)
-        self.workdir = None if workdir is None else _string(workdir, 'workdir', name)
-        if channel is not None and not isinstance(channel, Channel):
-            raise ValueError(f'{name}: channel must be a Channel, got {channel!r}')
-        self.channel = channel or LocalChannel()
-        if isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1:
-            raise ValueError(f'{name}: max_jobs must be a positive integer, got {max_jobs!r}')
-        self.max_jobs = max_jobs
-        self.queue_timeout = _positive(queue_timeout, 'queue_timeout', name)
-        self.poll = _positive(poll, 'poll', name)
-        self.extra_directives = _strings(extra_directives, 'extra_directives', name)
-        self.client_address = None if client_address is None else \
-            _string(client_address, 'client_address', name)
-        self.allowed_hosts = _strings(allowed_hosts, 'allowed_hosts', name)
-        if mpi_launcher is not None and not isinstance(mpi_launcher, Launcher):
-            raise ValueError(f'{name}: mpi_launcher must be a Launcher, got {mpi_launcher!r}')
-        self.mpi_launcher = mpi_launcher or self._default_mpi_launcher()
-        self._jobs: dict[str, _Job] = {}
+                 poll: float = 1.0, **options: Any):
+        super().__init__(name, template=template, python=python, workdir=workdir,
+                         channel=channel, max_jobs=max_jobs, queue_timeout=queue_timeout,
+                         extra_directives=extra_directives, client_address=client_address,
+                         allowed_hosts=allowed_hosts, mpi_launcher=mpi_launcher, poll=poll,
+                         **options)
+        self.template = self.template or _template(DEFAULT_TEMPLATE)
+        self.python = self.python or sys.executable
+        self.channel = self.channel or LocalChannel()
+        self.mpi_launcher = self.mpi_launcher or self._default_mpi_launcher()
+
+    def _init_runtime(self) -> None:
+        super()._init_runtime()
+        self._jobs: dict[str, BatchJob] = {}
 
     def __repr__(self) -> str:
         return f'{type(self).__name__}({self.name!r}, max_jobs={self.max_jobs})'
@@ -197,9 +263,8 @@ class BatchAllocator(Allocator):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        Allocator.__init__(self, state['name'])
+        self._init_runtime()
         vars(self).update(state)
-        self._jobs = {}
 
     # -- what a subclass says about its scheduler -------------------------------------------------
     @abc.abstractmethod
@@ -224,8 +289,10 @@ class BatchAllocator(Allocator):
         """The command that cancels (or deletes) a job."""
 
     @abc.abstractmethod
-    def job_state(self, job_id: str) -> JobState:
-        """The job's state now (``active`` False once it ended or the scheduler forgot it)."""
+    def job_status(self, job_id: str) -> JobStatus:
+        """The job's status now: its native code mapped through the scheduler's table
+        (`JobState.LOST` once the scheduler forgot it, `JobState.UNKNOWN` when it did not
+        answer)."""
 
     @abc.abstractmethod
     def _probe(self, res_desc: Mapping[str, Any]) -> Estimate:
@@ -323,48 +390,7 @@ class BatchAllocator(Allocator):
     # -- starting and ending ----------------------------------------------------------------------
     def _start(self, name: str, res_desc: Mapping[str, Any],
                criteria: Mapping[str, Any]) -> StartedServer:
-        desc = validate_resource_desc(res_desc, f'{self.name}: resource description')
-        cpus = desc.get('min_cpus', 1)
-        mpi = desc.get('job_category') == 'MPI'
-        client = self.client_address or self.channel.client_address()
-        expectation = registrar_for(client).expect()
-        workdir = self.channel.mkdtemp(prefix='oml-job-',
-                                       parent=desc.get('working_directory') or self.workdir)
-        job_id: str | None = None
-        checker = _Checker(self)
-        try:
-            settings = server_settings(
-                expectation, workdir, 'auto',
-                default_allowed_hosts(client, 'auto', self.allowed_hosts),
-                self.mpi_launcher.wrap([], cpus) if mpi else None)
-            settings_path = posixpath.join(workdir, 'settings.json')
-            self.channel.write_file(settings_path, json.dumps(settings).encode(), 0o600)
-            job_id = checker.job_id = self.submit_job(
-                desc, workdir, pilot_command(self.python, settings_path), name)
-            what = f'{self.name}: {self.kind} job {job_id} ({name})'
-            try:
-                registration = expectation.wait(self.queue_timeout, checker, what)
-            except AllocationError as exc:
-                if checker.reported:
-                    raise
-                raise AllocationError(f'{exc}; {self.describe(job_id, checker.last)}') \
-                    from None
-            proxy = connect_registered(registration, what)
-        except BaseException:
-            expectation.registrar.forget(expectation.id)
-            if job_id is not None:
-                self.finish_job(job_id)
-            self.channel.remove_tree(workdir)
-            raise
-        logger.info('%s: job %s serves %s from %s:%d', self.name, job_id, name,
-                    registration.host, registration.port)
-        info = {'name': name, 'host': registration.host, 'port': registration.port,
-                'pid': registration.pid, 'job_id': job_id, 'workdir': workdir, 'cpus': cpus,
-                'hostname': registration.info.get('hostname'),
-                'output': self._job(job_id).output}
-        return StartedServer(proxy, registration, info,
-                             lambda: self.finish_job(job_id, grace=STOP_GRACE),
-                             lambda: self.channel.remove_tree(workdir))
+        return start_pilot_job(self, name, res_desc)
 
     def submit_job(self, res_desc: Mapping[str, Any], workdir: str, command: Sequence[str],
                    name: str = 'job') -> str:
@@ -383,49 +409,53 @@ class BatchAllocator(Allocator):
             raise AllocationError(f'{self.name}: {submit[0]} refused the job (exit status '
                                   f'{done.returncode}): {(done.stderr or done.stdout).strip()}')
         with self._lock:
-            self._jobs[job_id] = _Job(job_id, workdir, output, error)
+            self._jobs[job_id] = BatchJob(job_id, workdir, output, error, self)
         logger.info('%s: submitted %s job %s (%s)', self.name, self.kind, job_id, script_path)
         return job_id
 
-    def finish_job(self, job_id: str, grace: float = 0.0) -> JobState:
+    def job(self, job_id: str) -> BatchJob:
+        """The job ``job_id`` (one it submitted and has not finished, or one it did not submit,
+        whose files it does not know)."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+        return job or BatchJob(job_id, '', '', None, self)
+
+    def finish_job(self, job_id: str, grace: float = 0.0) -> JobStatus:
         """Let the job end by itself for ``grace`` seconds, then cancel it; wait until it left
-        the queue (or `CANCEL_WAIT` passed) and forget it. Its last state."""
+        the queue (or `CANCEL_WAIT` passed) and forget it. Its last status."""
+        job = self.job(job_id)
+        poll = min(0.2, self.poll)
+        ended = TERMINAL_STATES.__contains__
         try:
-            state = self._wait_inactive(job_id, grace)
-            if state.active:
+            status = wait_until(job, ended, time.monotonic() + grace, poll=poll)
+            if status.active:
                 done = self._run(self._cancel_command(job_id))
                 if done.returncode != 0:
                     logger.debug('%s: cancelling job %s: %s', self.name, job_id,
                                  done.stderr.strip())
-                state = self._wait_inactive(job_id, CANCEL_WAIT)
-                if state.active:
+                status = wait_until(job, ended, time.monotonic() + CANCEL_WAIT, poll=poll)
+                if status.active:
                     logger.warning('%s: job %s still %s %.0f s after it was cancelled',
-                                   self.name, job_id, state.state, CANCEL_WAIT)
-            return state
+                                   self.name, job_id, status.native or status.state.name,
+                                   CANCEL_WAIT)
+            return status
         finally:
             with self._lock:
                 self._jobs.pop(job_id, None)
 
-    def _wait_inactive(self, job_id: str, timeout: float) -> JobState:
-        deadline = time.monotonic() + timeout
-        state = self.job_state(job_id)
-        while state.active and time.monotonic() < deadline:
-            time.sleep(min(0.2, self.poll))
-            state = self.job_state(job_id)
-        return state
-
     # -- what went wrong --------------------------------------------------------------------------
-    def describe(self, job_id: str, state: JobState | None = None) -> str:
-        """``'SLURM job 12 CANCELLED (...)'``, plus the tail of its output once it ended."""
-        state = state or self.job_state(job_id)
-        text = f'{self.kind} job {job_id} {state.state}'
-        if state.detail:
-            text += f' ({state.detail})'
-        if not state.active and self._job(job_id) is not None:
+    def describe(self, job_id: str, status: JobStatus | None = None) -> str:
+        """``'SLURM job 12 CANCELLED (...)'`` (the scheduler's own code for the state), plus
+        the tail of its output once it ended."""
+        status = status or self.job_status(job_id)
+        text = f'{self.kind} job {job_id} {status.native or status.state.name}'
+        if status.detail:
+            text += f' ({status.detail})'
+        if not status.active and self._job(job_id) is not None:
             text += f'; its output ends with:\n{self.output_tail(job_id)}'
         return text
 
-    def _job(self, job_id: str) -> _Job | None:
+    def _job(self, job_id: str) -> BatchJob | None:
         with self._lock:
             return self._jobs.get(job_id)
 
@@ -446,39 +476,7 @@ class BatchAllocator(Allocator):
     def status(self, server: FactoryProxy) -> str | None:
         """Once a server's job ended (cancelled, timed out, failed): the scheduler's state and
         the tail of the job's output; None while the job runs."""
-        job_id = self._started(server).info['job_id']
-        state = self.job_state(job_id)
-        deadline = time.monotonic() + ENDING_WAIT
-        while state.active and state.state in self.ending_states and \
-                time.monotonic() < deadline:  # its server just went: wait for the verdict
-            time.sleep(0.2)
-            state = self.job_state(job_id)
-        if state.active and state.state not in self.ending_states:
-            return None
-        return self.describe(job_id, state)
-
-
-class _Checker:
-    """``check()`` for `Expectation.wait`: why the job can no longer register (it ended), asking
-    the scheduler at most every ``poll`` seconds."""
-
-    def __init__(self, allocator: BatchAllocator):
-        self.allocator = allocator
-        self.job_id: str | None = None
-        self.last: JobState | None = None
-        self.reported = False
-        self._next = 0.0
-
-    def __call__(self) -> str | None:
-        now = time.monotonic()
-        if self.job_id is None or now < self._next:
-            return None
-        self._next = now + self.allocator.poll
-        self.last = self.allocator.job_state(self.job_id)
-        if self.last.active:
-            return None
-        self.reported = True
-        return self.allocator.describe(self.job_id, self.last)
+        return pilot_job_status(self, self._started(server).info['job_id'])
 
 
 # -- formatting helpers shared by the schedulers --------------------------------------------------
@@ -510,53 +508,3 @@ def _directive_text(value: str, key: str, name: str) -> str:
     if '\n' in value or '\r' in value:
         raise ValueError(f'{name}: {key} items must be single lines, got {value!r}')
     return value
-
-
-def _template(template: str | None, name: str) -> string.Template:
-    """The job script template from text or a file, checked for its placeholders."""
-    if template is None:
-        text = DEFAULT_TEMPLATE
-    elif not isinstance(template, str) or not template:
-        raise ValueError(f'{name}: template must be template text or the path of a file '
-                         f'holding it, got {template!r}')
-    elif '\n' not in template and os.path.isfile(template):
-        with open(template, encoding='utf-8') as src:
-            text = src.read()
-    elif '\n' not in template:
-        raise ValueError(f'{name}: template {template!r} is no file (template text has more '
-                         f'than one line)')
-    else:
-        text = template
-    parsed = string.Template(text)
-    if not parsed.is_valid():
-        raise ValueError(f'{name}: template has a bad placeholder ("$" must be followed by a '
-                         f'name or "$"): {text[:200]!r}')
-    used = set(parsed.get_identifiers())
-    unknown = used - set(TEMPLATE_FIELDS)
-    if unknown:
-        raise ValueError(f'{name}: template uses unknown placeholders '
-                         f'{", ".join(sorted(unknown))}; known: {", ".join(TEMPLATE_FIELDS)}')
-    missing = {'directives', 'command'} - used
-    if missing:
-        raise ValueError(f'{name}: template must contain {", ".join(sorted(missing))} (as '
-                         f'$directives and $command)')
-    return parsed
-
-
-def _string(value: Any, what: str, name: str) -> str:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f'{name}: {what} must be a non-empty string, got {value!r}')
-    return value
-
-
-def _strings(value: Any, what: str, name: str) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, str) and v for v in value):
-        raise ValueError(f'{name}: {what} must be a list of non-empty strings, got {value!r}')
-    return tuple(_directive_text(v, what, name) for v in value)
-
-
-def _positive(value: Any, what: str, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f'{name}: {what} must be a positive number of seconds, got {value!r}')
-    return float(value)

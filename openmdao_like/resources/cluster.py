@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from ..errors import AllocationError, RemoteError
-from .allocator import COMMON_KEYS, NEVER, NOT_NOW, NOW, Allocator, Estimate
+from ..options import REQUIRED, OptionsDictionary
+from .allocator import COMMON_KEYS, NEVER, NOT_NOW, NOW, Allocator, Estimate, non_empty
 from .ssh import SSHChannel
 from .startup import StartedServer, start_on_channel
 
@@ -82,35 +83,45 @@ class ClusterAllocator(Allocator):
 
     handles = COMMON_KEYS | {'working_directory'}
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        hosts = "a non-empty list of 'host', 'host:port' or 'user@host:port'"
+        options.declare('hosts', REQUIRED, types=(list, tuple), accepts=hosts,
+                        check=non_empty,
+                        desc='the hosts servers run on')
+        for what, desc in (('user', 'login name (a user in a host entry wins)'),
+                           ('key_filename', 'private key file of the login'),
+                           ('known_hosts', 'known_hosts file checking the host keys'),
+                           ('workdir', "where on the hosts servers get their directories")):
+            options.declare(what, None, types=str, allow_none=True, desc=desc)
+        python = 'the path of an interpreter on the hosts or None'
+        options.declare('python', None, types=str, allow_none=True, accepts=python,
+                        check=non_empty,
+                        desc='the interpreter on the hosts (None: this one\'s path)')
+        options.declare('method', 'load-average', types=str, values=METHODS,
+                        accepts=f'one of {", ".join(METHODS)}',
+                        desc='how a host is picked for a new server')
+        options.declare('port', 22, types=int, lower=1, upper=65535,
+                        desc="sshd's port where a host entry names none")
+        options.declare('max_load', None, types=float, lower=0.0, exclude_lower=True,
+                        allow_none=True, accepts='a positive number or None',
+                        desc='highest load average per CPU at which a host gets a server')
+
     def __init__(self, name: str, hosts: Sequence[str], user: str | None = None,
                  key_filename: str | None = None, known_hosts: str | None = None,
                  python: str | None = None, method: str = 'load-average', port: int = 22,
-                 workdir: str | None = None, max_load: float | None = None):
-        super().__init__(name)
-        if method not in METHODS:
-            raise ValueError(f'{name}: method must be one of {", ".join(METHODS)}, got '
-                             f'{method!r}')
-        if max_load is not None and (isinstance(max_load, bool) or
-                                     not isinstance(max_load, (int, float)) or max_load <= 0):
-            raise ValueError(f'{name}: max_load must be a positive number or None, got '
-                             f'{max_load!r}')
-        if python is not None and (not isinstance(python, str) or not python):
-            raise ValueError(f'{name}: python must be the path of an interpreter on the hosts, '
-                             f'got {python!r}')
-        if isinstance(hosts, str) or not hosts:
-            raise ValueError(f"{name}: hosts must be a non-empty list of 'host', 'host:port' or "
-                             f"'user@host:port', got {hosts!r}")
-        self.method = method
-        self.max_load = max_load
-        self.python = python
-        self.workdir = workdir
+                 workdir: str | None = None, max_load: float | None = None, **options: Any):
+        super().__init__(name, hosts=hosts, user=user, key_filename=key_filename,
+                         known_hosts=known_hosts, python=python, method=method, port=port,
+                         workdir=workdir, max_load=max_load, **options)
         self._hosts: list[_Host] = []
         for i, item in enumerate(hosts):
             host, host_user, host_port = _parse_host(item, f'{name}: hosts[{i}]')
             if any(h.name == host for h in self._hosts):
                 raise ValueError(f'{name}: hosts[{i}] = {item!r}: {host} is listed twice')
-            channel = SSHChannel(host, host_port or port, host_user or user, key_filename,
-                                 known_hosts)
+            channel = SSHChannel(host, host_port or self.port, host_user or self.user,
+                                 self.key_filename, self.known_hosts)
             self._hosts.append(_Host(host, channel))
         self._next = 0
         self._hosts_lock = threading.Lock()

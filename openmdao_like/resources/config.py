@@ -24,6 +24,7 @@ import os
 from typing import Any
 
 from ..errors import OpenMDAOLikeError, describe
+from ..options import HasOptions
 from .allocator import Allocator
 from .description import did_you_mean
 
@@ -171,7 +172,10 @@ def _allocator_class(where: str, typname: str) -> type[Allocator]:
 
 
 def _options_of(cls: type) -> list[str] | None:
-    """The keyword options ``cls`` accepts; None when it takes ``**kwargs`` (any)."""
+    """The keyword options ``cls`` accepts (its declared options, see `openmdao_like.options`);
+    None when it takes ``**kwargs`` (any)."""
+    if issubclass(cls, HasOptions):
+        return list(cls._option_template)
     params = list(inspect.signature(cls).parameters.values())
     if any(p.kind is p.VAR_KEYWORD for p in params):
         return None

@@ -6,6 +6,7 @@ import os
 import sys
 from typing import Any, Mapping
 
+from ..options import OptionsDictionary
 from .allocator import COMMON_KEYS, NOT_NOW, NOW, Allocator, Estimate
 from .channels import LocalChannel
 from .launchers import MpiexecLauncher, default_mpiexec
@@ -36,17 +37,28 @@ class LocalAllocator(Allocator):
     handles = COMMON_KEYS | {'working_directory', 'resource_limits', 'job_category'}
     local = True
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('total_cpus', None, types=int, lower=1, allow_none=True,
+                        accepts='a positive integer',
+                        desc='CPUs it may hand out (None: os.cpu_count())')
+        options.declare('max_load', 1.0, types=float, lower=0.0, exclude_lower=True,
+                        allow_none=True, accepts='a positive number or None',
+                        desc='highest load average per CPU at which it starts a server')
+        options.declare('server_limit', None, types=int, lower=1, allow_none=True,
+                        accepts='a positive integer',
+                        desc='most servers allocated at once (None: total_cpus)')
+        options.declare('workdir', None, types=str, allow_none=True,
+                        desc='where servers get their directories')
+
     def __init__(self, name: str = 'LocalHost', total_cpus: int | None = None,
                  max_load: float | None = 1.0, server_limit: int | None = None,
-                 workdir: str | None = None):
-        super().__init__(name)
-        self.total_cpus = _positive_int(total_cpus or os.cpu_count() or 1, 'total_cpus', name)
-        if max_load is not None and not (isinstance(max_load, (int, float)) and max_load > 0):
-            raise ValueError(f'{name}: max_load must be a positive number or None, got '
-                             f'{max_load!r}')
-        self.max_load = max_load
-        self.server_limit = _positive_int(server_limit or self.total_cpus, 'server_limit', name)
-        self.workdir = workdir
+                 workdir: str | None = None, **options: Any):
+        super().__init__(name, total_cpus=total_cpus, max_load=max_load,
+                         server_limit=server_limit, workdir=workdir, **options)
+        self.total_cpus = self.total_cpus or os.cpu_count() or 1
+        self.server_limit = self.server_limit or self.total_cpus
         self.channel = LocalChannel()
 
     def __repr__(self) -> str:
@@ -93,8 +105,3 @@ class LocalAllocator(Allocator):
             object_launcher=MpiexecLauncher(default_mpiexec()).wrap([], n) if mpi else None,
             env=res_desc.get('job_environment'), info={'cpus': n})
 
-
-def _positive_int(value: Any, what: str, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f'{name}: {what} must be a positive integer, got {value!r}')
-    return value

@@ -15,12 +15,20 @@ import sys
 from typing import Any, Mapping
 
 from ..errors import AllocationError
-from .allocator import COMMON_KEYS, NOT_NOW, NOW, Allocator, Estimate
+from ..options import OptionsDictionary
+from .allocator import COMMON_KEYS, NOT_NOW, NOW, Allocator, Estimate, non_empty
 from .channels import LocalChannel
 from .launchers import Launcher, MpiexecLauncher, SrunLauncher, default_mpiexec
 from .startup import StartedServer, start_on_channel
 
 __all__ = ['MPIAllocator']
+
+
+def _launcher_name(launcher: str | Launcher) -> str | Launcher:
+    """``check=`` of the ``launcher`` option: a launcher, or the name of one."""
+    if isinstance(launcher, str) and launcher not in ('mpiexec', 'srun'):
+        raise ValueError(launcher)
+    return launcher
 
 
 class MPIAllocator(Allocator):
@@ -45,21 +53,35 @@ class MPIAllocator(Allocator):
     handles = COMMON_KEYS | {'job_category', 'working_directory'}
     local = True
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        launchers = "'mpiexec', 'srun' or an MpiexecLauncher/SrunLauncher"
+        options.declare('launcher', 'mpiexec', types=(str, MpiexecLauncher, SrunLauncher),
+                        accepts=launchers,
+                        check=_launcher_name,
+                        desc='how object servers start their ranks')
+        options.declare('total_cpus', None, types=int, lower=1, allow_none=True,
+                        accepts='a positive integer',
+                        desc='CPUs it may hand out (None: SLURM_NTASKS under srun, else '
+                             'os.cpu_count())')
+        options.declare('mpiexec', None, types=str, allow_none=True,
+                        accepts='a path or None',
+                        check=non_empty,
+                        desc="the mpiexec to run (None: the one next to this interpreter)")
+        options.declare('workdir', None, types=str, allow_none=True,
+                        desc='where servers get their directories')
+
     def __init__(self, name: str = 'MPI', launcher: str | Launcher = 'mpiexec',
                  total_cpus: int | None = None, mpiexec: str | None = None,
-                 workdir: str | None = None):
-        super().__init__(name)
-        self.launcher = _launcher(name, launcher, mpiexec)
-        default = os.cpu_count() or 1
-        tasks = os.environ.get('SLURM_NTASKS', '')
-        if isinstance(self.launcher, SrunLauncher) and tasks.isdigit():
-            default = int(tasks)
-        self.total_cpus = total_cpus if total_cpus is not None else default
-        if isinstance(self.total_cpus, bool) or not isinstance(self.total_cpus, int) \
-                or self.total_cpus < 1:
-            raise ValueError(f'{name}: total_cpus must be a positive integer, got '
-                             f'{total_cpus!r}')
-        self.workdir = workdir
+                 workdir: str | None = None, **options: Any):
+        super().__init__(name, launcher=launcher, total_cpus=total_cpus, mpiexec=mpiexec,
+                         workdir=workdir, **options)
+        self.launcher = _launcher(self.name, launcher, mpiexec)
+        if self.total_cpus is None:
+            tasks = os.environ.get('SLURM_NTASKS', '')
+            self.total_cpus = int(tasks) if isinstance(self.launcher, SrunLauncher) and \
+                tasks.isdigit() else os.cpu_count() or 1
         self.channel = LocalChannel()
         self._reserved = 0  # CPUs of the servers being started
 
@@ -123,16 +145,14 @@ class MPIAllocator(Allocator):
 
 
 def _launcher(name: str, launcher: str | Launcher, mpiexec: str | None) -> Launcher:
-    """The launcher ``MPIAllocator(launcher=..., mpiexec=...)`` asks for, checked."""
-    if isinstance(launcher, (MpiexecLauncher, SrunLauncher)):
+    """The launcher ``MPIAllocator(launcher=..., mpiexec=...)`` asks for (both options checked
+    already), checked against each other and the environment."""
+    if isinstance(launcher, Launcher):
         chosen: Launcher = launcher
     elif launcher == 'mpiexec':
         chosen = MpiexecLauncher(mpiexec or default_mpiexec())
-    elif launcher == 'srun':
-        chosen = SrunLauncher()
     else:
-        raise ValueError(f"{name}: launcher must be 'mpiexec', 'srun' or an MpiexecLauncher/"
-                         f"SrunLauncher, got {launcher!r}")
+        chosen = SrunLauncher()
     if mpiexec is not None and launcher != 'mpiexec':
         raise ValueError(f"{name}: mpiexec={mpiexec!r} applies to launcher='mpiexec' only, "
                          f"got launcher={launcher!r}")

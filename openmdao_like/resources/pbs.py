@@ -35,13 +35,14 @@ import os
 import re
 from typing import Any, Mapping, Sequence
 
-from .allocator import NEVER, NOT_NOW, NOW, Estimate
-from .batch import (BATCH_KEYS, UNKNOWN, BatchAllocator, JobState, hms, kilobytes, local_time,
-                    word)
+from ..options import OptionsDictionary
+from .allocator import NEVER, NOT_NOW, NOW, Estimate, non_empty
+from .batch import BATCH_KEYS, BatchAllocator, hms, kilobytes, local_time, one_word, word
 from .channels import Channel
+from .jobstate import JobState, JobStatus, map_native
 from .launchers import Launcher, MpiexecLauncher
 
-__all__ = ['PBSAllocator', 'DIALECTS']
+__all__ = ['PBSAllocator', 'DIALECTS', 'PBS_STATES']
 
 #: The PBS flavours and the resource limits each enforces per job.
 DIALECTS = {'pbspro': frozenset({'wallclock_time', 'cpu_time', 'virtual_memory', 'file_size'}),
@@ -51,8 +52,14 @@ STATES = {'Q': 'queued', 'R': 'running', 'E': 'exiting', 'H': 'held', 'W': 'wait
           'T': 'moving', 'S': 'suspended', 'U': 'suspended while the workstation is busy',
           'B': 'array job running', 'M': 'moved to another server', 'C': 'completed',
           'F': 'finished', 'X': 'subjob finished'}
-ENDED = frozenset({'C', 'F', 'X'})
-QUEUED = frozenset({'Q', 'H', 'W', 'T'})
+#: qstat's job_state codes as `JobState`s (an ended job's exit status is in the details).
+PBS_STATES: dict[str, JobState] = {
+    'Q': JobState.QUEUED, 'T': JobState.QUEUED, 'M': JobState.QUEUED,
+    'H': JobState.PENDING, 'W': JobState.PENDING,
+    'R': JobState.RUNNING, 'E': JobState.RUNNING, 'S': JobState.RUNNING,
+    'U': JobState.RUNNING, 'B': JobState.RUNNING,
+    'C': JobState.COMPLETED, 'F': JobState.COMPLETED, 'X': JobState.COMPLETED,
+}
 #: qstat's exit status for a job it does not know.
 UNKNOWN_JOB = 153
 
@@ -71,6 +78,19 @@ class PBSAllocator(BatchAllocator):
     directive_prefix = '#PBS'
     script_name = 'job.pbs'
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('queue', None, types=str, allow_none=True, accepts='a queue name',
+                        check=one_word,
+                        desc="the jobs' queue (None: the server's default)")
+        options.declare('dialect', 'pbspro', types=str, values=tuple(DIALECTS),
+                        accepts=f'one of {", ".join(DIALECTS)}',
+                        desc="'pbspro' (PBS Professional, OpenPBS) or 'torque'")
+        options.declare('mpiexec', None, types=str, allow_none=True, accepts='a path',
+                        check=non_empty,
+                        desc="the mpiexec of 'MPI' servers (None: beside python, else PATH's)")
+
     def __init__(self, name: str = 'PBS', queue: str | None = None,
                  template: str | None = None, dialect: str = 'pbspro',
                  python: str | None = None, workdir: str | None = None,
@@ -78,23 +98,13 @@ class PBSAllocator(BatchAllocator):
                  queue_timeout: float = 3600.0, extra_directives: Sequence[str] = (),
                  client_address: str | None = None, allowed_hosts: Sequence[str] = (),
                  mpi_launcher: Launcher | None = None, mpiexec: str | None = None,
-                 poll: float = 1.0):
-        if dialect not in DIALECTS:
-            raise ValueError(f'{name}: dialect must be one of {", ".join(DIALECTS)}, got '
-                             f'{dialect!r}')
-        if queue is not None and (not isinstance(queue, str) or not queue
-                                  or re.search(r'\s', queue)):
-            raise ValueError(f'{name}: queue must be a queue name, got {queue!r}')
-        if mpiexec is not None and (not isinstance(mpiexec, str) or not mpiexec):
-            raise ValueError(f'{name}: mpiexec must be a path, got {mpiexec!r}')
-        self.dialect = dialect
-        self.queue = queue
-        self.limits = DIALECTS[dialect]
-        self.mpiexec = mpiexec
+                 poll: float = 1.0, **options: Any):
         super().__init__(name, template=template, python=python, workdir=workdir,
                          channel=channel, max_jobs=max_jobs, queue_timeout=queue_timeout,
                          extra_directives=extra_directives, client_address=client_address,
-                         allowed_hosts=allowed_hosts, mpi_launcher=mpi_launcher, poll=poll)
+                         allowed_hosts=allowed_hosts, mpi_launcher=mpi_launcher, poll=poll,
+                         queue=queue, dialect=dialect, mpiexec=mpiexec, **options)
+        self.limits = DIALECTS[self.dialect]
 
     def __repr__(self) -> str:
         return (f'PBSAllocator({self.name!r}, queue={self.queue!r}, dialect={self.dialect!r}, '
@@ -168,7 +178,7 @@ class PBSAllocator(BatchAllocator):
         return ['qdel', job_id]
 
     # -- the job's state ---------------------------------------------------------------------------
-    def job_state(self, job_id: str) -> JobState:
+    def job_status(self, job_id: str) -> JobStatus:
         done = self._run(['qstat', '-f', job_id])
         if (done.returncode != 0 or 'job_state' not in done.stdout) and \
                 self.dialect == 'pbspro':
@@ -183,11 +193,11 @@ class PBSAllocator(BatchAllocator):
             status = re.search(r'\bExit_status\s*=\s*(-?\d+)', done.stdout)
             if status:
                 detail += f', exit status {status.group(1)}'
-            return JobState(code, code not in ENDED, detail, queued=code in QUEUED)
+            return JobStatus(map_native(PBS_STATES, code, self.kind), code, detail)
         said = (done.stderr or done.stdout).strip()
         if done.returncode == UNKNOWN_JOB or 'Unknown Job' in said or 'has finished' in said:
-            return JobState('GONE', False, 'qstat no longer knows the job')
-        return JobState(UNKNOWN, True, f'qstat: {said}')
+            return JobStatus(JobState.LOST, 'GONE', 'qstat no longer knows the job')
+        return JobStatus(JobState.UNKNOWN, '', f'qstat: {said}')
 
     def _probe(self, res_desc: Mapping[str, Any]) -> Estimate:
         done = self._run(['qstat', '-Q'])

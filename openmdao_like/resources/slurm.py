@@ -29,19 +29,30 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from ..options import OptionsDictionary
 from .allocator import NEVER, NOT_NOW, NOW, Estimate
-from .batch import (BATCH_KEYS, UNKNOWN, BatchAllocator, JobState, hms, kilobytes, local_time,
-                    word)
+from .batch import BATCH_KEYS, BatchAllocator, hms, kilobytes, local_time, one_word, word
 from .channels import Channel
+from .jobstate import JobState, JobStatus, map_native
 from .launchers import Launcher, SrunLauncher
 
-__all__ = ['SlurmAllocator']
+__all__ = ['SlurmAllocator', 'SLURM_STATES']
 
-#: Job states after which a job holds nothing any more.
-ENDED = frozenset({'COMPLETED', 'CANCELLED', 'FAILED', 'TIMEOUT', 'NODE_FAIL', 'PREEMPTED',
-                   'BOOT_FAIL', 'DEADLINE', 'OUT_OF_MEMORY', 'REVOKED', 'SPECIAL_EXIT'})
-#: Job states of a job that waits to start.
-QUEUED = frozenset({'PENDING', 'REQUEUED', 'REQUEUE_HOLD', 'REQUEUE_FED'})
+#: SLURM's job states (squeue(1), "JOB STATE CODES") as `JobState`s.
+SLURM_STATES: dict[str, JobState] = {
+    'PENDING': JobState.QUEUED, 'REQUEUED': JobState.QUEUED,
+    'REQUEUE_FED': JobState.QUEUED, 'CONFIGURING': JobState.QUEUED,
+    'REQUEUE_HOLD': JobState.PENDING, 'RESV_DEL_HOLD': JobState.PENDING,
+    'RUNNING': JobState.RUNNING, 'COMPLETING': JobState.RUNNING,
+    'STAGE_OUT': JobState.RUNNING, 'SIGNALING': JobState.RUNNING,
+    'RESIZING': JobState.RUNNING, 'SUSPENDED': JobState.RUNNING, 'STOPPED': JobState.RUNNING,
+    'COMPLETED': JobState.COMPLETED,
+    'FAILED': JobState.FAILED, 'BOOT_FAIL': JobState.FAILED,
+    'OUT_OF_MEMORY': JobState.FAILED, 'SPECIAL_EXIT': JobState.FAILED,
+    'CANCELLED': JobState.CANCELLED, 'REVOKED': JobState.CANCELLED,
+    'TIMEOUT': JobState.TIMEOUT, 'DEADLINE': JobState.TIMEOUT,
+    'NODE_FAIL': JobState.LOST, 'PREEMPTED': JobState.LOST,
+}
 _DATE = '%Y-%m-%dT%H:%M:%S'
 
 
@@ -55,22 +66,27 @@ class SlurmAllocator(BatchAllocator):
     directive_prefix = '#SBATCH'
     script_name = 'job.sh'
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        super().declare_options(options)
+        options.declare('partition', None, types=str, allow_none=True,
+                        accepts='a partition name',
+                        check=one_word,
+                        desc="the jobs' partition (None: the cluster's default)")
+
     def __init__(self, name: str = 'SLURM', partition: str | None = None,
                  template: str | None = None, python: str | None = None,
                  workdir: str | None = None, channel: Channel | None = None,
                  max_jobs: int = 64, queue_timeout: float = 3600.0,
                  extra_directives: Sequence[str] = (), client_address: str | None = None,
                  allowed_hosts: Sequence[str] = (), mpi_launcher: Launcher | None = None,
-                 poll: float = 1.0):
-        if partition is not None and (not isinstance(partition, str) or not partition
-                                      or re.search(r'\s', partition)):
-            raise ValueError(f'{name}: partition must be a partition name, got {partition!r}')
-        self.partition = partition
+                 poll: float = 1.0, **options: Any):
         self._jobcomp: str | None = None
         super().__init__(name, template=template, python=python, workdir=workdir,
                          channel=channel, max_jobs=max_jobs, queue_timeout=queue_timeout,
                          extra_directives=extra_directives, client_address=client_address,
-                         allowed_hosts=allowed_hosts, mpi_launcher=mpi_launcher, poll=poll)
+                         allowed_hosts=allowed_hosts, mpi_launcher=mpi_launcher, poll=poll,
+                         partition=partition, **options)
 
     def __repr__(self) -> str:
         return (f'SlurmAllocator({self.name!r}, partition={self.partition!r}, '
@@ -126,26 +142,28 @@ class SlurmAllocator(BatchAllocator):
         return ['scancel', job_id]
 
     # -- the job's state ---------------------------------------------------------------------------
-    def job_state(self, job_id: str) -> JobState:
+    def job_status(self, job_id: str) -> JobStatus:
         done = self._run(['scontrol', '-o', 'show', 'job', job_id])
         found = re.search(r'\bJobState=(\S+)', done.stdout) if done.returncode == 0 else None
         if found:
-            state = found.group(1)
+            code = found.group(1)
+            state = map_native(SLURM_STATES, code, self.kind)
             fields = dict(re.findall(r'\b(Reason|ExitCode)=(\S+)', done.stdout))
             reason = fields.get('Reason', 'None')
-            if state not in ENDED:
-                return JobState(state, True, '' if reason == 'None' else f'reason {reason}',
-                                queued=state in QUEUED)
+            if not state.terminal:
+                return JobStatus(state, code, '' if reason == 'None' else f'reason {reason}')
             detail = f'exit code {fields.get("ExitCode", "?")}'
             if reason != 'None':
                 detail += f', reason {reason}'
-            return JobState(state, False, detail)
+            return JobStatus(state, code, detail)
         if 'Invalid job id' in done.stderr:
             ended = self._completion_log_state(job_id)
             if ended is not None:
-                return JobState(ended, False, 'from the job completion log')
-            return JobState('GONE', False, 'SLURM no longer knows the job')
-        return JobState(UNKNOWN, True, f'scontrol: {(done.stderr or done.stdout).strip()}')
+                return JobStatus(map_native(SLURM_STATES, ended, self.kind), ended,
+                                 'from the job completion log')
+            return JobStatus(JobState.LOST, 'GONE', 'SLURM no longer knows the job')
+        return JobStatus(JobState.UNKNOWN, '',
+                         f'scontrol: {(done.stderr or done.stdout).strip()}')
 
     def _completion_log_state(self, job_id: str) -> str | None:
         """The JobState the job completion log (jobcomp/filetxt) recorded, if readable."""
