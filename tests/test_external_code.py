@@ -412,3 +412,26 @@ def test_bad_settings_refused_when_set(settings: dict[str, Any], error: type[Exc
     with pytest.raises(error) as info:
         ExternalCode(**settings)
     assert words in str(info.value)
+
+
+@pytest.mark.parametrize('settings, words', [
+    ({'timeout': -1.0}, ('timeout', 'a float in [0.0, inf]', '-1.0')),
+    ({'timeout': 'soon'}, ('timeout', 'a float in [0.0, inf]', "'soon' (str)")),
+    ({'poll_delay': -0.5}, ('poll_delay', 'a float in [0.0, inf]', '-0.5')),
+    ({'check_external_outputs': 'yes'}, ('check_external_outputs', 'a bool', "'yes' (str)")),
+    ({'command': ['solver', 1]}, ('command', 'a str', '1 (int)')),
+    ({'env': {'SCALE': 2}}, ('env', 'a str', '2 (int)')),
+    ({'env': ['SCALE=2']}, ('ExternalCode.env', 'a dict of variable names to str values',
+                            "['SCALE=2'] (list)")),
+    ({'resources': ['LocalHost']}, ('ExternalCode.resources', 'a resource description (a dict',
+                                    "['LocalHost'] (list)")),
+    ({'stdout': 3.5}, ('ExternalCode.stdout', 'ExternalCode.DEV_NULL or a file name relative '
+                                              'to the component directory', '3.5 (float)')),
+])
+def test_bad_values_name_the_setting_what_it_accepts_and_the_value(
+        settings: dict[str, Any], words: tuple[str, str, str]) -> None:
+    with pytest.raises(ValueError) as info:
+        ExternalCode(**settings)
+    assert isinstance(info.value, ValidationError)
+    for part in words:
+        assert part in str(info.value)

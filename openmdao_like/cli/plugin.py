@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ..factories import GROUPS as FULL_GROUPS
+from ..processes import CommandTimeout, execute
 from ..factories import get_available_types
 from . import CommandError, UsageError
 from .plugin_templates import OFFERED_GROUPS, render_plugin
@@ -203,12 +204,11 @@ def build_command(args: argparse.Namespace) -> int:
     logger.info('building: %s', ' '.join(command))
     before = _wheels(out)
     try:
-        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=BUILD_TIMEOUT)
-    except subprocess.TimeoutExpired as exc:
+        proc = execute(command, timeout=BUILD_TIMEOUT, stderr=subprocess.STDOUT)
+    except CommandTimeout as exc:
         raise CommandError(f'building a wheel of {str(project)!r} took more than '
                            f'{BUILD_TIMEOUT} s and was stopped:\n'
-                           f'{_tail(_text(exc.output))}') from None
+                           f'{_tail(exc.result.stdout)}') from None
     output = proc.stdout or ''
     if logger.isEnabledFor(logging.INFO):
         sys.stderr.write(output)
@@ -291,12 +291,6 @@ def _wheels(directory: Path) -> dict[str, tuple[int, int]]:
             continue
         found[str(path)] = (stat.st_mtime_ns, stat.st_size)
     return found
-
-
-def _text(output: Any) -> str:
-    if output is None:
-        return ''
-    return output.decode(errors='replace') if isinstance(output, bytes) else str(output)
 
 
 def _tail(output: str, lines: int = OUTPUT_TAIL) -> str:

@@ -5,7 +5,8 @@
   ``{host, port, pid, tls}``) and prints ``listening on HOST:PORT (pid N, tls on|off)``; on the
   way out it ends every ObjServer and removes the server file.
 - ``stop --server-file PATH``: SIGTERM the server the file names (after checking that the pid
-  is an openmdao-like process), wait for it, SIGKILL after ``--timeout``.
+  is an openmdao-like process), wait for it, SIGKILL after ``--timeout`` (through
+  `openmdao_like.processes.PidProcess`, as every process the framework stops).
 - ``keygen FILE``: a new random key, mode 0600; an existing file is never overwritten.
 - ``status``: connect and print the server's info, its objects and (``--types``) its types.
 
@@ -25,9 +26,9 @@ import logging
 import os
 import signal
 import threading
-import time
 from typing import Any
 
+from ..processes import REAP_TIMEOUT, PidProcess
 from . import CommandError, UsageError
 from .server_options import (DEFAULT_HOST, START_OPTIONS, load_config,
                              parse_peer_keys, positive, server_limits, size_argument,
@@ -36,10 +37,8 @@ from .table import format_table
 
 logger = logging.getLogger(__name__)
 
-#: Seconds ``stop`` waits for the server to exit before SIGKILL.
+#: Seconds ``stop`` waits for the server to exit before SIGKILL (default of ``--timeout``).
 STOP_TIMEOUT = 15.0
-#: Seconds between checks while ``stop`` waits.
-POLL_INTERVAL = 0.05
 #: Seconds ``status`` allows for each call.
 STATUS_TIMEOUT = 30.0
 #: Log format of ``--log-file``.
@@ -264,15 +263,6 @@ def _remove_own_server_file(server_file: str) -> None:
 
 
 # -- processes ------------------------------------------------------------------------------------
-def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and has not exited (a zombie counts as exited)."""
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(') ', 1)[1][:1] != 'Z'
-    except (OSError, IndexError):
-        return False
-
-
 def process_cmdline(pid: int) -> str | None:
     """Process ``pid``'s command line, arguments separated by spaces; None if it is gone."""
     try:
@@ -283,17 +273,7 @@ def process_cmdline(pid: int) -> str | None:
 
 
 def _openmdao_process(pid: int) -> bool:
-    return process_alive(pid) and 'openmdao' in (process_cmdline(pid) or '')
-
-
-def wait_for_exit(pid: int, timeout: float, poll: float = POLL_INTERVAL) -> bool:
-    """Poll until ``pid`` has exited or ``timeout`` seconds pass; whether it exited."""
-    deadline = time.monotonic() + timeout
-    while process_alive(pid):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(poll)
-    return True
+    return PidProcess(pid).running() and 'openmdao' in (process_cmdline(pid) or '')
 
 
 # -- stop -----------------------------------------------------------------------------------------
@@ -313,7 +293,8 @@ def stop_command(args: argparse.Namespace) -> int:
     except (ValueError, TypeError) as exc:
         raise CommandError(str(exc)) from None
     where = f'{info["host"]}:{info["port"]}'
-    if not process_alive(pid):
+    process = PidProcess(pid)
+    if not process.running():
         _remove(path)
         raise CommandError(f'the server on {where} (pid {pid}) is not running; removed its '
                            f'stale server file {path!r}')
@@ -322,23 +303,15 @@ def stop_command(args: argparse.Namespace) -> int:
         raise CommandError(f'process {pid} named by {path!r} is not an openmdao-like server '
                            f'(its command line: {cmdline[:200]!r}); refusing to signal it')
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        pass
+        status = process.kill(args.timeout)
     except PermissionError:
         raise CommandError(f'not allowed to signal the server on {where} (pid {pid}); run '
                            f'as its user') from None
+    if status is None:
+        raise CommandError(f'the server on {where} (pid {pid}) survived SIGKILL for '
+                           f'{REAP_TIMEOUT:g} s')
     how = ''
-    if not wait_for_exit(pid, args.timeout):
-        logger.warning('server on %s (pid %d) still running after %g s; sending SIGKILL',
-                       where, pid, args.timeout)
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        if not wait_for_exit(pid, STOP_TIMEOUT):
-            raise CommandError(f'the server on {where} (pid {pid}) survived SIGKILL for '
-                               f'{STOP_TIMEOUT:g} s')
+    if process.sigkilled:
         how = f', killed with SIGKILL after {args.timeout:g} s'
         _remove(path)
     elif os.path.exists(path):  # the server removes it; a file left behind is stale
@@ -425,5 +398,5 @@ def status_command(args: argparse.Namespace) -> int:
 
 
 __all__ = ['add_parser', 'start_command', 'stop_command', 'keygen_command', 'status_command',
-           'load_config', 'start_options', 'parse_peer_keys', 'process_alive',
-           'process_cmdline', 'wait_for_exit', 'START_OPTIONS']
+           'load_config', 'start_options', 'parse_peer_keys', 'process_cmdline',
+           'START_OPTIONS']

@@ -2,8 +2,9 @@
 on a server allocated for its ``resources``, and moves its input and output files.
 
 Here, the command runs in the component's directory as an argument list (no shell), in a process
-group of its own (a timeout kills the whole group), with ``env`` on top of this process's
-environment and stdin/stdout/stderr redirected to the named files.
+group of its own (started through `openmdao_like.resources.channels.LocalChannel`; a timeout
+kills the whole group), with ``env`` on top of this process's environment and
+stdin/stdout/stderr redirected to the named files.
 
 With ``resources``, the component allocates a server from the resource allocation manager
 (``openmdao_like.resources.manager.RAM``) and keeps it across runs; `pre_delete`, a change of
@@ -33,9 +34,11 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from traits.api import observe
 
+from .. import tree
 from ..component import Component
 from ..errors import (AllocationError, ExternalCodeError, ExternalCodeTimeout, PathError,
                       RemoteError, ValidationError, describe)
+from ..resources.channels import KILL_GRACE, LocalChannel, LocalProcess
 from ..variables import Bool, Dict, File, FileRef, Float, Int, List, Str
 from .remote_command import fetch_outputs, run_on_server, upload_inputs
 
@@ -47,8 +50,6 @@ __all__ = ['ExternalCode', 'FileMetadata', 'DEV_NULL', 'STDOUT']
 DEV_NULL = os.devnull
 #: ``stderr`` value: standard error goes where standard output goes.
 STDOUT = subprocess.STDOUT
-#: Seconds between SIGTERM and SIGKILL when a timed-out process group is killed.
-KILL_GRACE = 5.0
 #: Lines and characters (at most) of standard error quoted in an error message.
 TAIL_LINES, TAIL_CHARS = 20, 2000
 _GLOB = re.compile(r'[*?[]')
@@ -96,7 +97,7 @@ def _stream_setting(name: str, joins: bool, doc: str) -> property:
         return getattr(self, f'_{name}', None)
 
     def set_(self: Any, value: Any) -> None:
-        where = f'{self._where()}.{name}'
+        where = f'{tree.where(self)}.{name}'
         if not (value is None or value == DEV_NULL or (joins and value == STDOUT)):
             if not isinstance(value, str):
                 extra = ', ExternalCode.STDOUT' if joins else ''
@@ -177,9 +178,12 @@ class ExternalCode(Component):
         super().__init__(**traits)
         self.command = [] if command is None else \
             list(command) if isinstance(command, tuple) else command
-        self.resources = dict(resources or {})
+        self.resources = _mapping(resources, f'{tree.where(self)}.resources',
+                                  'a resource description (a dict, e.g. {"allocator": '
+                                  '"LocalHost"})')
         self.timeout = timeout
-        self.env = dict(env or {})
+        self.env = _mapping(env, f'{tree.where(self)}.env', 'a dict of variable names to str '
+                                                       'values')
         self.external_files = external_files
         self.stdin, self.stdout, self.stderr = stdin, stdout, stderr
         self.poll_delay = poll_delay
@@ -202,7 +206,7 @@ class ExternalCode(Component):
 
     @external_files.setter
     def external_files(self, value: Iterable[Any]) -> None:
-        where = f'{self._where()}.external_files'
+        where = f'{tree.where(self)}.external_files'
         if isinstance(value, (str, Mapping)) or not isinstance(value, Iterable):
             raise ValidationError(f'{where}: expected a list of FileMetadata or dicts, got '
                                   f'{describe(value)}')
@@ -264,18 +268,18 @@ class ExternalCode(Component):
             if os.path.isfile(full):
                 continue
             if inputs:
-                raise ExternalCodeError(f'{self._where()}: cannot run {command!r}: {what} '
+                raise ExternalCodeError(f'{tree.where(self)}: cannot run {command!r}: {what} '
                                         f'{rel!r} is missing (expected {full})', command)
             tail, note = self._stderr_tail(directory, outcome)
             raise ExternalCodeError(
-                f'{self._where()}: {command!r}{_on(outcome, directory)} exited with return '
+                f'{tree.where(self)}: {command!r}{_on(outcome, directory)} exited with return '
                 f'code {outcome.returncode} but did not write {what} {rel!r} (expected '
                 f'{full}); {note}', command, outcome.returncode, tail, outcome.host)
 
     def _checked_command(self) -> list[str]:
         command = list(self.command)
         if not command or not command[0]:
-            raise ValidationError(f'{self._where()}.command: expected a non-empty list of '
+            raise ValidationError(f'{tree.where(self)}.command: expected a non-empty list of '
                                   f'strings, the program first (e.g. ["solver", "in.dat"]), '
                                   f'got {command!r}')
         return command
@@ -284,14 +288,14 @@ class ExternalCode(Component):
         env = dict(self.env)
         for name in env:
             if not _ENV_NAME.match(name):
-                raise ValidationError(f'{self._where()}.env: expected variable names made of '
+                raise ValidationError(f'{tree.where(self)}.env: expected variable names made of '
                                       f'letters, digits and _ (not starting with a digit), '
                                       f'got {name!r}')
         return env
 
     # -- files ----------------------------------------------------------------------------------
     def _file_vars(self, iotype: str) -> list[tuple[str, File]]:
-        return [(name, var) for name, var in self._vars().items()
+        return [(name, var) for name, var in tree.variables(self).items()
                 if isinstance(var, File) and var.iotype == iotype]
 
     def _adopt_file_inputs(self, directory: str) -> None:
@@ -315,7 +319,7 @@ class ExternalCode(Component):
             else:
                 continue
             kind = 'input' if inputs else 'output'
-            found.append((rel, f'the file of {kind} {self._where()}.{name}'))
+            found.append((rel, f'the file of {kind} {tree.where(self)}.{name}'))
         key = 'input' if inputs else 'output'
         found += [(spec['path'], f'{key} file (external_files)')
                   for spec in self._external_files
@@ -352,24 +356,24 @@ class ExternalCode(Component):
 
     # -- here -----------------------------------------------------------------------------------
     def _run_local(self, command: list[str], env: dict[str, str], directory: str) -> _Outcome:
-        full_env = {**os.environ, **env} if env else None
-        logger.debug('%s: running %s in %s', self._where(), command, directory)
+        logger.debug('%s: running %s in %s', tree.where(self), command, directory)
         with contextlib.ExitStack() as files:
             streams = {name: self._local_stream(files, name, directory)
                        for name in ('stdin', 'stdout', 'stderr')}
             try:
-                proc = subprocess.Popen(command, cwd=directory, env=full_env,
-                                        start_new_session=True, **streams)
+                process = LocalChannel().spawn(command, env, directory, **streams)
             except OSError as exc:
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
-                return _Outcome(code, cannot_start=_why_not_started(exc, command, full_env))
+                return _Outcome(code, cannot_start=_why_not_started(
+                    exc, command, {**os.environ, **env} if env else None))
             try:
-                returncode = self._wait(proc)
+                returncode = self._wait(process)
             except BaseException:
-                _kill_group(proc)
+                process.kill(KILL_GRACE)
                 raise
         if returncode is None:
-            return _Outcome(_kill_group(proc), timed_out=True)
+            status = process.kill(KILL_GRACE)
+            return _Outcome(-signal.SIGKILL if status is None else status, timed_out=True)
         return _Outcome(returncode)
 
     def _local_stream(self, files: contextlib.ExitStack, name: str, directory: str) -> Any:
@@ -385,8 +389,8 @@ class ExternalCode(Component):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         return files.enter_context(open(path, 'rb' if name == 'stdin' else 'wb'))
 
-    def _wait(self, proc: subprocess.Popen) -> int | None:
-        """The exit status of ``proc``, or None once ``timeout`` has passed."""
+    def _wait(self, process: LocalProcess) -> int | None:
+        """The exit status of ``process``, or None once ``timeout`` has passed."""
         deadline = time.monotonic() + self.timeout if self.timeout else None
         step = self.poll_delay or None
         while True:
@@ -396,10 +400,9 @@ class ExternalCode(Component):
                 if remaining <= 0:
                     return None
                 wait = remaining if step is None else min(step, remaining)
-            try:
-                return proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
+            status = process.wait(wait)
+            if status is not None:
+                return status
 
     # -- on a server ----------------------------------------------------------------------------
     def _run_remote(self, command: list[str], env: dict[str, str], directory: str) -> _Outcome:
@@ -407,7 +410,7 @@ class ExternalCode(Component):
         try:
             return self._run_on(server, command, env, directory)
         except RemoteError as exc:
-            exc.add_note(f'{self._where()}: the server on {server.host} was released; the next '
+            exc.add_note(f'{tree.where(self)}: the server on {server.host} was released; the next '
                          f'run allocates a new one')
             self._release_server()
             raise
@@ -421,7 +424,7 @@ class ExternalCode(Component):
             from ..resources.description import validate_resource_desc
             from ..resources.manager import RAM
 
-            where = self._where()
+            where = tree.where(self)
             desc = validate_resource_desc(wanted, f'{where}.resources')
             try:
                 server, info = RAM.allocate(desc, name=where)
@@ -446,26 +449,27 @@ class ExternalCode(Component):
                 directory: str) -> _Outcome:
         rdir, host = self._remote_dir, server.host
         upload_inputs(server, rdir, directory, self._input_paths(directory))
-        logger.debug('%s: running %s on %s in %s', self._where(), command, host, rdir)
+        logger.debug('%s: running %s on %s in %s', tree.where(self), command, host, rdir)
         run = run_on_server(server, rdir, command, env, self.stdin or DEV_NULL, self.stdout,
                             self.stderr, self.timeout, KILL_GRACE)
         for name, text in (('output', run.stdout), ('error', run.stderr)):
             if text:
-                logger.debug('%s: standard %s of %s on %s:\n%s', self._where(), name, command,
+                logger.debug('%s: standard %s of %s on %s:\n%s', tree.where(self), name, command,
                              host, text)
         fetch_outputs(server, rdir, directory, self._output_patterns())
         captured = run.stdout if self.stderr == STDOUT else run.stderr
-        if run.not_found:
+        if run.cannot_start:
             how = ' with its env' if env else ''
-            return _Outcome(127, cannot_start=f'executable {command[0]!r} not found (PATH of '
-                                              f'the server{how})', captured=captured, host=host)
+            why = (f'executable {command[0]!r} not found (PATH of the server{how})'
+                   if run.returncode == 127 else f'{command[0]!r}: {run.cannot_start}')
+            return _Outcome(run.returncode, cannot_start=why, captured=captured, host=host)
         return _Outcome(run.returncode, run.timed_out, captured=captured, host=host)
 
     # -- failures -------------------------------------------------------------------------------
     def _failure(self, command: list[str], outcome: _Outcome,
                  directory: str) -> ExternalCodeError:
         """The error of a run that could not start, timed out or exited non-zero."""
-        where, on = self._where(), _on(outcome, directory)
+        where, on = tree.where(self), _on(outcome, directory)
         tail, note = self._stderr_tail(directory, outcome)
         details = (command, outcome.returncode, tail, outcome.host)
         if outcome.cannot_start:
@@ -512,6 +516,15 @@ class ExternalCode(Component):
         for name in ('_server', '_server_for', '_remote_dir', '_release_at_exit'):
             state.pop(name, None)
         return state
+
+
+def _mapping(value: Any, where: str, accepts: str) -> dict:
+    """A copy of ``value``, a mapping (None: empty); `ValidationError` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValidationError(f'{where}: expected {accepts}, got {describe(value)}')
+    return dict(value)
 
 
 def _file_spec(item: Any, where: str) -> FileMetadata:
@@ -586,17 +599,6 @@ def _directory_lock(path: str) -> Iterator[None]:
             held.discard(path)
     finally:
         os.close(fd)
-
-
-def _kill_group(proc: subprocess.Popen) -> int:
-    """SIGTERM to ``proc``'s whole process group, SIGKILL after `KILL_GRACE`; its status."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(KILL_GRACE)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    return proc.wait()
 
 
 def _why_not_started(exc: OSError, command: list[str], env: Mapping[str, str] | None) -> str:

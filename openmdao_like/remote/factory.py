@@ -10,6 +10,7 @@ commands run only with ``allow_shell``; file operations stay inside ``root``.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import itertools
 import json
@@ -17,6 +18,7 @@ import logging
 import os
 import platform
 import re
+import posixpath
 import select
 import shutil
 import signal
@@ -30,9 +32,10 @@ from typing import Any, Iterable
 
 from rpyc.utils.helpers import classpartial
 
-from .. import __version__
+from .._version import __version__
 from ..errors import RemoteError
 from ..factories import check_type_name, factory_manager
+from ..processes import KILL_GRACE, CommandTimeout, LocalProcess, execute, spawn
 from . import codec, states
 from .auth import Authenticator, HostPolicy, check_key, read_key_file, server_tls_context
 from .connection import LIVENESS
@@ -46,6 +49,8 @@ logger = logging.getLogger(__name__)
 
 #: Seconds an ObjServer may take to start and report its port.
 START_TIMEOUT = 60.0
+#: Seconds `ObjServerFactory.serve_forever` may take to act on SIGTERM/SIGINT.
+SIGNAL_LATENCY = 0.25
 
 
 @dataclass
@@ -55,7 +60,7 @@ class ObjEntry:
 
     id: int
     typname: str
-    process: subprocess.Popen
+    process: LocalProcess
     port: int
     directory: str
     role: str = 'owner'
@@ -165,7 +170,10 @@ class ObjServerFactory:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(sig, lambda *_: self._stopped.set())
         try:
-            self._stopped.wait()
+            # in slices: a signal that another thread received runs its handler only when the
+            # main thread runs Python code again
+            while not self._stopped.wait(SIGNAL_LATENCY):
+                pass
         finally:
             self.stop()
 
@@ -182,7 +190,7 @@ class ObjServerFactory:
                 self.objects.clear()
                 self.dead.clear()
             for entry in entries:
-                _end(entry.process)
+                entry.process.kill(KILL_GRACE)
                 shutil.rmtree(entry.directory, ignore_errors=True)
         if self._own_root:
             shutil.rmtree(self.root, ignore_errors=True)
@@ -239,15 +247,13 @@ class ObjServerFactory:
         if self.tls:
             settings['peer_ca_file'] = self.tls[0]
         try:
-            with open(os.path.join(directory, 'objserver.log'), 'ab') as log:
-                # -P and an absolute PYTHONPATH: its directory, where clients upload, is never
-                # on its sys.path
-                proc = subprocess.Popen(
-                    [*self.launcher, sys.executable, '-P', '-m',
-                     'openmdao_like.remote.serve_object'],
-                    cwd=directory, env=_absolute_pythonpath(os.environ),
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-                    start_new_session=True)
+            # -P and an absolute PYTHONPATH: its directory, where clients upload, is never on
+            # its sys.path. It reads its settings on stdin, which stays open (it exits when
+            # the pipe closes), reports on stdout and logs on stderr.
+            proc = spawn(
+                [*self.launcher, sys.executable, '-P', '-m', 'openmdao_like.remote.serve_object'],
+                env=_absolute_pythonpath(os.environ), cwd=directory,
+                log_path=os.path.join(directory, 'objserver.log'), stdout=subprocess.PIPE)
         except OSError:
             shutil.rmtree(directory, ignore_errors=True)
             raise
@@ -256,7 +262,7 @@ class ObjServerFactory:
             proc.stdin.flush()
             reply = self._read_reply(proc, typname, directory)
         except BaseException:
-            _end(proc)
+            proc.kill(KILL_GRACE)
             shutil.rmtree(directory, ignore_errors=True)
             raise
         entry = ObjEntry(obj_id, typname, proc, reply['port'], directory, role)
@@ -266,7 +272,7 @@ class ObjServerFactory:
                     obj_id, proc.pid, entry.port, directory, role)
         return entry
 
-    def _read_reply(self, proc: subprocess.Popen, typname: str,
+    def _read_reply(self, proc: LocalProcess, typname: str,
                     directory: str) -> dict[str, Any]:
         ready, _, _ = select.select([proc.stdout], [], [], self.start_timeout)
         line = proc.stdout.readline() if ready else b''
@@ -298,7 +304,7 @@ class ObjServerFactory:
         if dead is not None and dead.visible_to(role):
             raise ValueError(f'object {obj_id} ({dead.typname}) on the server on '
                              f'{self.host}:{self.port} died (exit status '
-                             f'{dead.process.returncode})')
+                             f'{dead.process.poll()})')
         raise ValueError(f'the server on {self.host}:{self.port} has no object {obj_id!r} '
                          f'(objects{"" if role == "owner" else " of this key"}: '
                          f'{visible or "none"})')
@@ -313,9 +319,9 @@ class ObjServerFactory:
                 self.dead[entry.id] = entry
         for entry in dead:
             logger.warning('%s (id %d) exited with status %s; its log ended with:\n%s',
-                           entry.typname, entry.id, entry.process.returncode,
+                           entry.typname, entry.id, entry.process.poll(),
                            _tail(entry.directory))
-            _end(entry.process)
+            entry.process.kill(KILL_GRACE)
             shutil.rmtree(entry.directory, ignore_errors=True)
 
     def release(self, obj_id: int, keep_directory: bool = False, role: str = 'owner') -> None:
@@ -331,24 +337,10 @@ class ObjServerFactory:
         with self._lock:
             if self.objects.pop(obj_id, None) is None:
                 return  # released meanwhile by another call
-        _end(entry.process)
+        entry.process.kill(KILL_GRACE)
         if not keep_directory:
             shutil.rmtree(entry.directory, ignore_errors=True)
         logger.info('released %s (id %d)', entry.typname, obj_id)
-
-
-def _end(proc: subprocess.Popen, grace: float = 5.0) -> None:
-    """Terminate ``proc`` (SIGKILL after ``grace`` seconds) and reap it."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    for stream in (proc.stdin, proc.stdout):
-        if stream is not None:
-            stream.close()
 
 
 def _absolute_pythonpath(environ: Any) -> dict[str, str]:
@@ -463,15 +455,58 @@ class FactoryService(FileService, SecureService):
         entry = self.factory.create('case runner', runner=bytes(runner))
         return (entry.id, self.factory.host, entry.port, entry.directory)
 
-    @remote('owner')
-    def execute_command(self, args: tuple, timeout: float) -> tuple:
-        """``(returncode, stdout, stderr)`` of a command run in the root (needs allow_shell)."""
+    def _check_shell(self) -> None:
         if not self.factory.allow_shell:
             raise PermissionError(f'the server on {self.factory.host}:{self.factory.port} does '
                                   f'not allow shell access (start it with --allow-shell)')
-        done = subprocess.run(list(args), cwd=self.factory.root, capture_output=True,
-                              timeout=timeout)
+
+    @remote('owner')
+    def execute_command(self, args: tuple, timeout: float) -> tuple:
+        """``(returncode, stdout, stderr)`` of a command run in the root (needs allow_shell);
+        `TimeoutError` once its process group was killed after ``timeout`` seconds."""
+        self._check_shell()
+        try:
+            done = execute(list(args), timeout, cwd=self.factory.root, text=False,
+                           where=self.factory.host)
+        except CommandTimeout as exc:
+            raise TimeoutError(str(exc)) from None
         return (done.returncode, done.stdout, done.stderr)
+
+    @remote('owner')
+    def run_command(self, args: tuple, directory: str, env: tuple, stdin: str, stdout: str,
+                    stderr: str, timeout: float, grace: float) -> tuple:
+        """Run ``args`` (no shell) in ``directory`` below the root (made if missing), with
+        the ``(name, value)`` pairs of ``env`` on top of the server's environment (needs
+        allow_shell). ``stdin`` is a file in that directory or os.devnull; ``stdout`` and
+        ``stderr`` a file there, os.devnull or '' (captured and returned); ``stderr`` '-'
+        joins stdout. After ``timeout`` seconds (0: none) its process group gets SIGTERM,
+        and SIGKILL ``grace`` seconds later. ``(returncode, timed out, why it could not start
+        ('' when it did), stdout, stderr)``."""
+        self._check_shell()
+        cwd = self.files.resolve(directory)
+        os.makedirs(cwd, exist_ok=True)
+        with contextlib.ExitStack() as files:
+            def stream(name: str, mode: str) -> Any:
+                if name == '':
+                    return subprocess.PIPE
+                if name == os.devnull:
+                    return subprocess.DEVNULL
+                path = self.files.resolve(posixpath.join(directory, name))
+                if mode == 'wb':
+                    os.makedirs(os.path.dirname(path), exist_ok=True)
+                return files.enter_context(open(path, mode))
+
+            streams = {'stdin': stream(stdin, 'rb'), 'stdout': stream(stdout, 'wb'),
+                       'stderr': subprocess.STDOUT if stderr == '-' else stream(stderr, 'wb')}
+            try:
+                done = execute(list(args), timeout or None, dict(env), cwd, grace=grace,
+                               text=False, where=self.factory.host, **streams)
+            except CommandTimeout as exc:
+                return (exc.result.returncode, True, '', exc.result.stdout, exc.result.stderr)
+            except OSError as exc:  # could not start (the files above are open already)
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+                return (code, False, exc.strerror or str(exc), b'', b'')
+        return (done.returncode, False, '', done.stdout, done.stderr)
 
     @remote('owner')
     def stop(self) -> None:

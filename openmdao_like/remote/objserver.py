@@ -26,6 +26,7 @@ from typing import Any, NoReturn
 
 from rpyc.utils.helpers import classpartial
 
+from .. import tree
 from ..component import Component
 from ..container import set_as_top
 from ..factories import factory_manager
@@ -127,7 +128,7 @@ class ObjService(FileService, SecureService):
         with self.state.lock:
             info = {'class': self.state.typname, 'pid': os.getpid(), 'directory': os.getcwd(),
                     'variables': {name: describe_variable(var, getattr(obj, name))
-                                  for name, var in obj._vars().items()}}
+                                  for name, var in tree.variables(obj).items()}}
             return codec.pack(info)
 
     @remote()

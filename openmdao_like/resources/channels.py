@@ -5,6 +5,12 @@ another host over one reused paramiko connection. Allocators (providers) combine
 a launcher: the channel runs what the launcher wrote, wherever the channel leads.
 
 Commands are lists of strings, never shell text: a channel that needs a shell quotes them.
+
+Every process the framework starts goes through a channel (`Channel.spawn`, or
+`Channel.execute` for a command run to completion) or, below this layer, through
+`openmdao_like.processes`, which `LocalChannel` uses; each is stopped through its handle
+(`ChannelProcess.kill`: SIGTERM to its process group, SIGKILL after a grace period, then a
+bounded wait until they are gone).
 """
 
 from __future__ import annotations
@@ -12,43 +18,16 @@ from __future__ import annotations
 import abc
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
-from typing import Mapping, NamedTuple, Sequence
+from typing import Any, Mapping, Sequence
 
-__all__ = ['CommandResult', 'Channel', 'ChannelProcess', 'LocalChannel', 'LocalProcess']
+from .. import processes
+from ..processes import (KILL_GRACE, LOG, REAP_TIMEOUT, TAIL_CHARS, ChannelProcess,
+                         CommandResult, CommandTimeout, LocalProcess, PidProcess)
 
-#: Characters of a process's output kept for error messages.
-TAIL_CHARS = 2000
-
-
-class CommandResult(NamedTuple):
-    """What a finished command gave: return code and decoded output."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-class ChannelProcess(abc.ABC):
-    """A long-running command started through a channel (a server process)."""
-
-    @abc.abstractmethod
-    def poll(self) -> int | None:
-        """Its exit status, or None while it runs."""
-
-    @abc.abstractmethod
-    def kill(self) -> None:
-        """End it and whatever it started (its process group); no error if it already ended."""
-
-    @abc.abstractmethod
-    def wait(self, timeout: float | None = None) -> int | None:
-        """Wait up to ``timeout`` seconds; its exit status, or None if it still runs."""
-
-    @abc.abstractmethod
-    def output_tail(self, limit: int = TAIL_CHARS) -> str:
-        """The end of what it wrote to stdout and stderr (for error messages)."""
+__all__ = ['CommandResult', 'CommandTimeout', 'Channel', 'ChannelProcess', 'LocalChannel',
+           'LocalProcess', 'PidProcess', 'LOG', 'KILL_GRACE', 'REAP_TIMEOUT', 'TAIL_CHARS']
 
 
 class Channel(abc.ABC):
@@ -115,50 +94,8 @@ class Channel(abc.ABC):
         self.close()
 
 
-class LocalProcess(ChannelProcess):
-    """A command running on this machine in its own session (so it is ended as a group)."""
-
-    def __init__(self, proc: subprocess.Popen, log_path: str | None):
-        self.proc = proc
-        self.pid = proc.pid
-        self.log_path = log_path
-
-    def poll(self) -> int | None:
-        return self.proc.poll()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.proc.wait()
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-
-    def wait(self, timeout: float | None = None) -> int | None:
-        try:
-            status = self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        return status
-
-    def output_tail(self, limit: int = TAIL_CHARS) -> str:
-        if not self.log_path:
-            return ''
-        try:
-            with open(self.log_path, 'rb') as log:
-                log.seek(0, os.SEEK_END)
-                log.seek(max(0, log.tell() - limit))
-                return log.read().decode(errors='replace')
-        except OSError:
-            return ''
-
-
 class LocalChannel(Channel):
-    """Commands and files on this machine."""
+    """Commands and files on this machine (through `openmdao_like.processes`)."""
 
     def __init__(self, host: str = '127.0.0.1'):
         self.host = host
@@ -167,28 +104,25 @@ class LocalChannel(Channel):
         return f'LocalChannel({self.host!r})'
 
     def execute(self, command: Sequence[str], timeout: float | None = None,
-                env: Mapping[str, str] | None = None, cwd: str | None = None) -> CommandResult:
-        try:
-            done = subprocess.run(list(command), capture_output=True, timeout=timeout,
-                                  env=_environ(env), cwd=cwd)
-        except subprocess.TimeoutExpired:
-            raise TimeoutError(f'{command[0]}: did not finish within {timeout:g} s '
-                               f'(on {self.host})') from None
-        return CommandResult(done.returncode, done.stdout.decode(errors='replace'),
-                             done.stderr.decode(errors='replace'))
+                env: Mapping[str, str] | None = None, cwd: str | None = None, *,
+                stdin: Any = subprocess.DEVNULL, stdout: Any = subprocess.PIPE,
+                stderr: Any = subprocess.PIPE, grace: float = KILL_GRACE,
+                text: bool = True) -> CommandResult:
+        """Run ``command`` to completion in a session of its own (`processes.execute`: output
+        captured unless ``stdout``/``stderr`` say otherwise; after ``timeout`` seconds its
+        process group is killed and `CommandTimeout`, a `TimeoutError`, raised)."""
+        return processes.execute(command, timeout, env, cwd, stdin=stdin, stdout=stdout,
+                                 stderr=stderr, grace=grace, text=text, where=self.host)
 
     def spawn(self, command: Sequence[str], env: Mapping[str, str] | None = None,
-              cwd: str | None = None, log_path: str | None = None) -> LocalProcess:
-        log = open(log_path, 'ab') if log_path else subprocess.DEVNULL
-        try:
-            # stdin stays open: a server started here exits when this pipe closes (we died)
-            proc = subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=log,
-                                    stderr=subprocess.STDOUT, env=_environ(env), cwd=cwd,
-                                    start_new_session=True)
-        finally:
-            if log_path:
-                log.close()
-        return LocalProcess(proc, log_path)
+              cwd: str | None = None, log_path: str | None = None, *,
+              stdin: Any = subprocess.PIPE, stdout: Any = LOG,
+              stderr: Any = LOG) -> LocalProcess:
+        """Start ``command`` in a session of its own (`processes.spawn`: output to
+        ``log_path`` unless ``stdout``/``stderr`` say otherwise; ``stdin`` a pipe, whose
+        closing tells a server started here that this process ended)."""
+        return processes.spawn(command, env, cwd, log_path, stdin=stdin, stdout=stdout,
+                               stderr=stderr)
 
     def write_file(self, path: str, data: bytes, mode: int = 0o600) -> None:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -221,10 +155,3 @@ class LocalChannel(Channel):
         return '127.0.0.1'
 
 
-def _environ(env: Mapping[str, str] | None) -> dict[str, str] | None:
-    """This process's environment with ``env`` on top (None: unchanged)."""
-    if not env:
-        return None
-    merged = dict(os.environ)
-    merged.update(env)
-    return merged

@@ -28,7 +28,8 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import paramiko
 
 from ..errors import RemoteError
-from .channels import TAIL_CHARS, Channel, ChannelProcess, CommandResult
+from .channels import (KILL_GRACE, REAP_TIMEOUT, TAIL_CHARS, Channel, ChannelProcess,
+                       CommandResult)
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +43,6 @@ _ENV_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 KILLED = -9
 #: Seconds between two polls of a background process while waiting for it (at most).
 POLL_INTERVAL = 0.5
-#: Seconds `SSHProcess.kill` waits for the killed processes to be gone.
-KILL_WAIT = 10.0
 #: Seconds a connection that failed a request may take to show that it dropped.
 DROP_NOTICE = 2.0
 
@@ -495,14 +494,21 @@ class SSHProcess(ChannelProcess):
             time.sleep(delay if left is None else min(delay, left))
             delay = min(2 * delay, POLL_INTERVAL)
 
-    def kill(self) -> None:
+    def kill(self, grace: float = KILL_GRACE) -> int | None:
+        """SIGTERM to its process group on the host, SIGKILL after ``grace`` seconds, then
+        wait (at most `REAP_TIMEOUT` seconds) until the group is gone. Its exit status
+        (`KILLED` when the group was killed before it wrote one; None if it survived)."""
         if self._status is not None:
-            return
-        self.channel.execute(['sh', '-c', 'kill -KILL "-$1" 2>/dev/null; true', 'oml-kill',
-                              str(self.pid)], self.channel.connect_timeout)
-        if self.wait(KILL_WAIT) is None:
-            logger.warning('%s: process group %d still runs after SIGKILL', self.channel.where,
-                           self.pid)
+            return self._status
+        for sig, wait in (('TERM', grace), ('KILL', REAP_TIMEOUT)):
+            self.channel.execute(['sh', '-c', f'kill -{sig} "-$1" 2>/dev/null; true',
+                                  'oml-kill', str(self.pid)], self.channel.connect_timeout)
+            status = self.wait(max(0.0, wait))
+            if status is not None:
+                return status
+            logger.warning('%s: process group %d still runs %g s after SIG%s',
+                           self.channel.where, self.pid, wait, sig)
+        return None
 
     def output_tail(self, limit: int = TAIL_CHARS) -> str:
         if not self.log_path:
