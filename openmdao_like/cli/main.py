@@ -13,7 +13,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from .. import __version__
+from .._version import __version__
 from . import CommandError, UsageError, plugin, resources, run, server
 
 #: Subcommand modules, in the order ``--help`` lists them.

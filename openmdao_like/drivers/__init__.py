@@ -1,7 +1,7 @@
 """Drivers: the iteration protocol, parameters/objectives/constraints, RunOnce, optimizers,
-solvers and case-running drivers (DOE, case iterators)."""
+solvers and case-running drivers (DOE, case iterators). `openmdao_like.wiring` makes `RunOnce`
+the default driver of every `Assembly`."""
 
-from ..assembly import Assembly
 from .caseiter import CaseIteratorDriver
 from .doe import DOEDriver
 from .driver import Driver
@@ -9,8 +9,6 @@ from .fixed_point import FixedPointIterator
 from .parameters import Constraint, Objective, Parameter
 from .runonce import RunOnce
 from .scipy_optimizer import ScipyOptimizer
-
-Assembly.default_driver = RunOnce
 
 __all__ = ['Driver', 'Parameter', 'Objective', 'Constraint', 'RunOnce', 'ScipyOptimizer',
            'FixedPointIterator', 'CaseIteratorDriver', 'DOEDriver']

@@ -6,11 +6,12 @@
     from openmdao_like import create
     comp = create('paraboloid_plugin.Paraboloid', version='1.0')
 
-The default chain is a `PkgResourcesFactory` (classes that installed distributions register as
-entry points, groups in `GROUPS`) then an `ImportFactory` (``package.module.Class``). Each
-factory returns None when it cannot serve a request and the next is tried; when none can,
-`NameError` lists what each said. The remote layer appends its server factory, which serves
-requests that name a ``server`` or resources.
+The default chain, which `openmdao_like.wiring` fills, is a `PkgResourcesFactory` (classes that
+installed distributions register as entry points, groups in `GROUPS`), an `ImportFactory`
+(``package.module.Class``), then a `DeferredFactory` for servers (``server=``) and one for
+allocated resources (``res_desc=``), whose layers load on first use. Each factory returns None
+when it cannot serve a request and the next is tried; when none can, `NameError` lists what
+each said.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .base import GROUPS, Factory, TypeInfo
+from .deferred import DeferredFactory
 from .entry_points import PkgResourcesFactory
 from .guard import check_type_name
 from .importer import ImportFactory
@@ -25,16 +27,15 @@ from .manager import FactoryManager
 from .provenance import distribution_of, installed_version
 from .versions import version_matches
 
-#: The chain that `create` and model loading use.
-factory_manager = FactoryManager([PkgResourcesFactory(), ImportFactory()])
+#: The chain that `create` and model loading use (filled, in its fixed order, by
+#: `openmdao_like.wiring`).
+factory_manager = FactoryManager()
 
 
 def create(typname: str, version: str | None = None, server: Any = None,
            res_desc: dict | None = None, **ctor_args: Any) -> Any:
     """A new ``typname`` object from the first factory of the default chain that can make it;
     `NameError` saying what each factory answered when none can."""
-    if server is not None:
-        import openmdao_like.remote  # noqa: F401  (registers the server factory)
     return factory_manager.create(typname, version, server, res_desc, **ctor_args)
 
 
@@ -55,5 +56,5 @@ def get_available_types(groups: str | Iterable[str] | None = None) -> list[TypeI
 
 __all__ = ['create', 'register_factory', 'remove_factory', 'get_available_types',
            'factory_manager', 'FactoryManager', 'Factory', 'PkgResourcesFactory',
-           'ImportFactory', 'TypeInfo', 'GROUPS', 'distribution_of', 'installed_version',
-           'version_matches', 'check_type_name']
+           'ImportFactory', 'DeferredFactory', 'TypeInfo', 'GROUPS', 'distribution_of',
+           'installed_version', 'version_matches', 'check_type_name']

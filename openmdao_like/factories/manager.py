@@ -1,5 +1,5 @@
 """`FactoryManager`: a chain of factories tried in order; the module-level `create` uses the
-default chain (entry points, then dotted imports; the remote layer adds its server factory)."""
+default chain (entry points, dotted imports, then servers and allocated resources)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ before anything is built: a class whose distribution is missing or at another ve
 `VersionMismatchError` listing each, unless ``on_version_mismatch='warn'`` (or a policy
 registered with `register_version_policy`, such as the remote layer's ``'isolate'``). Higher
 layers write and read objects of their own classes in YAML with `register_node_handler` (the
-remote layer's proxies record where their object lives).
+remote layer's proxies record where their object lives); `openmdao_like.wiring` registers
+them, and makes ``Container.save`` call `save`.
 
 A YAML model file is read with a safe loader: it can make loading create only model types
 (components, drivers, variables, workflows, DOE generators, recorders, executors and classes
@@ -24,13 +25,10 @@ over the loader's limits (an alias bomb, deep nesting, a huge integer) is refuse
 is built. A pickle runs code as it loads: load pickles only from sources you trust.
 """
 
-from ..container import Container
 from .api import FORMATS, load, read_header, save
 from .extensions import register_node_handler
 from .header import FORMAT, Mismatch, register_version_policy
 from .safety import register_safe_base
-
-Container._saver = save
 
 __all__ = ['save', 'load', 'read_header', 'register_version_policy', 'register_safe_base',
            'register_node_handler', 'Mismatch', 'FORMAT', 'FORMATS']

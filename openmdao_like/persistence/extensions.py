@@ -5,8 +5,11 @@ A *node handler* describes and builds the nodes of one class (and its subclasses
 the generic code, e.g. the remote layer's proxies, whose node records where the remote object
 lives rather than a constructor call::
 
-    register_node_handler(RemoteComponent, describe_proxy, build_proxy,
-                          keys={'remote', 'directory', 'variables'})
+    register_node_handler('openmdao_like.remote.proxy.RemoteComponent', describe_proxy,
+                          build_proxy, keys={'remote', 'directory', 'variables'})
+
+The class may be named by its dotted path (``module.QualName``) instead of given, so that the
+layer defining it is imported only when one of its objects is saved or loaded.
 
 ``describe(describer, obj) -> node`` returns the node (a dict with at least ``class``);
 ``build(builder, node, where, existing) -> obj`` returns the object the node describes
@@ -31,25 +34,33 @@ from typing import Any, Callable, Iterable, Iterator
 class NodeHandler:
     """How the YAML format describes and builds the objects of one class."""
 
-    cls: type
+    cls: type | str
     describe: Callable[[Any, Any], dict[str, Any]]
     build: Callable[[Any, dict[str, Any], str, Any], Any]
     keys: frozenset[str] = frozenset()
 
 
-_handlers: dict[type, NodeHandler] = {}
+_handlers: dict[type | str, NodeHandler] = {}
 _lock = threading.Lock()
 _saving: contextvars.ContextVar[bool] = contextvars.ContextVar('saving_model', default=False)
 
 
-def register_node_handler(cls: type, describe: Callable, build: Callable,
+def register_node_handler(cls: type | str, describe: Callable, build: Callable,
                           keys: Iterable[str] = ()) -> None:
-    """Describe and build the YAML nodes of ``cls`` and its subclasses with these functions."""
-    if not isinstance(cls, type):
-        raise TypeError(f'register_node_handler: expected a class, got {cls!r}')
+    """Describe and build the YAML nodes of ``cls`` (a class, or its dotted
+    ``module.QualName``) and its subclasses with these functions."""
+    if isinstance(cls, str):
+        name = cls
+        if not all(part.isidentifier() for part in cls.split('.')) or '.' not in cls:
+            raise ValueError(f'register_node_handler: expected a dotted class name such as '
+                             f'"package.module.Class", got {cls!r}')
+    elif isinstance(cls, type):
+        name = cls.__qualname__
+    else:
+        raise TypeError(f'register_node_handler: expected a class or its dotted name, got '
+                        f'{cls!r}')
     if not (callable(describe) and callable(build)):
-        raise TypeError(f'register_node_handler({cls.__qualname__}): describe and build must '
-                        f'be callable')
+        raise TypeError(f'register_node_handler({name}): describe and build must be callable')
     with _lock:
         _handlers[cls] = NodeHandler(cls, describe, build, frozenset(keys))
 
@@ -59,7 +70,8 @@ def node_handler(cls: type) -> NodeHandler | None:
     if not _handlers:
         return None
     for klass in cls.__mro__:
-        handler = _handlers.get(klass)
+        handler = _handlers.get(klass) or _handlers.get(f'{klass.__module__}.'
+                                                         f'{klass.__qualname__}')
         if handler is not None:
             return handler
     return None

@@ -5,14 +5,13 @@ happens when a saved version is not the installed one."""
 
 from __future__ import annotations
 
-import importlib
 import platform
 import threading
 import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
-from .. import __version__
+from .._version import __version__
 from ..errors import (PersistenceError, VersionMismatchError, VersionMismatchWarning,
                       bounded_repr)
 from ..factories import TypeInfo, installed_version, version_matches
@@ -91,12 +90,10 @@ def find_mismatches(rows: list[dict[str, Any]]) -> list[Mismatch]:
 # -- version policies ----------------------------------------------------------------------------
 #: A version policy: ``policy(mismatches, source) -> {class name: creator}``; it raises to
 #: refuse, and returns creators for the classes it makes elsewhere (e.g. a server running the
-#: saved version: the remote layer registers such an ``'isolate'`` policy). A policy that
+#: saved version: the wiring module registers the remote layer's ``'isolate'``). A policy that
 #: always answers with creators says so with an attribute ``creates_elsewhere = True``, so that
 #: loading a pickle (which cannot use creators) refuses it before calling it.
 VersionPolicy = Callable[[list[Mismatch], str], dict[str, Callable]]
-#: Policies that come with a higher layer, imported when first asked for by name.
-_PROVIDED_BY = {'isolate': 'openmdao_like.remote'}
 
 
 def _refuse(mismatches: list[Mismatch], source: str) -> dict[str, Callable]:
@@ -132,9 +129,6 @@ def resolve_policy(name: Any) -> VersionPolicy:
     if callable(name):
         return name
     policy = _policies.get(name)
-    if policy is None and isinstance(name, str) and name in _PROVIDED_BY:
-        importlib.import_module(_PROVIDED_BY[name])  # registers it
-        policy = _policies.get(name)
     if policy is None:
         raise ValueError(f'load: on_version_mismatch must be one of '
                          f'{", ".join(map(repr, sorted(_policies)))} (or a callable), got '

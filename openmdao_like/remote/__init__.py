@@ -8,28 +8,26 @@ A host runs an `ObjServerFactory` (``openmdao-like server start``); a client con
     self.add('cfd', factory.create('paraboloid_plugin.Paraboloid'))
 
 Every connection is authenticated (shared key, HMAC challenge both ways, optional TLS); servers
-expose only declared methods and keep file operations inside their root.
+expose only declared methods and keep file operations inside their root. Credentials and the
+connections kept for reuse belong to the current `openmdao_like.Session`.
+
+This layer registers nothing itself: `openmdao_like.wiring` puts `remote_factory` in the factory
+chain (for ``create(typname, server=...)``), the proxies' YAML node handler and the
+``'isolate'`` version policy in persistence, and `proxy.remote_transfer` in the kernel's
+connections.
 """
 
-from .. import connections as _connections
-from ..factories import factory_manager as _factory_manager
-from ..persistence.extensions import register_node_handler as _register_node_handler
 from .auth import generate_key, read_key_file, write_key_file
 from .client import (FactoryProxy, RemoteFactory, connect_to_server, credentials_for,
                      read_server_file)
 from .connection import CALL_TIMEOUT, LIVENESS, SHORT_TIMEOUT, ServerConnection
 from .factory import ObjServerFactory
-from .isolation import (isolation_servers, register_isolation_server,  # registers 'isolate'
-                        unregister_isolation_server)
-from .locations import build_node as _build_node, describe_node as _describe_node
-from .proxy import RemoteComponent, remote_transfer
+from .isolation import isolation_servers, register_isolation_server, unregister_isolation_server
+from .proxy import RemoteComponent
 from .service import SecureService, remote
 
-_connections.remote_transfer = remote_transfer
+#: The factory chain's link to servers: ``create(typname, server=...)``.
 remote_factory = RemoteFactory()
-_factory_manager.register_factory(remote_factory)
-_register_node_handler(RemoteComponent, _describe_node, _build_node,
-                       keys={'remote', 'directory', 'variables'})
 
 __all__ = ['connect_to_server', 'ObjServerFactory', 'FactoryProxy', 'RemoteComponent',
            'RemoteFactory', 'remote_factory', 'ServerConnection', 'SecureService', 'remote',

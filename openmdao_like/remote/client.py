@@ -1,13 +1,15 @@
 """Client side of a factory: `connect_to_server` gives a `FactoryProxy` whose `create` returns
 `RemoteComponent` proxies; `RemoteFactory` lets ``create(typname, server=...)`` reach it through
-the FactoryManager chain. Credentials given once are remembered per server for this process (so
-saved models reconnect), never written anywhere."""
+the FactoryManager chain. Credentials given once are remembered per server by the current
+`openmdao_like.Session` (so saved models reconnect), never written anywhere; the session closes
+every factory connection made in it when it ends."""
 
 from __future__ import annotations
 
 import json
 import os
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Any, Iterable
 
@@ -15,6 +17,7 @@ import cloudpickle
 
 from ..errors import RemoteError
 from ..factories import Factory, TypeInfo
+from ..session import current_session
 from . import codec, files
 from .auth import check_key, read_key_file
 from .connection import CALL_TIMEOUT, SHORT_TIMEOUT, ServerConnection
@@ -32,19 +35,24 @@ class Credentials:
     ca_file: str | None = None
 
 
-_known: dict[tuple[str, int], Credentials] = {}
-_known_lock = threading.Lock()
+def _known() -> dict[tuple[str, int], Credentials]:
+    """The current session's credentials, by server address."""
+    return current_session().hold('remote.credentials', dict)
 
 
 def remember(host: str, port: int, credentials: Credentials) -> None:
-    """Remember how to reach ``host:port`` for this process."""
-    with _known_lock:
-        _known[(host, int(port))] = credentials
+    """Remember how to reach ``host:port`` for the current session."""
+    _known()[(host, int(port))] = credentials
 
 
 def credentials_for(host: str, port: int) -> Credentials | None:
-    """The credentials given for ``host:port`` in this process, if any."""
-    return _known.get((host, int(port)))
+    """The credentials given for ``host:port`` in the current session, if any."""
+    return _known().get((host, int(port)))
+
+
+def _close_all(proxies: weakref.WeakSet) -> None:
+    for proxy in list(proxies):
+        proxy.close()
 
 
 def read_server_file(path: str) -> dict[str, Any]:
@@ -92,7 +100,9 @@ def connect_to_server(host: str | None = None, port: int | None = None,
 
 class FactoryProxy:
     """A connection to an ObjServerFactory: create and release remote objects, list types,
-    move files in and out of the server's root, run commands (when the server allows it)."""
+    move files in and out of the server's root, run commands (when the server allows it).
+
+    The connection belongs to the session current when it was made, and is closed with it."""
 
     def __init__(self, host: str, port: int, credentials: Credentials,
                  timeout: float = CALL_TIMEOUT):
@@ -103,6 +113,7 @@ class FactoryProxy:
                                       credentials.ca_file, timeout=SHORT_TIMEOUT,
                                       what='ObjServerFactory')
         self.role = self._conn.role
+        current_session().hold('remote.connections', weakref.WeakSet, _close_all).add(self)
 
     def __repr__(self) -> str:
         return f'<FactoryProxy {self.host}:{self.port}>'
@@ -194,6 +205,20 @@ class FactoryProxy:
         server started with allow-shell)."""
         return self._call('execute_command', tuple(args), float(timeout), timeout=timeout + 30)
 
+    def run_command(self, args: list[str], directory: str, env: dict[str, str] | None = None,
+                    stdin: str = os.devnull, stdout: str = '', stderr: str = '',
+                    timeout: float = 0.0, grace: float = 5.0,
+                    wait: float | None = None) -> tuple[int, bool, str, bytes, bytes]:
+        """Run ``args`` in ``directory`` below the server's root (owner role, allow-shell):
+        ``stdin`` a file there or os.devnull, ``stdout``/``stderr`` a file there, os.devnull
+        or '' (captured), ``stderr='-'`` joined to stdout; its process group killed after
+        ``timeout`` seconds (0: none; SIGKILL ``grace`` s after SIGTERM). ``wait`` bounds this
+        call (default: the proxy's timeout). ``(returncode, timed out, why it could not start
+        or '', stdout, stderr)``."""
+        return self._call('run_command', tuple(args), directory,
+                          tuple((env or {}).items()), stdin, stdout, stderr, float(timeout),
+                          float(grace), timeout=self.timeout if wait is None else wait)
+
     def stop(self) -> None:
         """Stop the server and every object it holds (owner role)."""
         self._call('stop')
@@ -236,10 +261,10 @@ class FactoryProxy:
 
 class RemoteFactory(Factory):
     """The FactoryManager's link to servers: serves ``create(typname, server=...)`` where
-    ``server`` is a `FactoryProxy` or the ``(host, port)`` of a server connected to before."""
+    ``server`` is a `FactoryProxy` or the ``(host, port)`` of a server connected to before in
+    the current session (whose connection it reuses)."""
 
     def __init__(self) -> None:
-        self._proxies: dict[tuple[str, int], FactoryProxy] = {}
         self._lock = threading.Lock()
 
     def _proxy(self, server: Any) -> FactoryProxy | None:
@@ -251,10 +276,11 @@ class RemoteFactory(Factory):
         creds = credentials_for(host, port)
         if creds is None:
             return None
+        proxies = current_session().hold('remote.factory_proxies', dict)
         with self._lock:
-            proxy = self._proxies.get((host, int(port)))
+            proxy = proxies.get((host, int(port)))
             if proxy is None or proxy._conn.closed:
-                proxy = self._proxies[(host, int(port))] = FactoryProxy(host, int(port), creds)
+                proxy = proxies[(host, int(port))] = FactoryProxy(host, int(port), creds)
             return proxy
 
     def create(self, typname: str, version: str | None = None, server: Any = None,

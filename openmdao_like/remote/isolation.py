@@ -16,6 +16,9 @@ server offers.
 
 Only the YAML format can do this: a pickle rebuilds every object from the class installed
 here, so loading one with ``'isolate'`` is refused (save the model in YAML).
+
+The registered servers belong to the current `openmdao_like.Session` (which closes the
+connections made in it when it ends); `openmdao_like.wiring` registers the policy.
 """
 
 from __future__ import annotations
@@ -25,14 +28,24 @@ from typing import Any, Callable
 
 from ..errors import RemoteError, VersionMismatchError
 from ..factories import TypeInfo, version_matches
-from ..persistence.header import Mismatch, register_version_policy
+from ..persistence.header import Mismatch
+from ..session import current_session
 from .client import FactoryProxy, credentials_for
 
 COMPONENT_GROUP = 'openmdao_like.component'
 
-_servers: list[FactoryProxy] = []
-_owned: set[int] = set()  # ids of the proxies made here from (host, port): closed on unregister
-_lock = threading.Lock()
+
+class _Registered:
+    """One session's isolation servers, in the order they are tried."""
+
+    def __init__(self) -> None:
+        self.servers: list[FactoryProxy] = []
+        self.owned: set[int] = set()  # ids of the proxies made here: closed on unregister
+        self.lock = threading.Lock()
+
+
+def _registered() -> _Registered:
+    return current_session().hold('remote.isolation_servers', _Registered)
 
 
 def _address(server: Any, what: str) -> tuple[str, int]:
@@ -49,8 +62,9 @@ def register_isolation_server(server: FactoryProxy | tuple[str, int]) -> Factory
     the ``(host, port)`` of a server that `connect_to_server` reached before in this process.
     Servers are tried in the order registered; registering one again changes nothing."""
     host, port = _address(server, 'register_isolation_server')
-    with _lock:
-        for known in _servers:
+    reg = _registered()
+    with reg.lock:
+        for known in reg.servers:
             if (known.host, known.port) == (host, port):
                 return known
     if not isinstance(server, FactoryProxy):
@@ -63,10 +77,10 @@ def register_isolation_server(server: FactoryProxy | tuple[str, int]) -> Factory
         owned = True
     else:
         owned = False
-    with _lock:
-        _servers.append(server)
+    with reg.lock:
+        reg.servers.append(server)
         if owned:
-            _owned.add(id(server))
+            reg.owned.add(id(server))
     return server
 
 
@@ -74,21 +88,24 @@ def unregister_isolation_server(server: FactoryProxy | tuple[str, int]) -> None:
     """Stop using ``server`` (a `FactoryProxy` or ``(host, port)``) for isolated versions;
     objects created there stay until released."""
     host, port = _address(server, 'unregister_isolation_server')
-    with _lock:
-        found = [s for s in _servers if (s.host, s.port) == (host, port)]
+    reg = _registered()
+    with reg.lock:
+        found = [s for s in reg.servers if (s.host, s.port) == (host, port)]
         if not found:
             raise ValueError(f'unregister_isolation_server: {host}:{port} is not registered '
-                             f'(registered: {_names(_servers) or "none"})')
-        _servers.remove(found[0])
-    if id(found[0]) in _owned:
-        _owned.discard(id(found[0]))
+                             f'(registered: {_names(reg.servers) or "none"})')
+        reg.servers.remove(found[0])
+        owned = id(found[0]) in reg.owned
+        reg.owned.discard(id(found[0]))
+    if owned:
         found[0].close()
 
 
 def isolation_servers() -> list[FactoryProxy]:
-    """The registered servers, in the order they are tried."""
-    with _lock:
-        return list(_servers)
+    """The servers registered in the current session, in the order they are tried."""
+    reg = _registered()
+    with reg.lock:
+        return list(reg.servers)
 
 
 def _names(servers: list[FactoryProxy]) -> str:
@@ -180,8 +197,6 @@ def _refusal(source: str, missing: list[tuple[Mismatch, list[str]]],
                       f'openmdao_like.remote.register_isolation_server(connect_to_server(host, '
                       f'port, key=...)) before loading'])
 
-
-register_version_policy('isolate', isolate)
 
 __all__ = ['register_isolation_server', 'unregister_isolation_server', 'isolation_servers',
            'isolate']

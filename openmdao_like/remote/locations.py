@@ -7,7 +7,9 @@ where it outlives the object. The record (a `Location`) holds the type and its v
 server, the factory's and the ObjServer's addresses, the ObjServer's pid, the object's id and
 directory, and that state file; the component's input values are saved beside it.
 
-Loading, with the credentials that `connect_to_server` remembered for the factory's address:
+Loading, with the credentials that `connect_to_server` remembered for the factory's address in
+the current `openmdao_like.Session` (which also keeps the factory connections for reuse, and
+closes them when it ends):
 
 1. the factory still serves the same object (same id, pid and port): reconnect to it;
 2. else the saved state file is still there and the server restores it (a server restores only
@@ -26,8 +28,10 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .. import tree
 from ..errors import PersistenceError, describe as describe_value
 from ..persistence.extensions import saving_model
+from ..session import current_session
 from .client import FactoryProxy, credentials_for
 from .connection import ServerConnection
 from .proxy import RemoteComponent
@@ -124,7 +128,7 @@ class Location:
 def locate(proxy: RemoteComponent, save_state: bool) -> Location:
     """Where ``proxy``'s object lives; with ``save_state``, its state is saved on the server
     first (and its version looked up there)."""
-    where = f'{proxy._where()} ({proxy._typname})'
+    where = f'{tree.where(proxy)} ({proxy._typname})'
     if proxy._released:
         raise PersistenceError(f'{where}: the remote object was released, so there is nothing '
                                f'to save; remove it from the model, or create it again')
@@ -164,30 +168,30 @@ def proxy_state(proxy: RemoteComponent) -> dict[str, Any]:
     would be a second proxy driving the same remote object, and each proxy sends only the
     inputs that it changed, so they would run it with each other's inputs."""
     if not saving_model():
-        raise TypeError(f'cannot pickle {proxy._where()} ({proxy._typname}): a remote '
+        raise TypeError(f'cannot pickle {tree.where(proxy)} ({proxy._typname}): a remote '
                         f'component is pickled only by save(), which records where its object '
                         f'lives; a copy would drive the same remote object as this proxy')
     return {'location': asdict(locate(proxy, save_state=True)),
             'name': proxy.name, 'parent': proxy.parent, 'directory': proxy.directory,
-            'inputs': {name: proxy.__dict__.get(name) for name, var in proxy._vars().items()
+            'inputs': {name: proxy.__dict__.get(name) for name, var in tree.variables(proxy).items()
                        if var.iotype == 'in'}}
 
 
 # -- loading ---------------------------------------------------------------------------------------
-_factories: dict[tuple[str, int], FactoryProxy] = {}
 _factories_lock = threading.Lock()
 
 
 def factory_at(host: str, port: int, where: str) -> FactoryProxy:
-    """A live connection to the factory at ``host:port`` (kept for reuse), with the
-    credentials this process was given for it."""
+    """A live connection to the factory at ``host:port`` (kept for reuse by the current
+    session), with the credentials that session was given for it."""
     creds = credentials_for(host, port)
     if creds is None:
         raise PersistenceError(f'{where}: it lives on the server {host}:{port}, and this process '
                                f'has no credentials for it; call connect_to_server({host!r}, '
                                f'{port}, key=...) before loading')
+    factories = current_session().hold('remote.model_factories', dict)
     with _factories_lock:
-        proxy = _factories.get((host, port))
+        proxy = factories.get((host, port))
     if proxy is not None and not proxy._conn.closed and proxy.credentials == creds \
             and proxy.ping():
         return proxy
@@ -197,7 +201,7 @@ def factory_at(host: str, port: int, where: str) -> FactoryProxy:
         raise PersistenceError(f'{where}: the server {host}:{port} that held it does not '
                                f'answer ({exc}); start it again and load again') from None
     with _factories_lock:
-        _factories[(host, port)] = proxy
+        factories[(host, port)] = proxy
     return proxy
 
 
@@ -270,7 +274,7 @@ def unpickled_proxy(location: dict[str, Any], where: str) -> RemoteComponent:
 def describe_node(describer: Any, proxy: RemoteComponent) -> dict[str, Any]:
     """A proxy's YAML node: class, ``remote`` (the `Location`), directory, input values."""
     from ..persistence.yaml_io import FlowMap
-    where = proxy._where()
+    where = tree.where(proxy)
     node: dict[str, Any] = {'class': describer.class_name(type(proxy), where)}
     record = locate(proxy, save_state=saving_model()).as_data()
     record['factory'], record['server'] = FlowMap(record['factory']), FlowMap(record['server'])
@@ -278,7 +282,7 @@ def describe_node(describer: Any, proxy: RemoteComponent) -> dict[str, Any]:
     if proxy.directory:
         node['directory'] = proxy.directory
     values = {}
-    for name, var in proxy._vars().items():
+    for name, var in tree.variables(proxy).items():
         if var.iotype == 'in':
             describer.class_name(type(var), f'{where}.{name}')
             values[name] = describer.value(proxy.__dict__.get(name), f'{where}.{name}')

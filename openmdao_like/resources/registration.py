@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..errors import AllocationError
+from ..session import current_session
 
 logger = logging.getLogger(__name__)
 
@@ -116,9 +117,26 @@ class Registrar:
         self.address = (host, self._sock.getsockname()[1])
         self._expected: dict[str, Expectation] = {}
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, daemon=True,
-                         name=f'registrar-{host}:{self.address[1]}').start()
+        #: The process whose thread listens (a forked child inherits the socket, not the
+        #: thread).
+        self.pid = os.getpid()
+        self._thread = threading.Thread(target=self._accept, daemon=True,
+                                        name=f'registrar-{host}:{self.address[1]}')
+        self._thread.start()
         logger.debug('registrar listening on %s:%d', *self.address)
+
+    def close(self) -> None:
+        """Stop listening and end the listening thread (servers that registered already keep
+        their registration connections). In a forked child only the inherited descriptor is
+        closed: the parent's registrar keeps listening."""
+        if self.pid == os.getpid():
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept
+            except OSError:
+                pass
+        self._sock.close()
+        if self.pid == os.getpid() and self._thread is not threading.current_thread():
+            self._thread.join(POLL * 10)
 
     def expect(self) -> Expectation:
         """A new one-time id and secret for one server to register with."""
@@ -177,19 +195,27 @@ class Registrar:
             conn.close()
 
 
-_registrars: dict[str, Registrar] = {}
 _registrars_lock = threading.Lock()
-# A forked child (a LocalExecutor worker) inherits the registrars but not their threads: it
-# starts its own when it allocates.
-os.register_at_fork(after_in_child=_registrars.clear)
+
+
+def _close_all(registrars: dict[str, Registrar]) -> None:
+    for reg in registrars.values():
+        reg.close()
 
 
 def registrar_for(host: str) -> Registrar:
-    """This process's registrar listening on ``host`` (started on first use)."""
+    """The current `openmdao_like.Session`'s registrar listening on ``host`` (started on
+    first use, stopped when the session ends)."""
+    registrars = current_session().hold('resources.registrars', dict, _close_all)
     with _registrars_lock:
-        reg = _registrars.get(host)
+        reg = registrars.get(host)
+        if reg is not None and reg.pid != os.getpid():
+            # A forked child (a LocalExecutor worker) inherits the registrar but not its
+            # thread: it starts its own.
+            reg.close()
+            reg = None
         if reg is None:
-            reg = _registrars[host] = Registrar(host)
+            reg = registrars[host] = Registrar(host)
         return reg
 
 

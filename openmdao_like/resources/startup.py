@@ -13,13 +13,13 @@ import base64
 import json
 import logging
 import posixpath
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..errors import AllocationError
 from ..remote.auth import generate_key
 from ..remote.client import FactoryProxy, connect_to_server
+from ..session import current_session
 from .channels import Channel
 from .launchers import Launcher, SimpleLauncher
 from .registration import Expectation, Registration, registrar_for
@@ -35,17 +35,10 @@ START_TIMEOUT = 120.0
 #: Seconds the graceful part of a stop may take before the process is killed.
 STOP_GRACE = 5.0
 
-_key_lock = threading.Lock()
-_session_key: bytes | None = None
-
-
 def session_key() -> bytes:
-    """The key of every server this process allocates (so they may exchange data directly)."""
-    global _session_key
-    with _key_lock:
-        if _session_key is None:
-            _session_key = generate_key().encode()
-        return _session_key
+    """The key of every server the current `openmdao_like.Session` allocates (so they may
+    exchange data directly)."""
+    return current_session().hold('resources.session_key', lambda: generate_key().encode())
 
 
 def server_settings(expectation: Expectation, root: str, host: str = 'auto',
@@ -157,7 +150,7 @@ def start_on_channel(channel: Channel, name: str, launcher: Launcher | None = No
         registration = expectation.wait(timeout, gone, what)
         proxy = connect_registered(registration, what)
     except BaseException:
-        process.kill()
+        process.kill(STOP_GRACE)
         channel.remove_tree(workdir)
         raise
     details = dict(info or {}, name=name, host=registration.host, port=registration.port,
@@ -165,7 +158,7 @@ def start_on_channel(channel: Channel, name: str, launcher: Launcher | None = No
 
     def end() -> None:
         if process.wait(STOP_GRACE) is None:
-            process.kill()
+            process.kill(STOP_GRACE)
 
     return StartedServer(proxy, registration, details, end,
                          lambda: channel.remove_tree(workdir))
