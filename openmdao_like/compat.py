@@ -11,19 +11,28 @@ from __future__ import annotations
 from typing import Any
 
 from .drivers import CaseIteratorDriver, DOEDriver, FixedPointIterator, ScipyOptimizer
+from .options import OptionsDictionary
 
 
 class _ClassicOptimizer(ScipyOptimizer):
     """Classic optimizer settings mapped onto `ScipyOptimizer`: ``accuracy`` is ``tol``;
-    ``iprint`` (output level) is accepted and stored, output goes through logging."""
+    ``iprint`` (output level) is a declared option that is stored, output goes through
+    logging."""
 
     method_name = 'SLSQP'
 
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``iprint``, besides `ScipyOptimizer`'s."""
+        super().declare_options(options)
+        options.declare('iprint', 0, types=int, lower=0,
+                        desc="classic output level (stored; output goes through logging)")
+
     def __init__(self, **kwargs: Any):
-        self.iprint = kwargs.pop('iprint', 0)
         if 'accuracy' in kwargs:
             kwargs['tol'] = kwargs.pop('accuracy')
-        super().__init__(method=self.method_name, **kwargs)
+        kwargs.setdefault('method', self.method_name)
+        super().__init__(**kwargs)
 
     @property
     def accuracy(self) -> float:

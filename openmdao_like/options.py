@@ -16,7 +16,9 @@ An unknown keyword raises `UnknownOptionError` (a ``TypeError``) naming the clas
 and the closest declared names; a bad value raises `OptionError` (a ``ValueError``; a
 `OptionTypeError`, also a ``TypeError``, when the type is wrong) naming the option, what is
 accepted and what was given. An instance may declare more options at run time
-(``self.options.declare(...)``, as in OpenMDAO 3), read through ``self.options[name]``.
+(``self.options.declare(...)``, as in OpenMDAO 3), read through ``self.options[name]``. A class
+that declares an option named ``options`` itself (`ScipyOptimizer`: scipy's own options) reaches
+its declared options through ``declared_options``.
 """
 
 from __future__ import annotations
@@ -26,14 +28,18 @@ import numbers
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from .errors import OpenMDAOLikeError, describe
+from traits.traits import generic_trait
+
+from .errors import OpenMDAOLikeError, ValidationError, describe
 
 __all__ = ['OptionsDictionary', 'HasOptions', 'OptionError', 'OptionTypeError',
            'UnknownOptionError', 'REQUIRED', 'suggest']
 
 
-class OptionError(OpenMDAOLikeError, ValueError):
-    """An option was given a value it does not accept (the message says what it accepts)."""
+class OptionError(ValidationError):
+    """An option was given a value it does not accept (the message says what it accepts).
+
+    A `ValidationError` (so a ``ValueError``): a setting is checked like a variable's value."""
 
 
 class OptionTypeError(OptionError, TypeError):
@@ -59,6 +65,10 @@ REQUIRED = _Required()
 
 # a bool is an int to Python, never to an option declared as a number
 _NUMBER_TYPES = {float: (numbers.Real,), int: (numbers.Integral,)}
+
+#: The errors a bad value raises: (not accepted, wrong type).
+Errors = tuple[type[OptionError], type[OptionTypeError]]
+_ERRORS: Errors = (OptionError, OptionTypeError)
 
 
 def suggest(name: str, names: Any, n: int = 3) -> str:
@@ -102,16 +112,17 @@ class _Declaration:
                         f'{"<" if self.exclude_upper else "<="} {self.upper!r}'
         return text + (' or None' if self.allow_none else '')
 
-    def validate(self, value: Any, owner: str) -> Any:
-        """``value`` as the option holds it; `OptionError` if it is not accepted."""
+    def validate(self, value: Any, owner: str, errors: Errors = _ERRORS) -> Any:
+        """``value`` as the option holds it; ``errors[0]`` (`OptionError`) if it is not
+        accepted, ``errors[1]`` (`OptionTypeError`) if its type is wrong."""
         if value is None and self.allow_none:
             return None
         if self.types is not None and not self._has_type(value):
-            raise OptionTypeError(f'{owner}: option {self.name!r} must be {self.accepts}, '
-                                  f'got {describe(value)}')
+            raise errors[1](f'{owner}: {self.name} must be {self.accepts}, '
+                            f'got {describe(value)}')
         if self.values is not None and not any(_same(value, v) for v in self.values):
-            raise OptionError(f'{owner}: option {self.name!r} must be {self.accepts}, got '
-                              f'{describe(value)}{suggest(str(value), self.values)}')
+            raise errors[0](f'{owner}: {self.name} must be {self.accepts}, got '
+                            f'{describe(value)}{suggest(str(value), self.values)}')
         if self.lower is not None or self.upper is not None:
             try:
                 low_ok = self.lower is None or (value > self.lower if self.exclude_lower
@@ -121,15 +132,33 @@ class _Declaration:
             except TypeError:
                 low_ok = high_ok = False
             if not (low_ok and high_ok):  # NaN fails both
-                raise OptionError(f'{owner}: option {self.name!r} must be {self.accepts}, '
-                                  f'got {describe(value)}')
+                raise errors[0](f'{owner}: {self.name} must be {self.accepts}, '
+                                f'got {describe(value)}')
         if self.check is not None:
-            value = self.check(value)
-        if self.types is not None and type(value) is not bool:  # a numpy number as Python's
+            value = self._checked(value, owner, errors)
+        if self.types is not None and type(value) is not bool:  # a numpy scalar as Python's
+            if type(value).__name__ == 'bool_':
+                return bool(value)
             for kind in self.types:
                 if kind in _NUMBER_TYPES and isinstance(value, _NUMBER_TYPES[kind]):
                     return kind(value)
         return value
+
+    def _checked(self, value: Any, owner: str, errors: Errors) -> Any:
+        """What ``check`` makes of ``value``. A check rejects a value by raising: an
+        `OptionError` words the complaint itself (the owner is put in front), a ``TypeError``
+        or ``ValueError`` gets the usual message (what is accepted, what was given)."""
+        try:
+            return self.check(value)
+        except OptionError as exc:
+            kind = errors[1] if isinstance(exc, TypeError) else errors[0]
+            raise kind(f'{owner}: {exc}') from None
+        except TypeError:
+            raise errors[1](f'{owner}: {self.name} must be {self.accepts}, '
+                            f'got {describe(value)}') from None
+        except ValueError:
+            raise errors[0](f'{owner}: {self.name} must be {self.accepts}, '
+                            f'got {describe(value)}') from None
 
     def _has_type(self, value: Any) -> bool:
         for kind in self.types:
@@ -172,14 +201,18 @@ class OptionsDictionary:
     owner : str or callable
         How messages name the owner (a callable is asked each time, so a driver added to a
         model is named by its path).
+    errors : (type, type), optional
+        The errors a bad value raises (not accepted, wrong type): `OptionError` and
+        `OptionTypeError`, or subclasses that are also the owner's own error.
     """
 
-    __slots__ = ('_decls', '_values', '_owner')
+    __slots__ = ('_decls', '_values', '_owner', '_errors')
 
-    def __init__(self, owner: str | Callable[[], str] = 'options'):
+    def __init__(self, owner: str | Callable[[], str] = 'options', errors: Errors = _ERRORS):
         self._decls: dict[str, _Declaration] = {}
         self._values: dict[str, Any] = {}
         self._owner = owner
+        self._errors = errors
 
     @property
     def owner(self) -> str:
@@ -214,11 +247,15 @@ class OptionsDictionary:
         self._decls.pop(name, None)
         self._values.pop(name, None)
 
-    def copy(self, owner: str | Callable[[], str] | None = None) -> OptionsDictionary:
-        """The same declarations and values, for another owner."""
-        new = OptionsDictionary(self._owner if owner is None else owner)
+    def copy(self, owner: str | Callable[[], str] | None = None,
+             errors: Errors | None = None) -> OptionsDictionary:
+        """The same declarations and values, for another owner (a list, dict or set value is
+        copied, so that changing one owner's in place leaves the other's alone)."""
+        new = OptionsDictionary(self._owner if owner is None else owner,
+                                self._errors if errors is None else errors)
         new._decls = dict(self._decls)
-        new._values = dict(self._values)
+        new._values = {name: type(value)(value) if type(value) in (list, dict, set) else value
+                       for name, value in self._values.items()}
         return new
 
     def __getitem__(self, name: str) -> Any:
@@ -226,15 +263,15 @@ class OptionsDictionary:
             return self._values[name]
         except KeyError:
             if name in self._decls:
-                raise OptionError(f'{self.owner}: option {name!r} is required and was not '
-                                  f'given') from None
+                raise self._errors[0](f'{self.owner}: option {name!r} is required and was '
+                                      f'not given') from None
             raise self._unknown(name, KeyError) from None
 
     def __setitem__(self, name: str, value: Any) -> None:
         decl = self._decls.get(name)
         if decl is None:
             raise self._unknown(name, UnknownOptionError)
-        self._values[name] = decl.validate(value, self.owner)
+        self._values[name] = decl.validate(value, self.owner, self._errors)
 
     def _unknown(self, name: str, kind: type[Exception]) -> Exception:
         declared = ', '.join(sorted(self._decls)) or 'none'
@@ -270,8 +307,8 @@ class OptionsDictionary:
         """Raise `OptionError` naming the first required option without a value."""
         for name in self._decls:
             if name not in self._values:
-                raise OptionError(f'{self.owner}: option {name!r} is required and was not '
-                                  f'given')
+                raise self._errors[0](f'{self.owner}: option {name!r} is required and was '
+                                      f'not given')
 
     def declaration(self, name: str) -> _Declaration:
         """What option ``name`` accepts (its default, types, values, bounds, desc)."""
@@ -284,10 +321,12 @@ class OptionsDictionary:
                 for d in self._decls.values()]
 
     def __getstate__(self) -> dict[str, Any]:
-        return {'decls': self._decls, 'values': self._values, 'owner': self._owner}
+        return {'decls': self._decls, 'values': self._values, 'owner': self._owner,
+                'errors': self._errors}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._decls, self._values, self._owner = state['decls'], state['values'], state['owner']
+        self._errors = state.get('errors', _ERRORS)
 
     def __repr__(self) -> str:
         body = ', '.join(f'{k}={v!r}' for k, v in self.items())
@@ -318,10 +357,22 @@ class _OptionAttribute:
     def __get__(self, obj: Any, owner: type | None = None) -> Any:
         if obj is None:
             return self
-        return obj.options[self.name]
+        return obj._declared[self.name]
 
     def __set__(self, obj: Any, value: Any) -> None:
-        obj.options[self.name] = value
+        obj._declared[self.name] = value
+
+
+def _defines_property(cls: type, name: str) -> bool:
+    """Whether ``cls`` already gives ``name`` its own property (a data descriptor that is not
+    an option's attribute): the option then reads through that property. A plain class
+    attribute of the same name (a documented default) is replaced by the option, and so is
+    `HasOptions.options` by an option named ``options``."""
+    for klass in cls.__mro__:
+        if name in klass.__dict__ and klass is not HasOptions:
+            found = klass.__dict__[name]
+            return hasattr(type(found), '__set__') and not isinstance(found, _OptionAttribute)
+    return False
 
 
 class HasOptions:
@@ -334,6 +385,23 @@ class HasOptions:
     """
 
     _option_template: OptionsDictionary = OptionsDictionary()
+    #: The errors a bad value raises (see `OptionsDictionary`); a family of classes may raise
+    #: subclasses that are also its own error.
+    _option_errors: Errors = _ERRORS
+    # the instance's options live here, not in an attribute 'options', which traits' objects
+    # would read before an option of that name (`ScipyOptimizer.options`)
+    _declared: OptionsDictionary
+
+    @property
+    def declared_options(self) -> OptionsDictionary:
+        """This object's declared options, checked on every write."""
+        return self._declared
+
+    @property
+    def options(self) -> OptionsDictionary:
+        """This object's declared options (OpenMDAO 3's ``self.options``); a class that
+        declares an option named ``options`` replaces this with that option."""
+        return self._declared
 
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
@@ -345,10 +413,16 @@ class HasOptions:
         cls.declare_options(template)
         cls._option_template = template
         for name in template:
-            if not any(name in klass.__dict__ and
-                       not isinstance(klass.__dict__[name], _OptionAttribute)
-                       for klass in cls.__mro__):
+            if not _defines_property(cls, name):
                 setattr(cls, name, _OptionAttribute(name, template.declaration(name).desc))
+        # traits stores a value of a name without a trait straight in the instance: a traits
+        # class gives each option's attribute a generic trait (as traits does for a property),
+        # so that setting it goes through the option's check
+        class_traits = cls.__dict__.get('__class_traits__')
+        if class_traits is not None:
+            for name in template:
+                if class_traits.get(name) is None:
+                    class_traits[name] = generic_trait
 
     def _option_owner(self) -> str:
         """How option messages name this object (default: its class name)."""
@@ -356,11 +430,12 @@ class HasOptions:
 
     def _init_options(self, values: Mapping[str, Any] | None = None) -> None:
         """Give this instance its options, set from ``values`` (each checked)."""
-        self.options = self._option_template.copy(owner=self._option_owner)
+        options = self._declared = self._option_template.copy(self._option_owner,
+                                                              self._option_errors)
         if values:
-            self.options.update(values)
-        self.options.check_required()
+            options.update(values)
+        options.check_required()
 
     def option_values(self) -> dict[str, Any]:
         """Name -> value of every option (what a saved model records)."""
-        return dict(self.options.items())
+        return dict(self.declared_options.items())

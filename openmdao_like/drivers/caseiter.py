@@ -18,6 +18,7 @@ and shipped once to each worker of the executor, which then receives only case i
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 import traceback
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tree
 from ..cases import FAILED, OK, Case, failed_value
 from ..container import split_index
 from ..errors import CaseError, ExpressionError, describe
@@ -34,7 +36,8 @@ from ..execution.base import BrokenExecutor, CaseOutcome, Executor, SerialExecut
 from ..execution.local import LocalExecutor
 from ..progress import Progress
 from .caserun import CaseFeed, ModelCaseRunner, RemoteTraceback, last_line
-from .driver import Driver
+from ..options import OptionsDictionary
+from .driver import EXECUTOR_ACCEPTS, Driver
 
 logger = logging.getLogger(__name__)
 
@@ -45,14 +48,12 @@ _MAX_PLANS = 64  # key sets whose setters are kept compiled
 __all__ = ['CaseIteratorDriver', 'ModelCaseRunner', 'ABORT', 'RETRY']
 
 
-def _option(name: str, doc: str) -> property:
-    """A driver option stored as ``_name`` and checked by ``_check_option`` when set."""
-    def get(self: Any) -> Any:
-        return getattr(self, f'_{name}')
-
-    def set_(self: Any, value: Any) -> None:
-        setattr(self, f'_{name}', self._check_option(name, value))
-    return property(get, set_, doc=doc)
+def _cases(value: Any) -> Any:
+    """``value`` if it can be a driver's cases (an iterable that is not a str or dict), else
+    TypeError."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise TypeError(value)
+    return value
 
 
 class CaseIteratorDriver(Driver):
@@ -90,74 +91,44 @@ class CaseIteratorDriver(Driver):
     """
 
     #: Attributes a worker does not need: not shipped with the model (see `ModelCaseRunner`).
-    _not_shipped: tuple[str, ...] = ('_cases', '_results')
+    _not_shipped: tuple[str, ...] = ('cases', '_results')
 
-    def __init__(self, cases: Iterable[Mapping[str, Any]] | None = None, sequential: bool = True,
-                 error_policy: str = ABORT, max_retries: int = 1,
-                 executor: Executor | None = None, progress: bool | None = None,
-                 keep_results: bool = True, **traits: Any):
-        super().__init__(**traits)
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``cases``, ``sequential``, ``error_policy``, ``max_retries``, ``executor``,
+        ``progress`` and ``keep_results`` (see the class docstring)."""
+        super().declare_options(options)
+        options.declare('cases', None, allow_none=True, check=_cases,
+                        accepts='an iterable of dicts {path: value} (a list, iterator or '
+                                'generator) or None',
+                        desc='the cases to run (a list runs again on every run; an iterator '
+                             'is read lazily)')
+        options.declare('sequential', True, types=bool, accepts='True or False',
+                        desc='True: run the cases one by one in this process; False: through '
+                             'executor')
+        options.declare('error_policy', ABORT, types=str, values=ERROR_POLICIES,
+                        accepts=' or '.join(map(repr, ERROR_POLICIES)),
+                        desc='what a failed case does: stop the run, or run again')
+        options.declare('max_retries', 1, types=int, lower=0,
+                        desc="with 'RETRY', how many more times a failed case is run")
+        options.declare('executor', None, types=Executor, allow_none=True,
+                        accepts=EXECUTOR_ACCEPTS,
+                        desc='where cases run when not sequential (None: a new LocalExecutor '
+                             'per run)')
+        options.declare('progress', None, types=bool, allow_none=True,
+                        accepts='True, False or None',
+                        desc='progress bar on stderr (None: when stderr is a terminal)')
+        options.declare('keep_results', True, types=bool, accepts='True or False',
+                        desc='whether results keeps every case')
+
+    def __init__(self, cases: Iterable[Mapping[str, Any]] | None = None, **kwargs: Any):
+        super().__init__(cases=cases, **kwargs)
         self._results: list[Case] = []
         self._reset_plans()
-        self.cases = cases
-        self.sequential = sequential
-        self.error_policy = error_policy
-        self.max_retries = max_retries
-        self.executor = executor
-        self.progress = progress
-        self.keep_results = keep_results
 
-    # -- options ------------------------------------------------------------------------------
-    def _bad(self, arg: str, expected: str, value: Any, exc: type[Exception]) -> Exception:
-        """The error for a bad argument: driver, argument, what was expected and given."""
-        return exc(f'{self._where()}: {arg} must be {expected}, got {describe(value)}')
-
-    @property
-    def cases(self) -> Iterable[Mapping[str, Any]] | None:
-        """The cases to run (see the class docstring)."""
-        return self._cases
-
-    @cases.setter
-    def cases(self, value: Iterable[Mapping[str, Any]] | None) -> None:
-        if value is not None and (isinstance(value, (str, bytes, Mapping))
-                                  or not isinstance(value, Iterable)):
-            raise self._bad('cases', 'an iterable of dicts {path: value} (a list, iterator or '
-                            'generator) or None', value, TypeError)
-        self._cases = value
-
-    def _check_option(self, arg: str, value: Any) -> Any:
-        """``value`` if it suits option ``arg``, else the TypeError/ValueError naming both."""
-        def bad(expected: str, exc: type[Exception] = TypeError) -> Exception:
-            return self._bad(arg, expected, value, exc)
-        if arg in ('sequential', 'keep_results'):
-            if not isinstance(value, (bool, np.bool_)):
-                raise bad('True or False')
-            return bool(value)
-        if arg == 'error_policy':
-            if not isinstance(value, str) or value not in ERROR_POLICIES:
-                raise bad("'ABORT' or 'RETRY'", ValueError)
-        elif arg == 'max_retries':
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-                raise bad('an int >= 0')
-            if value < 0:
-                raise bad('an int >= 0', ValueError)
-            return int(value)
-        elif arg == 'executor':
-            if value is not None and not isinstance(value, Executor):
-                raise bad('an openmdao_like.execution.Executor (e.g. '
-                          'LocalExecutor(n_workers=4)) or None')
-        elif arg == 'progress' and value is not None and not isinstance(value, bool):
-            raise bad('True, False or None')
-        return value
-
-    sequential = _option('sequential', 'True: run the cases one by one in this process.')
-    error_policy = _option('error_policy', "'ABORT' or 'RETRY': what a failed case does.")
-    max_retries = _option('max_retries', "Extra runs of a failed case under 'RETRY'.")
-    executor = _option('executor', 'Where cases run when not sequential (None: a new '
-                                   '`LocalExecutor` per run).')
-    progress = _option('progress', 'Progress bar: True, False or None (when stderr is a '
-                                   'terminal).')
-    keep_results = _option('keep_results', 'Whether `results` keeps every case.')
+    def _option_owner(self) -> str:
+        """How messages name this driver: its path (its type before it joins a model)."""
+        return tree.where(self)
 
     @property
     def results(self) -> list[Case]:
@@ -167,12 +138,13 @@ class CaseIteratorDriver(Driver):
     # -- what the cases are -------------------------------------------------------------------
     def _case_source(self) -> Iterator[Mapping[str, Any]]:
         """The cases of this run, as an iterator (subclasses generate them)."""
-        return iter(()) if self._cases is None else iter(self._cases)
+        cases = self.cases
+        return iter(()) if cases is None else iter(cases)
 
     def _case_count(self) -> int | None:
         """How many cases this run has, if known without reading them."""
         try:
-            return len(self._cases)  # type: ignore[arg-type]
+            return len(self.cases)  # type: ignore[arg-type]
         except TypeError:
             return None
 
@@ -236,9 +208,9 @@ class CaseIteratorDriver(Driver):
         """Resolve a case key to (owner, variable name, index); raise naming what is wrong."""
         def fail(given: str) -> ExpressionError:
             return ExpressionError(
-                f'{self._where()}: case {case_id}: cannot set {key!r} to {describe(value)}: '
+                f'{tree.where(self)}: case {case_id}: cannot set {key!r} to {describe(value)}: '
                 f'expected the path of an unconnected input variable of '
-                f'{scope._where()!r}, got {given}')
+                f'{tree.where(scope)!r}, got {given}')
         if not isinstance(key, str):
             raise fail(f'a key of type {type(key).__name__}')
         *heads, last = key.split('.')
@@ -246,21 +218,21 @@ class CaseIteratorDriver(Driver):
         for head in heads:
             child = getattr(owner, '_children', {}).get(head)
             if child is None:
-                raise fail(f'an unknown path: {owner._where()!r} has no component {head!r}')
+                raise fail(f'an unknown path: {tree.where(owner)!r} has no component {head!r}')
             owner = child
         try:
             name, index = split_index(last)
         except Exception:
-            raise fail(f'a malformed path (expected name or name[int] after the last dot)'
+            raise fail('a malformed path (expected name or name[int] after the last dot)'
                        ) from None
-        var = owner._vars().get(name) if hasattr(owner, '_vars') else None
+        var = tree.variables(owner).get(name) if hasattr(owner, '_vars') else None
         if var is None:
-            inputs = sorted(n for n, v in owner._vars().items() if v.iotype == 'in') \
+            inputs = sorted(n for n, v in tree.variables(owner).items() if v.iotype == 'in') \
                 if hasattr(owner, '_vars') else []
-            raise fail(f'an unknown variable: {owner._where()!r} has no variable {name!r} '
+            raise fail(f'an unknown variable: {tree.where(owner)!r} has no variable {name!r} '
                        f'(its inputs: {", ".join(inputs) or "none"})')
         if var.iotype != 'in':
-            raise fail(f'an output of {owner._where()!r}')
+            raise fail(f'an output of {tree.where(owner)!r}')
         source = owner.input_source(name) if owner is not scope else None
         if source is not None:
             raise fail(f'an input connected to {source!r}')
@@ -324,48 +296,49 @@ class CaseIteratorDriver(Driver):
                 rec.close()
 
     def _run_cases(self, source: Iterator[Mapping[str, Any]], record: list[Any]) -> None:
-        """Run the cases of ``source`` through the executor; record them in case order."""
-        if self._sequential:
+        """Run the cases of ``source`` through the executor; record them in case order.
+
+        An executor the driver makes (sequential, or the default `LocalExecutor`) is shut down
+        after the run; one the user gave stays warm for the next run (its workers or servers
+        are kept and get the model again) until the user shuts it down, except after Ctrl-C
+        or when it broke."""
+        executor = self.executor
+        own = self.sequential or executor is None
+        if self.sequential:
             executor, runner = SerialExecutor(), self._evaluate
         else:
-            executor = self._executor if self._executor is not None else LocalExecutor()
+            executor = LocalExecutor() if executor is None else executor
             runner = ModelCaseRunner(self)
-        bar = Progress(desc=self._where(), unit='case', enabled=self._progress)
+        bar = Progress(desc=tree.where(self), unit='case', enabled=self.progress)
+        count = self._case_count()
         if bar.enabled:
-            bar.set_total(self._case_count())
-        feed = CaseFeed(source, self)
-        try:
-            executor.start(runner)
-        except BrokenExecutor as exc:
-            bar.close()
-            raise BrokenExecutor(f'{self._where()}: {exc}', exc.traceback) from exc
-        except TypeError as exc:
-            bar.close()
-            raise TypeError(f'{self._where()}: cannot ship the model to the workers of '
-                            f'{executor!r} (sequential=False): {exc}') from exc
-        except BaseException:
-            bar.close()
-            raise
-        outcomes = executor.run_cases(feed)
-        cancel = True
-        try:
-            self._collect(outcomes, feed, record, bar if bar.enabled else None)
-            cancel = False
-        except BrokenExecutor as exc:
-            raise BrokenExecutor(f'{self._where()}: {exc}', exc.traceback) from exc
-        finally:
-            outcomes.close()
-            executor.shutdown(wait=True, cancel_futures=cancel)
-            bar.close()
-            self.current_iteration = feed.next_id
+            bar.set_total(count)
+        feed = CaseFeed(source, self, count)
+        with contextlib.ExitStack() as stack:
+            stack.callback(bar.close)
+            try:
+                stack.enter_context(executor.serving(runner, own))
+            except BrokenExecutor as exc:
+                raise BrokenExecutor(f'{tree.where(self)}: {exc}', exc.traceback) from exc
+            except TypeError as exc:
+                raise TypeError(f'{tree.where(self)}: cannot ship the model to the workers of '
+                                f'{executor!r} (sequential=False): {exc}') from exc
+            outcomes = executor.run(feed)
+            try:
+                self._collect(outcomes, feed, record, bar if bar.enabled else None)
+            except BrokenExecutor as exc:
+                raise BrokenExecutor(f'{tree.where(self)}: {exc}', exc.traceback) from exc
+            finally:
+                outcomes.close()
+                self.current_iteration = feed.next_id
 
     def _collect(self, outcomes: Iterator[CaseOutcome], feed: CaseFeed, record: list[Any],
                  bar: Progress | None) -> None:
         """Turn outcomes into cases: retry, keep, record in order, abort (the hot loop)."""
-        where = self._where()
-        retry = self._error_policy == RETRY
-        max_retries = self._max_retries
-        results = self._results if self._keep_results else None
+        where = tree.where(self)
+        retry = self.error_policy == RETRY
+        max_retries = self.max_retries
+        results = self._results if self.keep_results else None
         inputs_of, retries, lost_retries = feed.inputs, feed.retries, feed.lost_retries
         pending: dict[int, Case] = {}  # cases that completed before an earlier one
         abort: tuple[int, str | None] | None = None
@@ -435,9 +408,10 @@ class CaseIteratorDriver(Driver):
         for key in ('_plans', '_plan_keys', '_set_fast', '_set_slow', '_getters', '_exprs',
                     '_copies'):
             state.pop(key, None)
-        cases = state.get('_cases')
+        cases = self.cases
         if cases is not None and iter(cases) is cases:  # a one-shot iterator does not pickle
-            state['_cases'] = None
+            state['_declared'] = options = self.declared_options.copy()
+            options['cases'] = None
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

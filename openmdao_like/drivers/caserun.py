@@ -16,6 +16,7 @@ from typing import Any
 
 import cloudpickle
 
+from .. import tree
 from ..errors import describe
 from ..execution.base import CaseOutcome
 
@@ -102,7 +103,7 @@ class CaseFeed:
         case_id = self.next_id
         if type(inputs) is not dict:
             if not isinstance(inputs, Mapping):
-                raise TypeError(f'{self._driver._where()}: case {case_id}: expected a dict '
+                raise TypeError(f'{tree.where(self._driver)}: case {case_id}: expected a dict '
                                 f'{{variable path: value}}, got {describe(inputs)}')
             inputs = dict(inputs)
         if inputs.keys() != self._keys:

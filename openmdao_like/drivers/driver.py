@@ -1,5 +1,10 @@
 """`Driver`: a component that iterates a workflow, with parameters, objectives, constraints and
-responses, and the classic iteration protocol (start, continue, pre, run, post)."""
+responses, and the classic iteration protocol (start, continue, pre, run, post).
+
+A driver's settings are declared options (`openmdao_like.options`): a subclass declares them in
+``declare_options``, its constructor takes them as keywords (besides the values of its
+variables), and each reads and writes as a checked attribute.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +13,33 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .. import tree
 from ..cases import Case
 from ..component import Component
 from ..errors import ExpressionError
+from ..options import HasOptions, UnknownOptionError, suggest
 from ..workflow import Dataflow, Workflow
 from .expressions import ExprEvaluator
 from .parameters import Constraint, Objective, Parameter
 
 
-class Driver(Component):
+#: What the ``executor`` option of the drivers that run cases through one accepts, in messages.
+EXECUTOR_ACCEPTS = ('an openmdao_like.execution.Executor (e.g. LocalExecutor(n_workers=4)) '
+                    'or None')
+
+
+class Driver(HasOptions, Component):
     """Base of every driver.
 
     `execute` runs the iteration protocol: ``start_iteration()``, then while
     ``continue_iteration()``: ``pre_iteration()``, ``run_iteration()`` (runs the workflow once),
     ``post_iteration()``. Subclasses override the steps they need.
+
+    Parameters
+    ----------
+    **kwargs
+        Declared options of the driver's class and values of its variables; any other name
+        raises `UnknownOptionError` naming the closest ones.
 
     Attributes
     ----------
@@ -34,7 +52,10 @@ class Driver(Component):
     #: Whether data cycles among this driver's workflow members are expected (solvers).
     iterates_cycles = False
 
-    def __init__(self, **traits: Any):
+    def __init__(self, **kwargs: Any):
+        options = {name: kwargs.pop(name) for name in list(kwargs)
+                   if name in self._option_template}
+        self._refuse_unknown(kwargs)
         self._workflow: Workflow = Dataflow()
         self._parameters: dict[str, Parameter] = {}
         self._objectives: dict[str, Objective] = {}
@@ -42,8 +63,27 @@ class Driver(Component):
         self._responses: dict[str, ExprEvaluator] = {}
         self._cycles: list[list[str]] = []
         self.current_iteration = 0
-        super().__init__(**traits)
+        super().__init__(**kwargs)
         self._workflow._driver = self
+        self._init_options(options)
+
+    def _refuse_unknown(self, keywords: dict[str, Any]) -> None:
+        """Raise `UnknownOptionError` for a keyword that is neither an option nor a variable."""
+        traits = type(self).class_traits()
+        variables = [name for name, ctrait in traits.items() if ctrait.iotype is not None]
+        for name in keywords:
+            if traits.get(name) is None or traits[name].type == 'event':
+                known = [*self._option_template, *variables]
+                raise UnknownOptionError(
+                    f'{type(self).__name__}: unknown option {name!r}{suggest(name, known)} '
+                    f'(options: {", ".join(sorted(self._option_template)) or "none"}; '
+                    f'variables: {", ".join(sorted(variables)) or "none"})')
+
+    def _option_owner(self) -> str:
+        """How messages name this driver: its path and type (just the type before it joins a
+        model)."""
+        where, kind = tree.where(self), type(self).__name__
+        return where if where == kind else f'{where} ({kind})'
 
     @property
     def workflow(self) -> Workflow:
@@ -53,7 +93,7 @@ class Driver(Component):
     @workflow.setter
     def workflow(self, wf: Workflow) -> None:
         if not isinstance(wf, Workflow):
-            raise ExpressionError(f'{self._where()}.workflow: expected a Workflow, got {wf!r}')
+            raise ExpressionError(f'{tree.where(self)}.workflow: expected a Workflow, got {wf!r}')
         for name in self._workflow._names:
             if name not in wf:
                 wf.add(name)
@@ -63,7 +103,7 @@ class Driver(Component):
 
     def _scope(self) -> Any:
         if self.parent is None:
-            raise ExpressionError(f'{self._where()}: add the driver to an assembly before '
+            raise ExpressionError(f'{tree.where(self)}: add the driver to an assembly before '
                                   f'giving it parameters, objectives or constraints')
         return self.parent
 
@@ -106,7 +146,7 @@ class Driver(Component):
         for name, obj in list(self._objectives.items()):
             self._objectives[name] = Objective(obj.text, scope, obj.expr.where, obj.name)
         for name, con in list(self._constraints.items()):
-            self._constraints[name] = Constraint(con.text, scope, f'{self._where()} constraint',
+            self._constraints[name] = Constraint(con.text, scope, f'{tree.where(self)} constraint',
                                                  con.name)
         for name, resp in list(self._responses.items()):
             self._responses[name] = ExprEvaluator(resp.text, scope, resp.where)
@@ -117,7 +157,7 @@ class Driver(Component):
                       fd_step: float | None = None, name: str | None = None) -> Parameter:
         """Add an input (or a tuple of inputs set together) for this driver to vary."""
         targets = [target] if isinstance(target, str) else list(target)
-        where = f'{self._where()}: cannot add parameter {target!r}'
+        where = f'{tree.where(self)}: cannot add parameter {target!r}'
         if not targets:
             raise ExpressionError(f'{where}: no target given')
         scope = self._scope()
@@ -156,10 +196,10 @@ class Driver(Component):
                                       f'{other.name!r}')
         try:
             owner, name = scope._resolve_owner(path)
-            var = owner._vars()[name]
+            var = tree.variables(owner)[name]
         except Exception:
             raise ExpressionError(f'{where}: {path!r} is not a variable of '
-                                  f'{scope._where()!r}') from None
+                                  f'{tree.where(scope)!r}') from None
         if var.iotype != 'in':
             raise ExpressionError(f'{where}: {path!r} is an output; a parameter must be an input')
         source = owner.input_source(name) if owner is not scope else None
@@ -171,7 +211,7 @@ class Driver(Component):
     def remove_parameter(self, name: str) -> None:
         """Remove the parameter called ``name``."""
         if name not in self._parameters:
-            raise ExpressionError(f'{self._where()}: no parameter {name!r} (parameters: '
+            raise ExpressionError(f'{tree.where(self)}: no parameter {name!r} (parameters: '
                                   f'{list(self._parameters)})')
         del self._parameters[name]
         self._scope()._config_changed()
@@ -192,7 +232,7 @@ class Driver(Component):
         """Set all parameters from driver-space values, in order."""
         values = list(values)
         if len(values) != len(self._parameters):
-            raise ExpressionError(f'{self._where()}: expected {len(self._parameters)} parameter '
+            raise ExpressionError(f'{tree.where(self)}: expected {len(self._parameters)} parameter '
                                   f'values, got {len(values)}')
         for param, value in zip(self._parameters.values(), values):
             param.set(value)
@@ -204,9 +244,9 @@ class Driver(Component):
     # -- objectives, constraints, responses -----------------------------------------------------
     def add_objective(self, expr: str, name: str | None = None) -> Objective:
         """Add an expression to minimize."""
-        obj = Objective(expr, self._scope(), f'{self._where()} objective', name)
+        obj = Objective(expr, self._scope(), f'{tree.where(self)} objective', name)
         if obj.name in self._objectives:
-            raise ExpressionError(f'{self._where()}: objective {obj.name!r} already exists')
+            raise ExpressionError(f'{tree.where(self)}: objective {obj.name!r} already exists')
         self._objectives[obj.name] = obj
         return obj
 
@@ -221,7 +261,7 @@ class Driver(Component):
     def eval_objective(self) -> Any:
         """Value of the (first) objective."""
         if not self._objectives:
-            raise ExpressionError(f'{self._where()}: no objective has been added')
+            raise ExpressionError(f'{tree.where(self)}: no objective has been added')
         return next(iter(self._objectives.values())).evaluate()
 
     def eval_objectives(self) -> list[Any]:
@@ -230,9 +270,9 @@ class Driver(Component):
 
     def add_constraint(self, expr: str, name: str | None = None) -> Constraint:
         """Add ``'lhs <op> rhs'`` with op one of <, <=, >, >=, = (or ==)."""
-        con = Constraint(expr, self._scope(), f'{self._where()} constraint', name)
+        con = Constraint(expr, self._scope(), f'{tree.where(self)} constraint', name)
         if con.name in self._constraints:
-            raise ExpressionError(f'{self._where()}: constraint {con.name!r} already exists')
+            raise ExpressionError(f'{tree.where(self)}: constraint {con.name!r} already exists')
         self._constraints[con.name] = con
         return con
 
@@ -258,7 +298,7 @@ class Driver(Component):
 
     def add_response(self, expr: str) -> ExprEvaluator:
         """Record ``expr`` (a variable path or an expression) for every case."""
-        resp = ExprEvaluator(expr, self._scope(), f'{self._where()} response')
+        resp = ExprEvaluator(expr, self._scope(), f'{tree.where(self)} response')
         self._responses[expr] = resp
         return resp
 
@@ -292,7 +332,7 @@ class Driver(Component):
         outputs.update((n, c.evaluate()) for n, c in self._constraints.items())
         outputs.update((n, r.evaluate()) for n, r in self._responses.items())
         now = time.time()
-        case = Case(self.current_iteration, inputs, outputs, status, error, self._where(),
+        case = Case(self.current_iteration, inputs, outputs, status, error, tree.where(self),
                     now, now)
         for rec in recorders:
             rec.record(case)

@@ -25,6 +25,7 @@ from typing import Any, Callable, NoReturn
 
 import numpy as np
 
+from .. import tree
 from ..errors import ExpressionError
 from ..variables import Array, Float
 
@@ -403,13 +404,13 @@ class ExprEvaluator:
             owner, name = self._scope._resolve_owner(path)
         except Exception:
             owner, name = None, None
-        if owner is None or name not in owner._vars():
-            self._fail(node, f'{path!r} is not a variable of {self._scope._where()!r}')
+        if owner is None or name not in tree.variables(owner):
+            self._fail(node, f'{path!r} is not a variable of {tree.where(self._scope)!r}')
         if path not in self.refs:
             self.refs.append(path)
             self._owners.append((owner, name))
         i = self.refs.index(path)
-        bounded = isinstance(owner._vars()[name], (Float, Array))
+        bounded = isinstance(tree.variables(owner)[name], (Float, Array))
         return ast.Attribute(ast.Name(f'_o{i}', ast.Load()), name, ast.Load()), bounded
 
     def evaluate(self) -> Any:

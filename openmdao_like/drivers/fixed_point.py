@@ -16,11 +16,12 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from .. import tree
 from ..errors import ConfigError, ConvergenceError
+from ..options import OptionsDictionary
 from ..workflow import Workflow
 from .driver import Driver
 from .parameters import Parameter
-from .options import positive_setting, who
 
 logger = logging.getLogger(__name__)
 
@@ -80,10 +81,20 @@ class FixedPointIterator(Driver):
 
     iterates_cycles = True
 
-    def __init__(self, tolerance: float = 1e-6, max_iterations: int = 100, **traits: Any):
-        super().__init__(**traits)
-        self.tolerance = tolerance
-        self.max_iterations = max_iterations
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``tolerance`` and ``max_iterations``."""
+        super().declare_options(options)
+        options.declare('tolerance', 1e-6, types=float, lower=0.0, exclude_lower=True,
+                        accepts='a positive float',
+                        desc='converged when the largest change of a fed-back value is below '
+                             'this')
+        options.declare('max_iterations', 100, types=int, lower=0, exclude_lower=True,
+                        accepts='a positive int',
+                        desc='passes allowed before ConvergenceError is raised')
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
         self.history: list[float] = []
         self.converged = False
         self.feedback: list[str] = []
@@ -91,9 +102,6 @@ class FixedPointIterator(Driver):
         self._pairs: list[tuple[Parameter, Any, str]] = []
         self._old: list[Any] = []
         self._worst = ''
-
-    tolerance = positive_setting('tolerance', float, 'Convergence tolerance.')
-    max_iterations = positive_setting('max_iterations', int, 'Passes allowed.')
 
     @property
     def max_iteration(self) -> int:
@@ -122,7 +130,7 @@ class FixedPointIterator(Driver):
         for path in [target] if isinstance(target, str) else list(target):
             try:
                 owner, name = scope._resolve_owner(path)
-                var = owner._vars()[name]
+                var = tree.variables(owner)[name]
             except Exception:
                 continue
             low = getattr(var, 'low', None) if low is None else low
@@ -135,24 +143,24 @@ class FixedPointIterator(Driver):
         asm = self.parent
         owner_of: dict[str, tuple[int, str]] = {}
         for i, name in enumerate(self._workflow.get_names()):
-            sub = getattr(asm._children.get(name), 'workflow', None)
+            sub = getattr(tree.children(asm).get(name), 'workflow', None)
             members = {name} | (sub.members() if isinstance(sub, Workflow) else set())
             for member in members:
                 owner_of.setdefault(member, (i, name))
         self._sources = []
-        for conn in asm._connections.values():
+        for conn in tree.connections(asm).values():
             src, dest = owner_of.get(conn.src_comp), owner_of.get(conn.dest_comp)
             if src is None or dest is None or src[1] == dest[1] or dest[0] > src[0]:
                 continue
             if all(label != conn.src for label, _, _ in self._sources):
-                self._sources.append((conn.src, asm._children[conn.src_comp], conn.src_var))
+                self._sources.append((conn.src, tree.children(asm)[conn.src_comp], conn.src_var))
         self.feedback = [label for label, _, _ in self._sources]
 
     def _pair_parameters(self) -> list[tuple[Parameter, Any, str]]:
         """(parameter, expression giving its next value, constraint text) for each parameter."""
         params = list(self._parameters.values())
         cons = list(self._constraints.values())
-        where = f'{who(self)}: cannot close the loop'
+        where = f'{self._option_owner()}: cannot close the loop'
         if len(params) != len(cons):
             raise ConfigError(f'{where}: expected one equality constraint per parameter, got '
                               f'{len(params)} parameters ({", ".join(self._parameters)}) and '
@@ -204,7 +212,7 @@ class FixedPointIterator(Driver):
                     for (param, _, text), value in zip(self._pairs, targets)]
         change, self._worst = _largest(changes)
         self.history.append(change)
-        logger.debug('%s: pass %d, largest change %g (%s)', self._where(),
+        logger.debug('%s: pass %d, largest change %g (%s)', tree.where(self),
                      self.current_iteration, change, self._worst)
         self.record_iteration()
         if np.isnan(change):
@@ -219,7 +227,8 @@ class FixedPointIterator(Driver):
     def _failure(self, what: str) -> str:
         """A `ConvergenceError` message naming the solver, the numbers and the cycle."""
         members = [m for group in self._cycles for m in group] or self._workflow.get_names()
+        fed_back = self.feedback + [t for _, _, t in self._pairs]
         change = self.history[-1] if self.history else float('nan')
-        return (f'{who(self)}: {what}: largest change {change:.6g} (in {self._worst}) is not '
-                f'below the tolerance {self.tolerance:g}; cycle members: {", ".join(members)}; '
-                f'fed back: {", ".join(self.feedback + [t for _, _, t in self._pairs]) or "none"}')
+        return (f'{self._option_owner()}: {what}: largest change {change:.6g} (in '
+                f'{self._worst}) is not below the tolerance {self.tolerance:g}; cycle members: '
+                f'{", ".join(members)}; fed back: {", ".join(fed_back) or "none"}')

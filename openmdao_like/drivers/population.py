@@ -3,8 +3,9 @@
 
 `MemberRunner` is the case runner shipped to the workers: a case's only input is the design
 vector ``x``; its outputs are the driver's objective, constraint residuals and responses.
-`PopulationEvaluator` is the optimizer's side: it starts the executor once (leaving it as a
-context manager shuts it down, cancelling in-flight cases on an error or Ctrl-C), runs each
+`PopulationEvaluator` is the optimizer's side: it readies the executor once per optimizer run
+(`Executor.serving`: a user's executor stays warm afterwards, one the driver made is shut
+down, and Ctrl-C shuts either down), runs each
 population handed to it as one ``run_cases`` call, records every member as a case, and gives
 scipy vectorized objective and constraint functions. A member whose case fails (the model
 raised, or its worker or server was lost) gets +inf for its objective and constraint residuals,
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tree
 from ..cases import FAILED, OK, Case
 from ..errors import ExpressionError
 from ..execution.base import BrokenExecutor, CaseOutcome, Executor
@@ -76,12 +78,15 @@ class PopulationEvaluator:
     driver : Driver
         The optimizer (one objective; its ``_space`` maps design vectors to parameters).
     executor : Executor
-        Where the members run; started on entering, shut down on leaving.
+        Where the members run: started (or, warm, given the model) on entering.
+    own : bool
+        Whether the driver made ``executor``: shut down on leaving (a user's stays warm).
     """
 
-    def __init__(self, driver: Any, executor: Executor):
+    def __init__(self, driver: Any, executor: Executor, own: bool = False):
         self._driver = driver
         self._executor = executor
+        self._serving = executor.serving(MemberRunner(driver), own)
         self._objective_name, self._objective = next(iter(driver._objectives.items()))
         cons = driver._constraints
         self._ineq = [name for name, c in cons.items() if not c.equality]
@@ -92,16 +97,15 @@ class PopulationEvaluator:
 
     # -- the executor's life --------------------------------------------------------------------
     def __enter__(self) -> PopulationEvaluator:
-        runner = MemberRunner(self._driver)
         try:
-            self._executor.start(runner)
+            self._serving.__enter__()
         except TypeError as exc:
-            raise TypeError(f'{self._driver._where()}: cannot ship the model to the workers of '
+            raise TypeError(f'{tree.where(self._driver)}: cannot ship the model to the workers of '
                             f'{self._executor!r} (sequential=False): {exc}') from exc
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=exc_type is not None)
+        self._serving.__exit__(exc_type, exc, tb)
 
     # -- what scipy calls (vectorized: x is (N,) for one member or (N, S) for S members) ----------
     def objective(self, x: np.ndarray) -> Any:
@@ -157,7 +161,7 @@ class PopulationEvaluator:
             for outcome in outcomes:
                 done[outcome.id] = outcome
         except BrokenExecutor as exc:
-            raise BrokenExecutor(f'{driver._where()}: {exc}', exc.traceback) from exc
+            raise BrokenExecutor(f'{tree.where(driver)}: {exc}', exc.traceback) from exc
         finally:
             outcomes.close()
         ordered = [done[first + i] for i in range(len(rows))]
@@ -176,7 +180,7 @@ class PopulationEvaluator:
 
     def _entry(self, row: np.ndarray, outcome: CaseOutcome) -> _Entry:
         """(objective, residuals) of an ok outcome; None (with a warning) for a failed one."""
-        where = self._driver._where()
+        where = tree.where(self._driver)
         if outcome.status != OK:
             logger.warning('%s: population member at %s %s; its objective counts as +inf: %s',
                            where, row, 'was lost' if outcome.lost else 'failed',
@@ -219,7 +223,7 @@ class PopulationEvaluator:
         else:
             outputs = outcome.outputs
         case = Case(driver.current_iteration, inputs, outputs, outcome.status, outcome.error,
-                    driver._where(), outcome.t_start, outcome.t_end)
+                    tree.where(driver), outcome.t_start, outcome.t_end)
         for rec in recorders:
             rec.record(case)
 

@@ -18,11 +18,12 @@ from typing import Any
 
 import numpy as np
 
+from .. import tree
 from ..errors import ConfigError, ExpressionError, ValidationError, describe
 from ..execution.base import Executor
 from ..execution.local import LocalExecutor
-from .driver import Driver
-from .options import positive_setting, who
+from ..options import OptionError, OptionsDictionary, OptionTypeError
+from .driver import EXECUTOR_ACCEPTS, Driver
 from .population import PopulationEvaluator
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,19 @@ _DE_OPTIONS = ('strategy', 'popsize', 'mutation', 'recombination', 'seed', 'poli
                'atol', 'updating')
 #: Name of the option that limits the iterations, where it is not ``maxiter``.
 _MAXITER_OPTION = {'TNC': 'maxfun'}
+
+
+_METHOD_ACCEPTS = f'one of {", ".join(METHODS)}'
+
+
+def _method(value: Any) -> str:
+    """The canonical spelling of method ``value`` (case-insensitive), or `OptionError`
+    (`OptionTypeError` for a value that is not a str)."""
+    canonical = _BY_LOWER.get(value.lower()) if isinstance(value, str) else None
+    if canonical is None:
+        error = OptionError if isinstance(value, str) else OptionTypeError
+        raise error(f'method must be {_METHOD_ACCEPTS}; got {describe(value)}')
+    return canonical
 
 
 class _DesignSpace:
@@ -137,17 +151,32 @@ class ScipyOptimizer(Driver):
     #: Attributes the workers of a parallel run do not need (see `ModelCaseRunner`).
     _not_shipped: tuple[str, ...] = ('_cache', '_jac', '_space', 'result')
 
-    def __init__(self, method: str = 'SLSQP', tol: float = 1e-8, maxiter: int = 200,
-                 fd_step: float = 1e-6, options: dict[str, Any] | None = None,
-                 sequential: bool = True, executor: Executor | None = None, **traits: Any):
-        super().__init__(**traits)
-        self.method = method
-        self.tol = tol
-        self.maxiter = maxiter
-        self.fd_step = fd_step
-        self.options = options
-        self.sequential = sequential
-        self.executor = executor
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``method``, ``tol``, ``maxiter``, ``fd_step``, ``options``, ``sequential`` and
+        ``executor`` (see the class docstring)."""
+        super().declare_options(options)
+        options.declare('method', METHODS[0], check=_method, accepts=_METHOD_ACCEPTS,
+                        desc='the scipy method (any case)')
+        options.declare('tol', 1e-8, types=float, lower=0.0, exclude_lower=True,
+                        accepts='a positive float', desc='tolerance handed to scipy')
+        options.declare('maxiter', 200, types=int, lower=0, exclude_lower=True,
+                        accepts='a positive int', desc='iteration limit')
+        options.declare('fd_step', 1e-6, types=float, lower=0.0, exclude_lower=True,
+                        accepts='a positive float',
+                        desc='default finite-difference step (driver units)')
+        options.declare('options', {}, types=dict, check=dict,
+                        desc="further options of the scipy method (scipy's own)")
+        options.declare('sequential', True, types=bool, accepts='True or False',
+                        desc='True: evaluate in this process; False: populations run through '
+                             'executor')
+        options.declare('executor', None, types=Executor, allow_none=True,
+                        accepts=EXECUTOR_ACCEPTS,
+                        desc='where populations run when not sequential (None: a new '
+                             'LocalExecutor per run)')
+
+    def __init__(self, method: str = METHODS[0], **kwargs: Any):
+        super().__init__(method=method, **kwargs)
         self._check_mode()
         self.success: bool | None = None
         self.message = ''
@@ -159,86 +188,31 @@ class ScipyOptimizer(Driver):
         self._last_key: bytes | None = None
         self._space: _DesignSpace | None = None
 
-    # -- validated settings ---------------------------------------------------------------------
-    @property
-    def method(self) -> str:
-        """The scipy method name."""
-        return self._method
-
-    @method.setter
-    def method(self, value: str) -> None:
-        canonical = _BY_LOWER.get(value.lower()) if isinstance(value, str) else None
-        if canonical is None:
-            raise ValidationError(f'{who(self)}: method must be one of '
-                                  f'{", ".join(METHODS)}; got {describe(value)}')
-        self._method = canonical
-
-    tol = positive_setting('tol', float, 'Convergence tolerance.')
-    maxiter = positive_setting('maxiter', int, 'Iteration limit.')
-    fd_step = positive_setting('fd_step', float, 'Default finite-difference step (driver units).')
-
-    @property
-    def options(self) -> dict[str, Any]:
-        """Extra options for the scipy method."""
-        return self._options
-
-    @options.setter
-    def options(self, value: dict[str, Any] | None) -> None:
-        if value is not None and not isinstance(value, dict):
-            raise ValidationError(f'{who(self)}: options must be a dict, got '
-                                  f'{describe(value)}')
-        self._options = dict(value or {})
-
-    @property
-    def sequential(self) -> bool:
-        """True: evaluate in this process; False: populations run through `executor`."""
-        return self._sequential
-
-    @sequential.setter
-    def sequential(self, value: bool) -> None:
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValidationError(f'{who(self)}: sequential must be True or False, got '
-                                  f'{describe(value)}')
-        self._sequential = bool(value)
-
-    @property
-    def executor(self) -> Executor | None:
-        """Where populations run when not sequential (None: a new `LocalExecutor` per run)."""
-        return self._executor
-
-    @executor.setter
-    def executor(self, value: Executor | None) -> None:
-        if value is not None and not isinstance(value, Executor):
-            raise ValidationError(f'{who(self)}: executor must be an openmdao_like.execution.'
-                                  f'Executor (e.g. LocalExecutor(n_workers=4)) or None, got '
-                                  f'{describe(value)}')
-        self._executor = value
-
     def _check_mode(self) -> None:
         """Raise `ValidationError` unless ``sequential`` and ``options`` suit the method."""
-        method = self.method
-        if not self._sequential and method not in _POPULATION:
+        method, owner = self.method, self._option_owner()
+        if not self.sequential and method not in _POPULATION:
             raise ValidationError(
-                f'{who(self)}: sequential=False needs a method that evaluates populations: '
-                f'only {", ".join(sorted(_POPULATION))} does; method {method!r} evaluates one '
-                f'point at a time (use sequential=True)')
+                f'{owner}: sequential=False needs a method that evaluates populations: only '
+                f'{", ".join(sorted(_POPULATION))} does; method {method!r} evaluates one point '
+                f'at a time (use sequential=True)')
         if method not in _POPULATION:
             return
-        unknown = sorted(set(self._options) - set(_DE_OPTIONS))
+        unknown = sorted(set(self.options) - set(_DE_OPTIONS))
         if unknown:
-            raise ValidationError(f'{who(self)}: unknown option(s) {", ".join(map(repr, unknown))}'
-                                  f' for method {method!r}; expected some of '
-                                  f'{", ".join(_DE_OPTIONS)}')
-        updating = self._options.get('updating', 'deferred')
-        if not self._sequential and updating != 'deferred':
-            raise ValidationError(f"{who(self)}: options['updating'] must be 'deferred' with "
-                                  f"sequential=False (a population is evaluated at once), got "
-                                  f"{describe(updating)}")
+            raise ValidationError(f'{owner}: unknown option(s) '
+                                  f'{", ".join(map(repr, unknown))} for method {method!r}; '
+                                  f'expected some of {", ".join(_DE_OPTIONS)}')
+        updating = self.options.get('updating', 'deferred')
+        if not self.sequential and updating != 'deferred':
+            raise ValidationError(f"{owner}: options['updating'] must be "
+                                  f"'deferred' with sequential=False (a population is evaluated "
+                                  f"at once), got {describe(updating)}")
 
     # -- running --------------------------------------------------------------------------------
     def _check_problem(self) -> None:
         """Raise `ConfigError` unless the problem suits the method."""
-        where = f'{who(self)}, method {self.method!r}'
+        where = f'{self._option_owner()}, method {self.method!r}'
         if not self._parameters:
             raise ConfigError(f'{where}: no parameters; add some with add_parameter()')
         if not self._objectives:
@@ -286,7 +260,7 @@ class ScipyOptimizer(Driver):
         if best.tobytes() != self._last_key:
             self._evaluate(best, use_cache=False)
         log = logger.info if self.success else logger.warning
-        log('%s: %s %s after %d iterations, %d model runs: %s', self._where(), method,
+        log('%s: %s %s after %d iterations, %d model runs: %s', tree.where(self), method,
             'converged' if self.success else 'did not converge', self.iterations, self.nfev,
             self.message)
 
@@ -312,14 +286,15 @@ class ScipyOptimizer(Driver):
         kwargs: dict[str, Any] = dict(maxiter=self.maxiter, tol=self.tol)
         kwargs.update(self.options)
         bounds = Bounds(space.lower, space.upper)
-        if self._sequential:
+        if self.sequential:
             constraints = self._scipy_constraints(self.method) if self._constraints else ()
             return differential_evolution(lambda x: self._evaluate(x)[0], bounds,
                                           constraints=constraints, **kwargs)
         # scipy hands whole populations to vectorized functions, the constraints included
         kwargs.update(updating='deferred', vectorized=True)
-        executor = self._executor if self._executor is not None else LocalExecutor()
-        with PopulationEvaluator(self, executor) as population:
+        own = self.executor is None
+        executor = LocalExecutor() if own else self.executor
+        with PopulationEvaluator(self, executor, own) as population:
             constraints = [NonlinearConstraint(population.constraint(eq), low, 0.0)
                            for eq, low in ((False, -np.inf), (True, 0.0))
                            if population.has(eq)]
@@ -377,7 +352,7 @@ class ScipyOptimizer(Driver):
         obj = next(iter(self._objectives.values()))
         value = np.asarray(obj.evaluate(), dtype=float)
         if value.size != 1:
-            raise ExpressionError(f'{self._where()}: objective {obj.text!r} must be a scalar, '
+            raise ExpressionError(f'{tree.where(self)}: objective {obj.text!r} must be a scalar, '
                                   f'got shape {value.shape}')
         resid = [np.ravel(np.asarray(c.evaluate(), dtype=float))
                  for c in self._constraints.values()]
@@ -385,7 +360,7 @@ class ScipyOptimizer(Driver):
                  np.concatenate(resid) if resid else np.zeros(0))
         self._cache[key] = entry
         self._last_key = key
-        logger.debug('%s: evaluation %d at %s: objective %r', self._where(), self.nfev, x,
+        logger.debug('%s: evaluation %d at %s: objective %r', tree.where(self), self.nfev, x,
                      entry[0])
         self.record_iteration()
         return entry

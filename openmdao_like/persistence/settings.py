@@ -1,6 +1,7 @@
-"""An object's settings: the values of its constructor arguments, read back from the attributes
-of the same names. Saving records them; loading passes those of the class's own ``__init__`` to
-the constructor and sets the others (inherited settings, e.g. ``SLSQPdriver.tol``) afterwards."""
+"""An object's settings: the values of its constructor arguments and declared options
+(`openmdao_like.options`), read back from the attributes of the same names. Saving records them;
+loading passes those of the class's own ``__init__`` and its declared options to the constructor
+and sets the others (inherited arguments) afterwards."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from typing import Any
 from traits.api import HasTraits
 
 from ..errors import PersistenceError
+from ..options import REQUIRED, OptionsDictionary
 
 _STOP = (object, HasTraits)
 
 
 @functools.lru_cache(maxsize=None)
 def signature_params(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], frozenset[str]]:
-    """(own, inherited, required): argument names of ``cls.__init__``, those of the
-    ``__init__``s further up the MRO, and the own ones without a default."""
+    """(own, inherited, required): argument names of ``cls.__init__`` and the class's declared
+    options (constructor keywords too), the argument names of the ``__init__``s further up the
+    MRO, and the own ones without a default."""
     own: list[str] = []
     inherited: list[str] = []
     required: set[str] = set()
@@ -46,7 +49,21 @@ def signature_params(cls: type) -> tuple[tuple[str, ...], tuple[str, ...], froze
             if first and p.default is p.empty:
                 required.add(p.name)
         first = False
+    options = _declared(cls)
+    for name in options or ():
+        if name not in own:
+            own.append(name)
+            if name in inherited:
+                inherited.remove(name)
+            if options.declaration(name).default is REQUIRED:
+                required.add(name)
     return tuple(own), tuple(inherited), frozenset(required)
+
+
+def _declared(cls: type) -> OptionsDictionary | None:
+    """The declared options of ``cls`` (a `HasOptions` class), or None."""
+    template = getattr(cls, '_option_template', None)
+    return template if isinstance(template, OptionsDictionary) else None
 
 
 @functools.lru_cache(maxsize=None)
@@ -72,6 +89,12 @@ def setting_types(cls: type) -> dict[str, tuple[tuple[type, ...], bool]]:
                           for h in members)
             if name != 'return' and (classes or is_path):
                 found[name] = (classes, is_path)
+    options = _declared(cls)
+    for name in options or ():  # an option's annotated argument says more (a path)
+        kinds = options.declaration(name).types or ()
+        classes = tuple(k for k in kinds if k is not os.PathLike)
+        if name not in found and kinds:
+            found[name] = (classes, os.PathLike in kinds)
     return found
 
 

@@ -10,7 +10,9 @@ another process), then started, fed cases, and closed::
 
 or ``with CSVRecorder('cases.csv') as rec: ...``. Subclasses implement `_open`, `_record`,
 `_flush` and `_close`; the base class checks the state, takes the lock and keeps open handles
-out of the pickled state.
+out of the pickled state. A recorder's settings (``path``, buffer sizes) are declared options
+(`openmdao_like.options`): constructor keywords that are also checked attributes; a bad value
+raises a `RecorderError` that is also an `OptionError`.
 """
 
 from __future__ import annotations
@@ -24,11 +26,20 @@ from typing import Any
 
 from openmdao_like.cases import Case
 from openmdao_like.errors import RecorderError
+from openmdao_like.options import HasOptions, OptionError, OptionsDictionary, OptionTypeError
 
 logger = logging.getLogger(__name__)
 
 
-class CaseRecorder(abc.ABC):
+class RecorderOptionError(OptionError, RecorderError):
+    """A recorder's option was given a value it does not accept."""
+
+
+class RecorderOptionTypeError(OptionTypeError, RecorderOptionError):
+    """A recorder's option was given a value of the wrong type."""
+
+
+class CaseRecorder(HasOptions, abc.ABC):
     """Abstract base of the recorders that write a driver's cases to a file.
 
     `startup()` overwrites an existing file at `path` (logged at INFO level); it never creates
@@ -38,6 +49,8 @@ class CaseRecorder(abc.ABC):
     ----------
     path : str or os.PathLike
         File the cases are written to.
+    **options
+        The declared options of the recorder's class.
 
     Attributes
     ----------
@@ -45,12 +58,23 @@ class CaseRecorder(abc.ABC):
         File the cases are written to.
     """
 
-    #: Attributes that make up the pickled state; everything else is rebuilt by `_reset`.
-    _pickled: tuple[str, ...] = ('path',)
+    _option_errors = (RecorderOptionError, RecorderOptionTypeError)
 
-    def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``path``."""
+        super().declare_options(options)
+        options.declare('path', types=(str, os.PathLike), check=Path,
+                        accepts='a str or os.PathLike', desc='file the cases are written to')
+
+    def __init__(self, path: str | os.PathLike[str], **options: Any):
+        self._init_options({'path': path, **options})
         self._reset()
+
+    def _option_owner(self) -> str:
+        """How messages name this recorder: its class and path."""
+        path = self.declared_options.get('path')
+        return type(self).__name__ if path is None else f'{type(self).__name__}({str(path)!r})'
 
     def _reset(self) -> None:
         """Set the run-time state (handles, buffers, lock) to that of a recorder never started."""
@@ -119,17 +143,18 @@ class CaseRecorder(abc.ABC):
         self.close()
 
     def __getstate__(self) -> dict[str, Any]:
+        """The options only: handles, buffers and the lock are rebuilt by `_reset`."""
         if self._open_now:
             raise TypeError(f'cannot pickle {self!r} while it is open: pickle it before '
                             f'startup() or after close()')
-        return {name: getattr(self, name) for name in self._pickled}
+        return {'_declared': self.declared_options}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._reset()
 
     def __repr__(self) -> str:
-        return f'{type(self).__name__}({str(self.path)!r})'
+        return self._option_owner()
 
     @abc.abstractmethod
     def _open(self) -> None:

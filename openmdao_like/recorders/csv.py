@@ -34,6 +34,7 @@ import numpy as np
 
 from openmdao_like.cases import Case
 from openmdao_like.errors import RecorderError
+from openmdao_like.options import OptionsDictionary
 from openmdao_like.recorders import codec
 from openmdao_like.recorders.base import CaseRecorder, case_row, file_error
 
@@ -54,14 +55,12 @@ class CSVRecorder(CaseRecorder):
         Rows buffered before they are written (default 1000); `flush()` and `close()` write too.
     """
 
-    _pickled = CaseRecorder._pickled + ('buffer_size',)
-
-    def __init__(self, path: str | os.PathLike[str], buffer_size: int = 1000):
-        if isinstance(buffer_size, bool) or not isinstance(buffer_size, int) or buffer_size < 1:
-            raise RecorderError(f'CSVRecorder({str(path)!r}): buffer_size must be an int >= 1, '
-                                f'got {buffer_size!r}')
-        self.buffer_size = buffer_size
-        super().__init__(path)
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``buffer_size``, after ``path``."""
+        super().declare_options(options)
+        options.declare('buffer_size', 1000, types=int, lower=1,
+                        desc='rows buffered before they are written')
 
     def _reset(self) -> None:
         """No file, no columns, nothing buffered."""

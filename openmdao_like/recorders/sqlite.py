@@ -20,7 +20,6 @@ it is written, so it can be read meanwhile, and is switched back to a single fil
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Any
 
 from openmdao_like.cases import Case
 from openmdao_like.errors import RecorderError
+from openmdao_like.options import OptionsDictionary
 from openmdao_like.recorders import codec
 from openmdao_like.recorders.base import CaseRecorder, case_row, file_error
 
@@ -67,14 +67,12 @@ class SQLiteRecorder(CaseRecorder):
         a case once its batch is written, or after `flush()` / `close()`.
     """
 
-    _pickled = CaseRecorder._pickled + ('batch_size',)
-
-    def __init__(self, path: str | os.PathLike[str], batch_size: int = 1000):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise RecorderError(f'SQLiteRecorder({str(path)!r}): batch_size must be an int >= 1, '
-                                f'got {batch_size!r}')
-        self.batch_size = batch_size
-        super().__init__(path)
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``batch_size``, after ``path``."""
+        super().declare_options(options)
+        options.declare('batch_size', 1000, types=int, lower=1,
+                        desc='cases buffered before they are written in one transaction')
 
     def _reset(self) -> None:
         """No connection, nothing buffered."""

@@ -4,17 +4,33 @@ parameters, then run like any `CaseIteratorDriver`'s (serially or through an exe
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, Callable
 
+from ... import tree
 from ...errors import ConfigError, describe
-from ...execution.base import Executor
-from ..caseiter import ABORT, CaseIteratorDriver
+from ...options import OptionsDictionary
+from ..caseiter import CaseIteratorDriver
 from .generators import DOEGenerator, LatinHypercube
 
 logger = logging.getLogger(__name__)
 
 __all__ = ['DOEDriver']
+
+
+def _generator(value: Any) -> DOEGenerator | Callable[..., Any]:
+    """``value`` if it is a DOE generator or a callable; a new seeded `LatinHypercube` for
+    None; else TypeError."""
+    if value is None:
+        return LatinHypercube(num_samples=20, seed=0)
+    if not isinstance(value, DOEGenerator) and not callable(value):
+        raise TypeError(value)
+    return value
+
+
+def _no_cases(value: Any) -> None:
+    """Refuse cases (a DOEDriver draws them from its generator): always TypeError."""
+    raise TypeError(value)
 
 
 class DOEDriver(CaseIteratorDriver):
@@ -28,7 +44,7 @@ class DOEDriver(CaseIteratorDriver):
     ----------
     generator : DOEGenerator or callable, optional
         ``generator(parameters) -> iterator of {parameter name: value}``, called at the start
-        of each run (default: ``LatinHypercube(num_samples=20, seed=0)``).
+        of each run (default, and what None sets: ``LatinHypercube(num_samples=20, seed=0)``).
     sequential, error_policy, max_retries, executor, progress, keep_results
         As for `CaseIteratorDriver`.
 
@@ -39,64 +55,48 @@ class DOEDriver(CaseIteratorDriver):
     >>> self.driver.add_response('p.f_xy')                           # doctest: +SKIP
     """
 
-    _not_shipped = CaseIteratorDriver._not_shipped + ('_generator',)
+    _not_shipped = CaseIteratorDriver._not_shipped + ('generator',)
+
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``generator``; ``cases`` is always None."""
+        super().declare_options(options)
+        options.declare('cases', None, allow_none=True, check=_no_cases,
+                        accepts='None (a DOEDriver draws its cases from its generator; use '
+                                'generator=ListGenerator(cases) or a CaseIteratorDriver)',
+                        desc='always None: the cases come from the generator')
+        options.declare('generator', None, check=_generator,
+                        accepts='a DOEGenerator (FullFactorial, LatinHypercube, Uniform, '
+                                'CSVFile, ...) or a callable generator(params) -> iterator of '
+                                'dicts',
+                        desc='what draws the cases from the parameters (None: a new '
+                             'LatinHypercube(num_samples=20, seed=0))')
 
     def __init__(self, generator: DOEGenerator | Callable[..., Any] | None = None,
-                 sequential: bool = True, error_policy: str = ABORT, max_retries: int = 1,
-                 executor: Executor | None = None, progress: bool | None = None,
-                 keep_results: bool = True, **traits: Any):
-        super().__init__(None, sequential, error_policy, max_retries, executor, progress,
-                         keep_results, **traits)
-        self.generator = LatinHypercube(num_samples=20, seed=0) if generator is None \
-            else generator
-
-    @property
-    def generator(self) -> DOEGenerator | Callable[..., Any]:
-        """What draws the cases from the parameters."""
-        return self._generator
-
-    @generator.setter
-    def generator(self, value: DOEGenerator | Callable[..., Any]) -> None:
-        if not isinstance(value, DOEGenerator) and not callable(value):
-            raise self._bad('generator', 'a DOEGenerator (FullFactorial, LatinHypercube, '
-                            'Uniform, CSVFile, ...) or a callable generator(params) -> '
-                            'iterator of dicts', value, TypeError)
-        self._generator = value
-
-    @property
-    def cases(self) -> Iterable[Mapping[str, Any]] | None:
-        """Always None: a DOEDriver's cases come from its generator."""
-        return None
-
-    @cases.setter
-    def cases(self, value: Any) -> None:
-        if value is not None:
-            raise self._bad('cases', 'None (a DOEDriver draws its cases from its generator; '
-                            'use generator=ListGenerator(cases) or a CaseIteratorDriver)',
-                            value, TypeError)
-        self._cases = None
+                 **kwargs: Any):
+        super().__init__(generator=generator, **kwargs)
 
     def _params_for_generator(self) -> list[Any]:
         """The parameters, checked to be there."""
         params = list(self._parameters.values())
         if not params:
-            raise ConfigError(f'{self._where()}: a DOEDriver needs at least one parameter to '
+            raise ConfigError(f'{tree.where(self)}: a DOEDriver needs at least one parameter to '
                               f'generate cases from, got none; call '
                               f'add_parameter(path, low=..., high=...) first')
         return params
 
     def _case_source(self) -> Iterator[Mapping[str, Any]]:
         """The generator's cases for the current parameters."""
-        cases = self._generator(self._params_for_generator())
+        cases = self.generator(self._params_for_generator())
         try:
             return iter(cases)
         except TypeError:
-            raise TypeError(f'{self._where()}: generator {self._generator!r} must return an '
+            raise TypeError(f'{tree.where(self)}: generator {self.generator!r} must return an '
                             f'iterator of dicts, got {describe(cases)}') from None
 
     def _case_count(self) -> int | None:
         """The generator's case count, when it can tell."""
-        count = getattr(self._generator, 'num_cases', None)
+        count = getattr(self.generator, 'num_cases', None)
         if count is None:
             return None
         try:

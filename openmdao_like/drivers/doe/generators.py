@@ -10,10 +10,11 @@ dicts, one per case; a value is a ``float``, or a numpy array when the parameter
 A parameter is any object with ``name``, ``low``, ``high`` and ``size`` (`ParamSpec` is the plain
 one). `FullFactorial`, `LatinHypercube` and `Uniform` scale into [low, high] and need finite
 low < high; `CSVFile` and `ListGenerator` pass values as they are and use ``name`` and ``size``.
-Bad arguments or parameters raise `ValidationError` (a ``ValueError``) naming the generator.
-Generators hold only their arguments: they pickle, and a fixed seed gives the same cases on every
-call. Random ones use their own ``numpy.random.default_rng(seed)``, never the global RNG; scipy is
-imported only when a Latin hypercube is drawn."""
+A generator's settings are declared options (`openmdao_like.options`), checked when given and
+when set as attributes; bad settings or parameters raise `ValidationError` (a ``ValueError``)
+naming the generator. Generators hold only their settings: they pickle, and a fixed seed gives
+the same cases on every call. Random ones use their own ``numpy.random.default_rng(seed)``,
+never the global RNG; scipy is imported only when a Latin hypercube is drawn."""
 
 from __future__ import annotations
 
@@ -31,8 +32,11 @@ from typing import Any
 import numpy as np
 
 from openmdao_like.errors import ValidationError, describe
+from openmdao_like.options import HasOptions, OptionError, OptionsDictionary
 
 _LHS_CRITERIA = (None, 'center', 'random-cd')
+#: Defaults of the first (positional) settings.
+_NUM_LEVELS, _NUM_SAMPLES = 3, 20
 
 
 @dataclass(frozen=True)
@@ -128,8 +132,52 @@ def _bounds(columns: list[_Column]) -> tuple[np.ndarray, np.ndarray]:
             np.concatenate([col.high for col in columns]))
 
 
-class DOEGenerator(abc.ABC):
-    """Base class of DOE generators: a callable from parameters to an iterator of cases."""
+def _num_levels(value: int | Mapping[str, int]) -> int | dict[str, int]:
+    """``value`` (an int >= 2, or a dict {parameter path: int >= 2}, copied) or an error."""
+    if not isinstance(value, Mapping):
+        if value < 2:
+            raise ValueError(value)
+        return value
+    for key, levels in value.items():
+        if not isinstance(key, str):
+            raise OptionError(f'num_levels keys must be parameter paths (str), got '
+                              f'{describe(key)}')
+        if not _is_int(levels) or levels < 2:
+            raise OptionError(f"num_levels['{key}'] must be an int >= 2, got {describe(levels)}")
+    return {key: int(levels) for key, levels in value.items()}
+
+
+def _path(value: str | os.PathLike[str]) -> str:
+    """``value`` as a non-empty str, or ValueError."""
+    path = os.fspath(value)
+    if not path:
+        raise ValueError(value)
+    return path
+
+
+def _case_list(value: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of ``value`` as a list of dicts keyed by str, or an error naming what is wrong."""
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise TypeError(value)
+    cases = []
+    for index, case in enumerate(value):
+        if not isinstance(case, Mapping) or not all(isinstance(k, str) for k in case):
+            raise OptionError(f'cases[{index}] must be a dict from parameter path (str) to '
+                              f'value, got {describe(case)}')
+        cases.append(dict(case))
+    return cases
+
+
+class DOEGenerator(HasOptions, abc.ABC):
+    """Base class of DOE generators: a callable from parameters to an iterator of cases.
+
+    A subclass declares its settings in `declare_options`; the constructor takes them as
+    keywords (``**options``) and each is also a checked attribute. A subclass that keeps its
+    settings as plain attributes instead (without calling this constructor) works too.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._init_options(options)
 
     @abc.abstractmethod
     def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
@@ -141,7 +189,9 @@ class DOEGenerator(abc.ABC):
 
     def __repr__(self) -> str:
         """Return the constructor call that rebuilds this generator."""
-        args = ', '.join(f'{key}={value!r}' for key, value in vars(self).items())
+        declared = self.__dict__.get('_declared')
+        settings = vars(self) if declared is None else dict(declared.items())
+        args = ', '.join(f'{key}={value!r}' for key, value in settings.items())
         return f'{type(self).__name__}({args})'
 
 
@@ -158,17 +208,17 @@ class FullFactorial(DOEGenerator):
         name every parameter and nothing else.
     """
 
-    def __init__(self, num_levels: int | Mapping[str, int] = 3) -> None:
-        if not isinstance(num_levels, Mapping):
-            self.num_levels: int | dict[str, int] = _check_count(
-                'FullFactorial', 'num_levels', num_levels, 2)
-            return
-        for key in num_levels:
-            if not isinstance(key, str):
-                raise ValidationError(f'FullFactorial: num_levels keys must be parameter paths '
-                                      f'(str), got {describe(key)}')
-        self.num_levels = {key: _check_count('FullFactorial', f"num_levels['{key}']", value, 2)
-                           for key, value in num_levels.items()}
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``num_levels``."""
+        super().declare_options(options)
+        options.declare('num_levels', _NUM_LEVELS, types=(int, Mapping), check=_num_levels,
+                        accepts='an int >= 2',
+                        desc='levels per factor, or a dict {parameter path: levels} naming '
+                             'every parameter')
+
+    def __init__(self, num_levels: int | Mapping[str, int] = _NUM_LEVELS, **options: Any) -> None:
+        super().__init__(num_levels=num_levels, **options)
 
     def _levels(self, columns: list[_Column]) -> list[int]:
         """Return the number of levels of each parameter, checking a dict against ``columns``."""
@@ -200,13 +250,19 @@ class FullFactorial(DOEGenerator):
 class _Sampler(DOEGenerator):
     """Base of the random generators: ``num_samples`` cases from ``default_rng(seed)``."""
 
-    def __init__(self, num_samples: int = 20, seed: int | None = 0) -> None:
-        owner = type(self).__name__
-        self.num_samples = _check_count(owner, 'num_samples', num_samples, 1)
-        if seed is not None and (not _is_int(seed) or seed < 0):
-            raise ValidationError(f'{owner}: seed must be None or an int >= 0, '
-                                  f'got {describe(seed)}')
-        self.seed = None if seed is None else int(seed)
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``num_samples`` and ``seed``."""
+        super().declare_options(options)
+        options.declare('num_samples', _NUM_SAMPLES, types=int, lower=1,
+                        desc='number of cases')
+        options.declare('seed', 0, types=int, lower=0, allow_none=True,
+                        accepts='None or an int >= 0',
+                        desc='seed of the numpy.random.default_rng (None: fresh randomness on '
+                             'each call)')
+
+    def __init__(self, num_samples: int = _NUM_SAMPLES, **options: Any) -> None:
+        super().__init__(num_samples=num_samples, **options)
 
     def num_cases(self, params: Sequence[Any]) -> int:
         """Return ``num_samples``."""
@@ -231,13 +287,14 @@ class LatinHypercube(_Sampler):
         'random-cd': bins permuted to lower the centered discrepancy (better spread).
     """
 
-    def __init__(self, num_samples: int = 20, seed: int | None = 0,
-                 criterion: str | None = None) -> None:
-        super().__init__(num_samples, seed)
-        if criterion not in _LHS_CRITERIA:
-            raise ValidationError(f'LatinHypercube: criterion must be one of {_LHS_CRITERIA}, '
-                                  f'got {describe(criterion)}')
-        self.criterion = criterion
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``criterion``, after ``num_samples`` and ``seed``."""
+        super().declare_options(options)
+        options.declare('criterion', None, types=str, allow_none=True, values=_LHS_CRITERIA,
+                        accepts=f'one of {_LHS_CRITERIA}',
+                        desc="None: random points in their bins; 'center': bin centres; "
+                             "'random-cd': bins permuted for a lower discrepancy")
 
     def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
         """Check ``params`` and iterate over ``num_samples`` Latin hypercube cases."""
@@ -290,11 +347,15 @@ class CSVFile(DOEGenerator):
         Path of the CSV file.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
-            raise ValidationError(f'CSVFile: path must be a non-empty str or os.PathLike, '
-                                  f'got {describe(path)}')
-        self.path = os.fspath(path)
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``path``."""
+        super().declare_options(options)
+        options.declare('path', types=(str, os.PathLike), check=_path,
+                        accepts='a non-empty str or os.PathLike', desc='the CSV file')
+
+    def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
+        super().__init__(path=path, **options)
 
     def _fail(self, what: str) -> ValidationError:
         """Return a ValidationError about this file."""
@@ -367,16 +428,15 @@ class ListGenerator(DOEGenerator):
         The cases, in order; copied when the generator is built.
     """
 
-    def __init__(self, cases: Iterable[Mapping[str, Any]]) -> None:
-        if isinstance(cases, (str, bytes, Mapping)) or not isinstance(cases, Iterable):
-            raise ValidationError(f'ListGenerator: cases must be a list of dicts, '
-                                  f'got {describe(cases)}')
-        self.cases: list[dict[str, Any]] = []
-        for index, case in enumerate(cases):
-            if not isinstance(case, Mapping) or not all(isinstance(k, str) for k in case):
-                raise ValidationError(f'ListGenerator: cases[{index}] must be a dict from '
-                                      f'parameter path (str) to value, got {describe(case)}')
-            self.cases.append(dict(case))
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``cases``."""
+        super().declare_options(options)
+        options.declare('cases', check=_case_list, accepts='a list of dicts',
+                        desc='the cases, in order (copied)')
+
+    def __init__(self, cases: Iterable[Mapping[str, Any]], **options: Any) -> None:
+        super().__init__(cases=cases, **options)
 
     def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
         """Check that every case names only parameters, then iterate over copies of them."""
