@@ -27,7 +27,7 @@ class Assembly(Component):
         Case recorders that this model's drivers write to (used on the top assembly).
     """
 
-    #: Factory of the default driver; set by ``openmdao_like.drivers`` (a higher layer).
+    #: Factory of the default driver; set by ``openmdao_like.wiring`` (drivers: a higher layer).
     default_driver: Callable[[], Any] | None = None
 
     def __init__(self, **traits: Any):
@@ -85,6 +85,11 @@ class Assembly(Component):
                                    f'connections')
             for d in gone:
                 del self._connections[d]
+        self._config_changed()
+
+    def clear_connections(self) -> None:
+        """Remove every connection of this assembly."""
+        self._connections.clear()
         self._config_changed()
 
     def list_connections(self, show_passthrough: bool = True) -> list[tuple[str, str]]:

@@ -15,7 +15,7 @@ from .variables.simple import Enum
 
 LINKS = ('push', 'pull', 'rpush', 'rpull')
 
-#: Compiles transfers that involve a remote component (set by ``openmdao_like.remote``):
+#: Compiles transfers that involve a remote component (set by ``openmdao_like.wiring``):
 #: ``hook(conn, src, dst, svar, dvar)`` returns a transfer closure, or None for the local one.
 remote_transfer: Callable[..., Callable[[], None] | None] | None = None
 

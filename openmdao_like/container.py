@@ -166,6 +166,15 @@ class Container(HasTraits):
         obj = self.remove(oldname)
         self.add(newname, obj)
 
+    def order_children(self, names: list[str]) -> None:
+        """Put the children in the order of ``names`` (the same names, reordered)."""
+        if sorted(names) != sorted(self._children):
+            raise ValueError(f'{self._where()}: order_children() needs the names of the '
+                             f'children, {sorted(self._children)}, got {sorted(names)}')
+        if list(self._children) != list(names):
+            self._children = {name: self._children[name] for name in names}
+            self._config_changed()
+
     def list_containers(self) -> list[str]:
         """Names of the child containers, in the order they were added."""
         return list(self._children)
@@ -316,7 +325,7 @@ class Container(HasTraits):
                             f'directory {root!r}, got {self._directory!r}')
         return full
 
-    #: `save` delegates to this; set by ``openmdao_like.persistence`` (a higher layer).
+    #: `save` delegates to this; set by ``openmdao_like.wiring`` (persistence: a higher layer).
     _saver: Any = None
 
     def save(self, path_or_stream: Any, fmt: str | None = None,

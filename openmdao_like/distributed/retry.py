@@ -16,6 +16,7 @@ import sys
 import time
 from typing import Any
 
+from .. import tree
 from ..options import HasOptions, OptionsDictionary
 from ..resources.channels import LocalChannel
 from .jobfiles import JOB_RAN, ShippedJob
@@ -92,11 +93,11 @@ class RetryWrapper(HasOptions, ComponentWrapper):
                 raise
             except self.retry_on as exc:
                 if attempt == self.max_retries:
-                    exc.add_note(f'{self._where()}: failed {self.n_tries} times '
+                    exc.add_note(f'{tree.where(self)}: failed {self.n_tries} times '
                                  f'(max_retries={self.max_retries})')
                     raise
                 logger.warning('%s: try %d of %d failed (%s: %s); retrying in %g s',
-                               self._where(), self.n_tries, 1 + self.max_retries,
+                               tree.where(self), self.n_tries, 1 + self.max_retries,
                                type(exc).__name__, exc, self.wait_time)
                 time.sleep(self.wait_time)
         raise AssertionError('unreachable')
@@ -106,7 +107,7 @@ class RetryWrapper(HasOptions, ComponentWrapper):
         if self.timeout is None:
             self.wrapped.run()
             return None
-        where = self._where()
+        where = tree.where(self)
         with ShippedJob(LocalChannel(), where, prefix='oml-retry-') as job:
             job.ship(self.wrapped)
             # the child imports what this process can (the model's modules may come from

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
+from .. import tree
 from ..component import Component
 from ..errors import JobError, describe
 from ..options import REQUIRED, HasOptions, OptionsDictionary
@@ -92,7 +93,7 @@ class SSHWrapper(HasOptions, Component):
         self._comp = comp
         self._channel = SSHChannel(self.host, self.port, self.user, self.key_filename,
                                    self.known_hosts)
-        for name, var in comp._vars().items():
+        for name, var in tree.variables(comp).items():
             self.add(name, copy.deepcopy(var))
             value = getattr(comp, name)
             setattr(self, name, self._own_ref(value) if isinstance(value, FileRef) else value)
@@ -103,7 +104,7 @@ class SSHWrapper(HasOptions, Component):
         return self._comp
 
     def __repr__(self) -> str:
-        return f'<SSHWrapper {self._where()} ({type(self._comp).__name__}) on ' \
+        return f'<SSHWrapper {tree.where(self)} ({type(self._comp).__name__}) on ' \
                f'{self._channel.where}>'
 
     def close(self) -> None:
@@ -123,7 +124,7 @@ class SSHWrapper(HasOptions, Component):
             value = getattr(self, name)
             if not isinstance(value, FileRef):
                 setattr(comp, name, value)
-        where = f'{self._where()} on {channel.where}'
+        where = f'{tree.where(self)} on {channel.where}'
         with ShippedJob(channel, where, parent=self.workdir) as job:
             self._send_files(job.remote)
             job.ship(comp)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import tree
 from ..component import Component
 
 __all__ = ['ComponentWrapper']
@@ -31,8 +32,8 @@ class ComponentWrapper(Component):
                             f'got {type(comp).__name__}')
         super().__init__(**traits)
         self.wrapped = comp
-        for name, var in comp._vars().items():
-            if var.iotype in ('in', 'out') and name not in self._vars():
+        for name, var in tree.variables(comp).items():
+            if var.iotype in ('in', 'out') and name not in tree.variables(self):
                 self.add_trait(name, var)
                 self._var_cache = None
                 setattr(self, name, getattr(comp, name))

@@ -12,6 +12,7 @@ import os
 import zipfile
 from typing import Any, Iterable
 
+from .. import tree
 from ..container import Container, set_as_top
 from ..errors import PersistenceError, describe as describe_value
 from ..factories import TypeInfo, factory_manager
@@ -61,7 +62,7 @@ def save(obj: Container, path_or_stream: Any, fmt: str | None = None,
                 write_directory(path, fmt, data, files)
         else:
             write_atomic(path, data)
-        logger.info('saved %s as %s to %s (%d bytes, %d files)', obj._where(), fmt, path,
+        logger.info('saved %s as %s to %s (%d bytes, %d files)', tree.where(obj), fmt, path,
                     len(data), len(files))
         return
     if not hasattr(path_or_stream, 'write'):
@@ -112,7 +113,7 @@ def dump_pickle(obj: Container) -> bytes:
     except PersistenceError:
         raise
     except Exception as exc:
-        where = _unpicklable_part(obj) or obj._where()
+        where = _unpicklable_part(obj) or tree.where(obj)
         raise PersistenceError(f'{where}: cannot be pickled: {type(exc).__name__}: {exc}') \
             from exc
     finally:
@@ -128,20 +129,21 @@ def _unpicklable_part(obj: Container) -> str | None:
     stack = [obj]
     while stack:
         node = stack.pop()
-        parts = {f'{node._where()}.{name}': getattr(node, name, None) for name in node._vars()}
+        parts = {f'{tree.where(node)}.{name}': getattr(node, name, None)
+                 for name in tree.variables(node)}
         try:
-            parts.update({f'{node._where()}.{k}': v for k, v in
-                          read_settings(node, node._where()).items()})
+            parts.update({f'{tree.where(node)}.{k}': v for k, v in
+                          read_settings(node, tree.where(node)).items()})
         except PersistenceError:
             pass
-        parts.update({f'{node._where()}.recorders[{i}]': r
+        parts.update({f'{tree.where(node)}.recorders[{i}]': r
                       for i, r in enumerate(getattr(node, 'recorders', None) or ())})
         for path, value in parts.items():
             try:
                 cloudpickle.dumps(value)
             except Exception:
                 return path
-        stack.extend(node._children.values())
+        stack.extend(tree.children(node).values())
     return None
 
 
@@ -153,19 +155,19 @@ def _classes(obj: Container) -> Iterable[TypeInfo]:
     while stack:
         node = stack.pop()
         seen.add(type(node))
-        seen.update(type(var) for var in node._vars().values())
+        seen.update(type(var) for var in tree.variables(node).values())
         for rec in getattr(node, 'recorders', None) or ():
             seen.add(type(rec))
         if hasattr(node, 'workflow'):
             seen.add(type(node.workflow))
             try:
-                settings = read_settings(node, node._where())
+                settings = read_settings(node, tree.where(node))
             except PersistenceError:
                 settings = {}
             seen.update(type(v) for v in settings.values()
                         if v is not None and not isinstance(v, (bool, int, float, str, list,
                                                                 tuple, dict)))
-        stack.extend(node._children.values())
+        stack.extend(tree.children(node).values())
     return [factory_manager.type_info(cls) for cls in seen]
 
 

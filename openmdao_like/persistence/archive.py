@@ -9,6 +9,7 @@ import shutil
 import zipfile
 from typing import IO, Iterator
 
+from .. import tree
 from ..container import Container
 from ..errors import PathError, PersistenceError
 from ..variables.file import FileRef
@@ -25,19 +26,19 @@ def model_files(obj: Container) -> Iterator[tuple[str, str]]:
     stack = [obj]
     while stack:
         node = stack.pop()
-        for name in node._vars():
+        for name in tree.variables(node):
             ref = getattr(node, name, None)
             if not isinstance(ref, FileRef):
                 continue
             full = ref.abspath()
             rel = os.path.relpath(full, root)
             if rel == '..' or rel.startswith('..' + os.sep) or os.path.isabs(rel):
-                raise PathError(f'{node._where()}.{name}: file {full!r} is outside the model '
+                raise PathError(f'{tree.where(node)}.{name}: file {full!r} is outside the model '
                                 f'directory {root!r}; it cannot be saved with the model')
             if rel not in seen and os.path.isfile(full):
                 seen.add(rel)
                 yield rel, full
-        stack.extend(node._children.values())
+        stack.extend(tree.children(node).values())
 
 
 def safe_relative(name: str, source: str) -> str:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import tree
 from ..assembly import Assembly
 from ..container import Container
 from ..drivers.driver import Driver
@@ -199,7 +200,7 @@ class Builder:
                                    f'{sorted(known)})')
         if handler is not None:
             obj = handler.build(self, node, where, existing)
-            if parent is not None and parent._children.get(name) is not obj:
+            if parent is not None and tree.children(parent).get(name) is not obj:
                 parent.add(name, obj)
             self.apply_values(obj, node.get('variables') or {}, where)
             return obj
@@ -243,7 +244,7 @@ class Builder:
         self.apply_children(obj, node.get('children') or {}, where)
         if isinstance(obj, Assembly):
             self.apply_connections(obj, node.get('connections') or [], where)
-            for name, child in obj._children.items():
+            for name, child in tree.children(obj).items():
                 if isinstance(child, Driver):
                     self.apply_driver(child, node['children'][name], _join(where, name))
             drivers = node.get('driver_workflow')
@@ -294,13 +295,11 @@ class Builder:
         if not isinstance(nodes, dict):
             raise self.fail(where, f'children: expected a mapping name -> object, got '
                                    f'{describe_value(nodes)}')
-        for name in [n for n in obj._children if n not in nodes]:
+        for name in [n for n in tree.children(obj) if n not in nodes]:
             obj.remove(name)
         for name, child_node in nodes.items():
-            self.build(child_node, _join(where, name), obj._children.get(name), obj, name)
-        if list(obj._children) != list(nodes):
-            obj._children = {name: obj._children[name] for name in nodes}
-            obj._config_changed()
+            self.build(child_node, _join(where, name), tree.children(obj).get(name), obj, name)
+        obj.order_children(list(nodes))
 
     def apply_connections(self, asm: Assembly, conns: Any, where: str) -> None:
         wanted = []
@@ -310,11 +309,10 @@ class Builder:
                 raise self.fail(where, f'connections[{i}]: expected {{src, dest, link}}, got '
                                        f'{describe_value(conn)}')
             wanted.append((conn['src'], conn['dest'], conn.get('link', 'push')))
-        current = [(c.src, c.dest, c.link) for c in asm._connections.values()]
+        current = [(c.src, c.dest, c.link) for c in tree.connections(asm).values()]
         if current == wanted:
             return
-        asm._connections.clear()
-        asm._config_changed()
+        asm.clear_connections()
         for src, dest, link in wanted:
             try:
                 asm.connect(src, dest, link)
@@ -365,7 +363,7 @@ class Builder:
         if not isinstance(values, dict):
             raise self.fail(where, f'variables: expected a mapping name -> value, got '
                                    f'{describe_value(values)}')
-        known = obj._vars()
+        known = tree.variables(obj)
         for name, data in values.items():
             path = _join(where, name)
             if name not in known:
@@ -384,7 +382,7 @@ class Builder:
 def _same_settings(obj: Container, saved: Any) -> bool:
     """Whether ``obj`` (made by a parent's configure) has the saved settings."""
     try:
-        return _same(Describer().value(read_settings(obj, obj._where()), ''), saved)
+        return _same(Describer().value(read_settings(obj, tree.where(obj)), ''), saved)
     except PersistenceError:
         return False
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import tree
 from ..assembly import Assembly
 from ..container import Container
 from ..drivers.driver import Driver
@@ -88,7 +89,7 @@ class Describer:
         if isinstance(value, type):
             return ClassRef(self.class_name(value, where))
         if isinstance(value, Container):
-            raise PersistenceError(f'{where}: a model object ({value._where()!r}) held in a '
+            raise PersistenceError(f'{where}: a model object ({tree.where(value)!r}) held in a '
                                    f'setting or variable cannot be written in YAML; add it as '
                                    f'a child instead, or save with fmt="pickle"')
         if isinstance(value, (types.FunctionType, types.MethodType, types.GeneratorType,
@@ -109,7 +110,7 @@ class Describer:
         handler = node_handler(type(obj))
         if handler is not None:
             return handler.describe(self, obj)
-        where = obj._where()
+        where = tree.where(obj)
         node: dict[str, Any] = {'class': self.class_name(type(obj), where)}
         settings = read_settings(obj, where)
         if settings:
@@ -120,13 +121,14 @@ class Describer:
         if added:
             node['added_variables'] = added
         values = {}
-        for name, var in obj._vars().items():
+        for name, var in tree.variables(obj).items():
             self.class_name(type(var), f'{where}.{name}')
             values[name] = self.value(getattr(obj, name), f'{where}.{name}')
         if values:
             node['variables'] = values
-        if obj._children:
-            node['children'] = {name: self.node(child) for name, child in obj._children.items()}
+        if tree.children(obj):
+            node['children'] = {name: self.node(child)
+                                for name, child in tree.children(obj).items()}
         if isinstance(obj, Assembly):
             node.update(self.assembly(obj))
         if isinstance(obj, Driver):
@@ -137,10 +139,10 @@ class Describer:
         """Definitions of the variables added to this object (``add``, passthroughs)."""
         added = {}
         class_vars = type(obj).__class_traits__
-        for name, var in obj._vars().items():
+        for name, var in tree.variables(obj).items():
             if name in class_vars and class_vars[name].trait_type is var:
                 continue
-            added[name] = self.variable(var, f'{obj._where()}.{name}')
+            added[name] = self.variable(var, f'{tree.where(obj)}.{name}')
         return added
 
     def variable(self, var: Variable, where: str) -> dict[str, Any]:
@@ -159,7 +161,7 @@ class Describer:
         """Connections (in the order made), the driver order and the recorders."""
         out: dict[str, Any] = {}
         conns = []
-        for c in asm._connections.values():
+        for c in tree.connections(asm).values():
             conn = FlowMap(src=c.src, dest=c.dest)
             if c.link != 'push':
                 conn['link'] = c.link
@@ -169,13 +171,13 @@ class Describer:
         if asm.driver_workflow:
             out['driver_workflow'] = list(asm.driver_workflow)
         if asm.recorders:
-            out['recorders'] = [self.value(r, f'{asm._where()}.recorders[{i}]')
+            out['recorders'] = [self.value(r, f'{tree.where(asm)}.recorders[{i}]')
                                 for i, r in enumerate(asm.recorders)]
         return out
 
     def driver(self, drv: Driver) -> dict[str, Any]:
         """Workflow, parameters, objectives, constraints and responses."""
-        where = drv._where()
+        where = tree.where(drv)
         wf = drv.workflow
         out: dict[str, Any] = {'workflow': {'class': self.class_name(type(wf), where),
                                             'members': list(wf._names)}}

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import tree
 from ..component import Component
 from ..connections import Connection
 from ..errors import RemoteError
@@ -100,13 +101,13 @@ class RemoteComponent(Component):
         return self.get_pathname() or self.name or self._typname
 
     def __repr__(self) -> str:
-        return f'<RemoteComponent {self._where()} ({self._typname}) on {self._conn.host}:' \
+        return f'<RemoteComponent {tree.where(self)} ({self._typname}) on {self._conn.host}:' \
                f'{self._conn.port}>'
 
     # -- calls ----------------------------------------------------------------------------------
     def _call(self, name: str, *args: Any, timeout: float | None = None) -> Any:
         if self._released:
-            raise RemoteError(f'{self._where()}: the remote {self._typname} was released')
+            raise RemoteError(f'{tree.where(self)}: the remote {self._typname} was released')
         return self._conn.call(name, *args, timeout=timeout)
 
     def __getattribute__(self, name: str) -> Any:
@@ -116,7 +117,7 @@ class RemoteComponent(Component):
 
     def refresh(self, names: tuple[str, ...] | None = None) -> None:
         """Fetch variables ``names`` (default: every variable) from the remote object."""
-        names = tuple(self._vars()) if names is None else tuple(names)
+        names = tuple(tree.variables(self)) if names is None else tuple(names)
         values = codec.unpack(self._call('fetch', names), owner=self)
         store = self.__dict__
         for name, value in values.items():
@@ -169,7 +170,7 @@ class RemoteComponent(Component):
         conns: list[Connection] = list(getattr(self.parent, '_connections', {}).values())
         peers = getattr(self.parent, '_children', {})
         me = self.name if self.parent is not None else None
-        outputs = [n for n, v in self._vars().items() if v.iotype == 'out']
+        outputs = [n for n, v in tree.variables(self).items() if v.iotype == 'out']
         consumers: dict[str, list[str]] = {}
         pushes: dict[tuple, list] = {}
         pulls: dict[tuple, list] = {}
@@ -189,15 +190,15 @@ class RemoteComponent(Component):
                     pulls.setdefault(_peer_key(src), []).append(_link(c, self))
         lazy = {n for n, links in consumers.items() if all(k in _LAZY_LINKS for k in links)}
         self._plan_sent = False
-        self._conn.what = f'{self._where()} ({self._typname})'
+        self._conn.what = f'{tree.where(self)} ({self._typname})'
         self._plan_fetch = tuple(n for n in outputs if n not in lazy)
         self._plan_pushes = tuple(key + (tuple(links),) for key, links in pushes.items())
         self._plan_pulls = tuple(key + (tuple(links),) for key, links in pulls.items())
-        self._send_names = tuple(n for n, v in self._vars().items()
+        self._send_names = tuple(n for n, v in tree.variables(self).items()
                                  if v.iotype == 'in' and n not in fed_by_peer)
         self._fed_arrays = frozenset(c.dest_var for c in conns if c.dest_comp == me and
                                      me is not None and c.dest_var not in fed_by_peer and
-                                     isinstance(self._vars()[c.dest_var], Array))
+                                     isinstance(tree.variables(self)[c.dest_var], Array))
         self._lazy_after_run = frozenset(lazy | fed_by_peer)
 
     # -- lifetime -------------------------------------------------------------------------------
@@ -224,7 +225,7 @@ class RemoteComponent(Component):
     def __reduce_ex__(self, protocol: Any) -> tuple:
         from .locations import unpickled_proxy
         state = self.__getstate__()
-        return unpickled_proxy, (state.pop('location'), self._where()), state
+        return unpickled_proxy, (state.pop('location'), tree.where(self)), state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         """Give the proxy that `unpickled_proxy` reconnected its name, parent, directory and
@@ -242,7 +243,7 @@ def _peer_key(proxy: RemoteComponent) -> tuple[str, int, bool]:
 
 def _link(c: Connection, dst: Any) -> tuple:
     """``(src var, dest var, scale, offset, file name at the destination or '')``."""
-    dvar = dst._vars()[c.dest_var]
+    dvar = tree.variables(dst)[c.dest_var]
     target = ''
     if isinstance(dvar, File):
         target = dvar.local_path or c.src_var
