@@ -65,7 +65,7 @@ def empty_pool_case(case):
 
 
 class Ours:
-    """An executor of ours, started once, timed per run of CASES cases."""
+    """An executor of ours, started once, timed per run."""
 
     def __init__(self, executor):
         self.executor = executor
@@ -77,6 +77,17 @@ class Ours:
             self.run(0.0, 4 * WORKERS)
             time.sleep(0.2)
         self.run(0.0, 4 * WORKERS)
+
+    def run(self, delay, count):
+        cases = iter([(i, {"d": delay}) for i in range(count)])
+        start = time.perf_counter()
+        outcomes = list(self.executor.run(cases))
+        wall = time.perf_counter() - start
+        assert len(outcomes) == count and all(o.status == 'ok' for o in outcomes), outcomes[:3]
+        return wall
+
+    def close(self):
+        self.executor.shutdown()
 
 
 class ThroughDriver:
@@ -101,17 +112,6 @@ class ThroughDriver:
 
     def wait_ready(self):
         self.run(0.0, 4 * WORKERS)
-
-    def close(self):
-        self.executor.shutdown()
-
-    def run(self, delay, count):
-        cases = iter([(i, {"d": delay}) for i in range(count)])
-        start = time.perf_counter()
-        outcomes = list(self.executor.run(cases))
-        wall = time.perf_counter() - start
-        assert len(outcomes) == count and all(o.status == 'ok' for o in outcomes), outcomes[:3]
-        return wall
 
     def close(self):
         self.executor.shutdown()

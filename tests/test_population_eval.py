@@ -170,6 +170,7 @@ def test_population_through_executor_finds_the_sequential_optimum(where, constra
     assert {c['p.loads'] for c in members} == {1.0}
     assert len(pids) == 2 if where == 'local' else len(pids) >= 1
     assert (final['p.x'], final['p.y']) == (there.p.x, there.p.y)
+    executor.shutdown()  # a user's executor stays warm until shut down
 
 
 # -- failed members -------------------------------------------------------------------------------
@@ -188,6 +189,7 @@ def test_failed_and_lost_members_count_as_inf(tmp_path, caplog):
     assert any('failed; its objective counts as +inf: ValueError: x=' in m for m in messages)
     assert any('was lost; its objective counts as +inf: WorkerLostError' in m
                for m in messages)
+    top.driver.executor.shutdown()  # a user's executor stays warm until shut down
 
 
 # -- Ctrl-C or an error in the middle -------------------------------------------------------------
@@ -223,7 +225,12 @@ def test_interrupt_releases_the_workers(where, error, ram, tmp_path):
     top.recorders = [recorder]
     with pytest.raises(type(error)):
         top.run()
-    assert recorder.pids and not executor.running
+    assert recorder.pids
+    if isinstance(error, KeyboardInterrupt):
+        assert not executor.running  # Ctrl-C shuts even a user's executor down
+    else:
+        assert executor.running  # a user's executor stays warm after a failed run
+        executor.shutdown()
     assert eventually(lambda: not any(pid_alive(pid) for pid in recorder.pids))
     if where == 'ram':
         assert recorder.pilots and set(recorder.pilots) >= recorder.parents

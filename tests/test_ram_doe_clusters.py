@@ -62,14 +62,16 @@ def run_on(ram: ResourceAllocationManager, res_desc: dict[str, Any], record: Pat
            max_chunk: int | None = None, **probe: Any) -> list[Case]:
     """The DOE run on two servers of ``ram`` (``probe``: Probe inputs to set), recorded in
     ``record``; its cases, after checking the record holds every one."""
-    executor = RAMExecutor(res_desc=dict(res_desc, job_environment=ENV), max_servers=2, ram=ram)
-    if max_chunk is not None:
-        executor.max_chunk = max_chunk  # a lost server had one case: that case is retried
-    top = doe_model(sequential=False, executor=executor)
-    for name, value in probe.items():
-        setattr(top.p, name, value)
-    top.recorders = [SQLiteRecorder(record)]
-    top.run()
+    # a user's executor stays warm until shut down: the with block ends it after the run
+    with RAMExecutor(res_desc=dict(res_desc, job_environment=ENV), max_servers=2,
+                     ram=ram) as executor:
+        if max_chunk is not None:
+            executor.max_chunk = max_chunk  # a lost server had one case: that case is retried
+        top = doe_model(sequential=False, executor=executor)
+        for name, value in probe.items():
+            setattr(top.p, name, value)
+        top.recorders = [SQLiteRecorder(record)]
+        top.run()
     rows = read_cases(record)
     assert [(r['id'], r['status']) for r in rows] == [(c.id, c.status)
                                                       for c in top.driver.results]
@@ -149,11 +151,11 @@ class DroppingRecorder(SQLiteRecorder):
 @pytest.mark.ssh
 def test_dropped_ssh_connections_mid_run_lose_no_case(ssh_ram, sshd_hosts, serial, tmp_path):
     ram, _ = ssh_ram
-    executor = RAMExecutor(res_desc={'job_environment': ENV}, max_servers=2, ram=ram)
-    top = doe_model(sequential=False, executor=executor)
-    recorder = DroppingRecorder(tmp_path / 'cases.sqlite', sshd_hosts)
-    top.recorders = [recorder]
-    top.run()
+    with RAMExecutor(res_desc={'job_environment': ENV}, max_servers=2, ram=ram) as executor:
+        top = doe_model(sequential=False, executor=executor)
+        recorder = DroppingRecorder(tmp_path / 'cases.sqlite', sshd_hosts)
+        top.recorders = [recorder]
+        top.run()
     assert recorder.dropped
     assert [r['id'] for r in read_cases(tmp_path / 'cases.sqlite')] == list(range(CASES))
     assert_same(top.driver.results, serial)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -130,7 +132,7 @@ def test_doe_on_servers_equals_the_sequential_run(ram, tmp_path, capsys):
     parallel = doe(sequential=False, executor=executor)
     parallel.p.servers = 2.0
     parallel.recorders = [SQLiteRecorder(tmp_path / 'cases.sqlite')]
-    for progress in (False, True):  # the same executor, run again
+    for run, progress in enumerate((False, True)):  # the same executor, run again
         meeting = tmp_path / f'meeting-{progress}'
         meeting.mkdir()
         parallel.p.rendezvous = str(meeting)  # each of the two servers gets cases
@@ -152,7 +154,8 @@ def test_doe_on_servers_equals_the_sequential_run(ram, tmp_path, capsys):
                 assert mine.error.splitlines()[-1].startswith('ValueError: x=')
         pids = {c.outputs['p.pid'] for c in ours if c.ok}
         assert len(pids) == 2 and os.getpid() not in pids  # two servers, not this process
-        assert {c.outputs['p.loads'] for c in ours if c.ok} == {1.0}  # shipped once each
+        # shipped once to each server per run (the same processes: warm)
+        assert {c.outputs['p.loads'] for c in ours if c.ok} == {run + 1.0}
 
         rows = read_cases(tmp_path / 'cases.sqlite')
         assert [r['id'] for r in rows] == list(range(200))
@@ -221,6 +224,22 @@ def test_model_errors_and_lost_servers_are_counted_apart(ram, tmp_path):
         [expected(i) for i in range(40) if i not in bad]
 
 
+def test_stopped_server_mid_case_is_noticed_and_its_case_retried(ram, tmp_path):
+    """A server frozen (SIGSTOP) in the middle of a case that could run for a day is noticed
+    within seconds, released, and its case run again elsewhere."""
+    top = make_model(points(12), sequential=False, executor=make_executor(ram, max_chunk=1),
+                     error_policy='RETRY', max_retries=1)
+    top.p.stop_once_at = 5.0
+    top.p.markers = str(tmp_path)
+    start = time.monotonic()
+    top.run()
+    took = time.monotonic() - start
+    results = top.driver.results
+    assert [c.status for c in results] == ['ok'] * 12
+    assert [c.retries for c in results] == [0] * 5 + [1] + [0] * 6
+    assert took < 20.0  # detection within 10 s, then a new server
+
+
 def test_case_timeout_reports_a_hanging_case_lost(ram):
     top = make_model(points(10), sequential=False,
                      executor=make_executor(ram, max_chunk=1, case_timeout=1.0),
@@ -259,9 +278,12 @@ def test_interrupt_releases_every_server(ram, tmp_path, where):
         top.recorders = [InterruptingRecorder(tmp_path / 'cases.sqlite')]
     else:
         top.driver.cases = interrupted_cases()
+    before = set(threading.enumerate())
     with pytest.raises(KeyboardInterrupt):
         top.run()
     assert_released(ram)
+    assert eventually(lambda: not [t for t in set(threading.enumerate()) - before
+                                   if t.name.startswith('ram-')]), threading.enumerate()
 
 
 @pytest.mark.parametrize('kwargs, exc, text', [

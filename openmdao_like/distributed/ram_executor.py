@@ -41,20 +41,20 @@ class RAMExecutor(PoolExecutor):
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
         super().declare_options(options)
-        options.declare('res_desc', None, types=Mapping, allow_none=True,
-                        check=lambda desc: validate_resource_desc(desc, f'{cls.__name__}'
-                                                                        f'(res_desc)'),
-                        accepts='a resource description (a dict) or None',
+        options.declare('res_desc', {}, check=lambda desc: validate_resource_desc(
+                            desc, f'{cls.__name__}(res_desc)'),
+                        accepts='a resource description (a dict)',
                         desc='the resource description each server must fit')
         options.declare('max_servers', None, types=int, lower=1, allow_none=True,
                         desc='most servers to allocate (None: as many as the RAM could)')
 
     def __init__(self, res_desc: Mapping[str, Any] | None = None,
                  max_servers: int | None = None, ram: Any = None,
-                 case_timeout: float | None = None):
-        super().__init__(res_desc=validate_resource_desc(res_desc or {},
-                                                         f'{type(self).__name__}(res_desc)'),
-                         max_servers=max_servers, case_timeout=case_timeout)
+                 case_timeout: float | None = None, **options: Any):
+        # checked here first for the message of the resource description's own check
+        desc = validate_resource_desc(res_desc or {}, f'{type(self).__name__}(res_desc)')
+        super().__init__(res_desc=desc, max_servers=max_servers, case_timeout=case_timeout,
+                         **options)
         self.ram = ram
 
     def __setstate__(self, state: dict[str, Any]) -> None:

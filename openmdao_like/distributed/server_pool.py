@@ -8,8 +8,8 @@ once), the others in the background while the first cases already run (only if a
 and a replacement after each loss (waiting for one when no server is left). A lost connection
 (the server's process killed, its host gone, its batch job cancelled, or a server that stopped
 answering) is a ``lost`` event carrying the allocator's account of the loss. A warm pool keeps
-its servers across runs: `load` starts the next runner on each of them and ends the previous
-one, without allocating anything.
+its servers across runs: `load` gives each of them the next runner (in place, or under MPI in a
+new object server), without allocating anything.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from ..errors import AllocationError, RemoteError
 from ..execution.base import BrokenExecutor, CaseOutcome
-from ..execution.pools import WorkerPool
+from ..execution.pools import WorkerPool, drain
 from ..remote import codec
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ class _Slot:
         self.server, self.info, self.obj_id, self.conn = server, info, obj_id, conn
         self.inbox: queue.SimpleQueue = queue.SimpleQueue()
         self.why: str | None = None
+        self.dropped = False
         self.name = f'{info.get("name", "server")} ({info.get("host")}:{info.get("port")})'
 
     def __repr__(self) -> str:
@@ -117,18 +118,19 @@ class ServerPool(WorkerPool):
         """A new object server on ``server`` running the current runner."""
         try:
             return server.start_runner(self._payload)
-        except RemoteError as exc:
-            if not getattr(exc, 'remote_traceback', None):
-                raise
-            raise BrokenExecutor(f'{self._owner}: the server {info.get("name")} could not '
-                                 f'load the case runner: {type(exc).__name__}: {exc}',
-                                 exc.remote_traceback) from exc
         except Exception as exc:
-            if isinstance(exc, (AllocationError, BrokenExecutor)):
-                raise
-            raise BrokenExecutor(f'{self._owner}: the server {info.get("name")} could not '
-                                 f'load the case runner: {type(exc).__name__}: {exc}',
-                                 getattr(exc, 'remote_traceback', None)) from exc
+            raise self._not_loaded(info.get('name'), exc) from exc
+
+    def _not_loaded(self, name: Any, exc: Exception) -> Exception:
+        """What a failure to load the runner on server ``name`` raises: `BrokenExecutor` when
+        the server ran and refused the runner (its traceback attached), else ``exc`` (the
+        server could not be reached or allocated)."""
+        remote_tb = getattr(exc, 'remote_traceback', None)
+        if isinstance(exc, (AllocationError, BrokenExecutor)) or \
+                (isinstance(exc, RemoteError) and not remote_tb):
+            return exc
+        return BrokenExecutor(f'{self._owner}: the server {name} could not load the case '
+                              f'runner: {type(exc).__name__}: {exc}', remote_tb)
 
     def _allocate_later(self, wait: bool) -> None:
         """Allocate one more server in the background; report it as an event. A server that
@@ -167,7 +169,8 @@ class ServerPool(WorkerPool):
         thread.start()
 
     def load(self, payload: bytes) -> list[_Slot]:
-        """Start the new runner on every server (in parallel), ending the previous ones."""
+        """Give every server the new runner (in parallel): in place where the server can,
+        else in a new object server that replaces the previous one; nothing is allocated."""
         self._payload = payload
         with self._lock:
             slots = list(self._slots)
@@ -175,18 +178,10 @@ class ServerPool(WorkerPool):
 
         def reload(slot: _Slot) -> None:
             try:
-                obj_id, conn = self._start_runner(slot.server, slot.info)
+                self._reload(slot)
             except BaseException as exc:
                 errors.append(exc)
-                self.kill(slot, f'could not start the new case runner: {exc}')
-                return
-            old_id, old_conn = slot.obj_id, slot.conn
-            slot.obj_id, slot.conn = obj_id, conn
-            old_conn.close()
-            try:
-                slot.server.release_object(old_id)
-            except (RemoteError, OSError) as exc:
-                logger.warning('%s: ending the previous runner failed: %s', slot.name, exc)
+                self.kill(slot, f'could not load the new case runner: {exc}')
 
         threads = [threading.Thread(target=reload, args=(slot,), daemon=True)
                    for slot in slots]
@@ -198,6 +193,22 @@ class ServerPool(WorkerPool):
         if broken:
             raise broken[0]
         return [slot for slot in slots if slot.why is None]
+
+    def _reload(self, slot: _Slot) -> None:
+        """The current runner on ``slot``'s server."""
+        try:
+            if slot.conn.call('set_runner', self._payload):
+                return
+        except Exception as exc:
+            raise self._not_loaded(slot.info.get('name'), exc) from exc
+        obj_id, conn = self._start_runner(slot.server, slot.info)  # MPI: every rank anew
+        old_id, old_conn = slot.obj_id, slot.conn
+        slot.obj_id, slot.conn = obj_id, conn
+        old_conn.close()
+        try:
+            slot.server.release_object(old_id)
+        except (RemoteError, OSError) as exc:
+            logger.warning('%s: ending the previous runner failed: %s', slot.name, exc)
 
     def replace(self, worker: _Slot) -> list[_Slot]:
         self._allocate_later(wait=False)
@@ -224,13 +235,7 @@ class ServerPool(WorkerPool):
         worker.inbox.put((chunk, NO_TIMEOUT if limit is None else limit * len(chunk) + 10.0))
 
     def poll(self, timeout: float) -> list[tuple[Any, str, Any]]:
-        try:
-            events = [self._events.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while not self._events.empty():
-            events.append(self._events.get_nowait())
-        return events
+        return drain(self._events, timeout)
 
     def _account(self, slot: _Slot, exc: BaseException) -> str:
         """Forget a lost server (releasing what is left of it); the account of the loss."""
@@ -251,16 +256,19 @@ class ServerPool(WorkerPool):
     def kill(self, worker: _Slot, why: str) -> None:
         """Close the server's connection (its client thread reports the loss) and release it."""
         worker.why = why
-        worker.conn.close()
+        worker.conn.close(goodbye=False)  # no farewell to a server that may not answer
 
     # -- shutting down -----------------------------------------------------------------------
     def _drop(self, slot: _Slot) -> None:
-        """Stop the client thread and give the server back to the RAM."""
-        slot.inbox.put(None)
-        slot.conn.close()
+        """Stop the client thread and give the server back to the RAM (once)."""
         with self._lock:
+            if slot.dropped:
+                return
+            slot.dropped = True
             if slot in self._slots:
                 self._slots.remove(slot)
+        slot.inbox.put(None)
+        slot.conn.close()
         _release(self._ram, slot.server)
 
     def close(self, cancel: bool = False) -> None:
@@ -290,7 +298,11 @@ def _release(ram: Any, server: Any) -> None:
 
 
 def _release_all(ram: Any, slots: list[_Slot]) -> None:
-    """At exit or collection of a pool never closed: give its servers back."""
+    """At exit or collection of a pool never closed: give back its servers (those its RAM has
+    not taken back already, shutting down first)."""
     for slot in list(slots):
-        slot.conn.close()
-        _release(ram, slot.server)
+        slot.conn.close(goodbye=False)
+        try:
+            ram.release(slot.server)
+        except (AllocationError, RemoteError, OSError, ValueError) as exc:
+            logger.debug('releasing %r at collection: %s', slot.server, exc)

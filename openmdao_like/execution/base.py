@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import abc
 import concurrent.futures
+import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator
@@ -157,6 +158,35 @@ class Executor(abc.ABC):
             if self._broken is not None:
                 raise self._broken
             self._load(runner)
+
+    @contextlib.contextmanager
+    def serving(self, runner: CaseRunner, own: bool) -> Iterator[Executor]:
+        """The executor ready with ``runner`` for one run of a driver: started, or, when it is
+        already running (warm), given the runner. Afterwards an executor the driver made
+        (``own``) is shut down; a user's stays warm for the next run, unless the run was
+        interrupted (Ctrl-C) or the executor broke. Entering raises what `start`/`load`
+        raise (a broken executor is shut down first)."""
+        try:
+            if self.running:
+                self.load(runner)
+            else:
+                self.start(runner)
+        except BrokenExecutor:
+            self.shutdown(wait=True, cancel_futures=True)
+            raise
+        ended = 'interrupted'
+        try:
+            yield self
+            ended = 'ok'
+        except BrokenExecutor:
+            ended = 'broken'
+            raise
+        except Exception:
+            ended = 'failed'
+            raise
+        finally:
+            if own or ended in ('interrupted', 'broken'):
+                self.shutdown(wait=True, cancel_futures=ended != 'ok')
 
     def _check_runner(self, runner: Any) -> None:
         if not callable(runner):

@@ -52,8 +52,9 @@ class LocalExecutor(PoolExecutor):
                         desc='multiprocessing start method (None: the platform default)')
 
     def __init__(self, n_workers: int | None = None, mp_context: str | None = None,
-                 case_timeout: float | None = None):
-        super().__init__(n_workers=n_workers, mp_context=mp_context, case_timeout=case_timeout)
+                 case_timeout: float | None = None, **options: Any):
+        super().__init__(n_workers=n_workers, mp_context=mp_context, case_timeout=case_timeout,
+                         **options)
         if self.n_workers is None:
             self.n_workers = os.cpu_count() or 1
 

@@ -106,7 +106,7 @@ class PoolExecutor(HasOptions, Executor):
 
     # -- configuration ----------------------------------------------------------------------
     def _config_attrs(self) -> tuple[str, ...]:
-        return ('options',)
+        return ('_declared',)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)

@@ -16,8 +16,9 @@ keys the pool chooses (an index, a server slot). The dispatch loop talks to ever
 
 This module holds the pools of this host: `ProcessWorkerPool` (worker processes, each with its
 own pipe and a shared slot with the case it runs; a stopped worker is seen from its process
-state, so a case holding the GIL in a long native call is not mistaken for a frozen one) and `ThreadWorkerPool` (threads,
-to test the loop without processes and for models that release the GIL). A process worker
+state, so a case holding the GIL in a long native call is not mistaken for a frozen one) and
+`ThreadWorkerPool` (threads, to test the loop without processes and for models that release
+the GIL). A process worker
 ignores Ctrl-C (the parent decides) and exits when orphaned; `close` asks the workers to stop,
 then terminates and kills whatever is left, every wait bounded.
 """
@@ -44,7 +45,7 @@ from .base import CaseOutcome
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['WorkerPool', 'ProcessWorkerPool', 'ThreadWorkerPool', 'IDLE', 'LIVENESS']
+__all__ = ['WorkerPool', 'ProcessWorkerPool', 'ThreadWorkerPool', 'IDLE', 'LIVENESS', 'drain']
 
 IDLE = -1  # slot value of a worker between cases
 #: Seconds a busy worker process may stay stopped (SIGSTOP, a debugger) before it is replaced.
@@ -111,6 +112,18 @@ class WorkerPool(abc.ABC):
     def describe(self, worker: Hashable) -> str:
         """How messages name ``worker``."""
         return f'worker {worker}'
+
+
+def drain(events: queue.SimpleQueue, timeout: float) -> list:
+    """The events in ``events`` after waiting up to ``timeout`` s for the first (the `poll`
+    of a pool whose workers report through one queue)."""
+    try:
+        found = [events.get(timeout=timeout)]
+    except queue.Empty:
+        return []
+    while not events.empty():
+        found.append(events.get_nowait())
+    return found
 
 
 # -- the worker side ---------------------------------------------------------------------------
@@ -422,13 +435,7 @@ class ThreadWorkerPool(WorkerPool):
         self._inboxes[worker].put(chunk)
 
     def poll(self, timeout: float) -> list[tuple[int, str, Any]]:
-        try:
-            events = [self._events.get(timeout=timeout)]
-        except queue.Empty:
-            return []
-        while not self._events.empty():
-            events.append(self._events.get_nowait())
-        return events
+        return drain(self._events, timeout)
 
     def kill(self, worker: int, why: str) -> None:
         logger.warning('worker thread %s cannot be stopped (%s); waiting for it', worker, why)

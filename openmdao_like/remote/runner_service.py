@@ -3,7 +3,8 @@
 A case-running driver's model travels once, cloudpickled, to an ObjServer started with
 ``runner`` settings (owner role and a server that allows shell access: a shipped model is
 code). Each call of `RunnerService.run_cases` then carries only a chunk of ``(case_id, inputs)``
-pairs and brings back only their outcomes, both through the restricted codec.
+pairs and brings back only their outcomes, both through the restricted codec. The driver's
+next run replaces the runner in place (`RunnerService.set_runner`).
 
 Under MPI (see `openmdao_like.remote.spmd`) each case runs on every rank, one case at a time;
 the outcome is rank 0's, failed when any rank's run of that case failed.
@@ -42,6 +43,18 @@ class RunnerService(SecureService):
     def ping(self) -> str:
         """'pong' (a liveness check)."""
         return 'pong'
+
+    @remote('owner')
+    def set_runner(self, runner: bytes) -> bool:
+        """Replace the case runner with the cloudpickled ``runner`` (a driver's next run on a
+        warm server: no new process); False under MPI, where every rank holds the runner and a
+        new object server is started instead."""
+        if self.group is not None:
+            return False
+        new = cloudpickle.loads(bytes(runner))
+        with self.lock:
+            self.runner = new
+        return True
 
     @remote('owner')
     def run_cases(self, packet: tuple) -> tuple:
