@@ -106,6 +106,7 @@ class Probe(Component):
             time.sleep(PATIENCE)
         if x == self.stop_once_at and first_time(self.markers, 'stop', x):
             os.kill(os.getpid(), signal.SIGSTOP)  # frozen until killed
+            time.sleep(PATIENCE)  # (the group stop may reach this thread a little later)
 
     def _meet(self) -> None:
         """Sign in at the rendezvous and wait for ``servers`` processes to have come."""
