@@ -10,7 +10,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import sys
 import textwrap
 import threading
 import time
@@ -19,13 +18,15 @@ from typing import Any
 
 import pytest
 
-from openmdao_like import Assembly, Component, Float, Str, set_as_top
+from openmdao_like import (Assembly, Component, Float, Str, create, get_available_types,
+                           set_as_top)
 from openmdao_like.drivers import CaseIteratorDriver
 from openmdao_like.drivers.doe import DOEDriver, FullFactorial
-from openmdao_like.execution import (CaseOutcome, LocalExecutor, PoolExecutor, ThreadExecutor,
-                                     get_executor_type)
+from openmdao_like.execution import CaseOutcome, LocalExecutor, PoolExecutor, ThreadExecutor
 from openmdao_like.execution.pools import ThreadWorkerPool
 from openmdao_like.options import OptionError, UnknownOptionError
+
+from conftest import refresh_factories
 
 
 class Marked(Component):
@@ -159,7 +160,7 @@ def test_unknown_case_count_grows_chunks_from_one():
     assert sizes[0] == 1 and max(sizes) > 8 and sum(sizes) == 3000
 
 
-def test_executor_plugins_register_under_an_entry_point_group(tmp_path, monkeypatch):
+def test_executor_plugins_register_under_an_entry_point_group(tmp_path, on_sys_path):
     dist = tmp_path / 'farm_plugin-1.0.dist-info'
     dist.mkdir()
     (dist / 'METADATA').write_text('Metadata-Version: 2.1\nName: farm-plugin\nVersion: 1.0\n')
@@ -171,17 +172,17 @@ def test_executor_plugins_register_under_an_entry_point_group(tmp_path, monkeypa
         class Farm(ThreadExecutor):
             """A third-party executor: the loop with its own pool class."""
     '''))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    farm = get_executor_type('farm_plugin.Farm')
-    assert issubclass(farm, PoolExecutor)
-    with farm(n_workers=2) as executor:
+    on_sys_path(tmp_path)
+    refresh_factories()
+    found = {t.name: t for t in get_available_types('executor')}
+    assert found['farm_plugin.Farm'].distribution == 'farm-plugin'
+    assert {'openmdao_like.execution.LocalExecutor', 'openmdao_like.execution.ThreadExecutor',
+            'openmdao_like.distributed.RAMExecutor'} <= set(found)
+    with create('farm_plugin.Farm', n_workers=2) as executor:
+        assert isinstance(executor, PoolExecutor)
         top = model(10, executor)
         top.run()
     assert [c.outputs['m.y'] for c in top.driver.results] == [3.0 * i for i in range(10)]
-    with pytest.raises(LookupError, match=r"no executor 'farm_plugin.Farn' .*did you mean "
-                                          r"'farm_plugin.Farm'"):
-        get_executor_type('farm_plugin.Farn')
-    sys.modules.pop('farm_plugin', None)
 
 
 # -- frozen and lost workers ------------------------------------------------------------------

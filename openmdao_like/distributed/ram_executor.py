@@ -66,9 +66,9 @@ class RAMExecutor(PoolExecutor):
 
     @property
     def n_workers(self) -> int:
-        """Servers running the model now (or that will, before `start`: the limit)."""
+        """Servers running the model now (before `start`: the most there will be)."""
         pool = self._pool
-        return (pool.size if pool is not None else 0) or self.max_servers or 1
+        return (pool.live if pool is not None else 0) or self.max_servers or 1
 
     def _manager(self) -> Any:
         if self.ram is not None:

@@ -5,7 +5,8 @@ case runner in an object server of its own (`FactoryProxy.start_runner`); one cl
 server makes the ``run_cases`` calls, each carrying a chunk, and reports the answer as an event.
 The allocation policy: the first server in `start` (so a description nobody can serve fails at
 once), the others in the background while the first cases already run (only if available now),
-and a replacement after each loss (waiting for one when no server is left). A lost connection
+a replacement after each loss (waiting for one when no server is left), and, at each new run
+of a warm pool, another try for the servers that were not available before. A lost connection
 (the server's process killed, its host gone, its batch job cancelled, or a server that stopped
 answering) is a ``lost`` event carrying the allocator's account of the loss. A warm pool keeps
 its servers across runs: `load` gives each of them the next runner (in place, or under MPI in a
@@ -76,6 +77,7 @@ class ServerPool(WorkerPool):
         self._events: queue.SimpleQueue = queue.SimpleQueue()
         self._payload = b''
         self._pending = 0
+        self._wanted = 1
         self._allocating: list[threading.Thread] = []
         self._closing = threading.Event()
         self._lock = threading.Lock()
@@ -86,17 +88,29 @@ class ServerPool(WorkerPool):
         with self._lock:
             return len(self._slots) + self._pending
 
+    @property
+    def live(self) -> int:
+        """How many servers run the runner now (those being allocated not counted)."""
+        with self._lock:
+            return len(self._slots)
+
+    def _fill(self) -> None:
+        """Ask, in the background, for the servers still missing (those that were not
+        available when first asked for, or lost without replacement)."""
+        for _ in range(self._wanted - self.size):
+            self._allocate_later(wait=False)
+
     def describe(self, worker: _Slot) -> str:
         return f'server {worker.name}'
 
     # -- allocation policy --------------------------------------------------------------------
     def start(self, payload: bytes) -> list[_Slot]:
         self._payload = payload
-        wanted = self._max or max(1, self._ram.max_servers(self._res_desc))
+        self._wanted = self._max or max(1, self._ram.max_servers(self._res_desc))
         first = self._open_slot(wait=True)
-        for _ in range(wanted - 1):
-            self._allocate_later(wait=False)
-        logger.info('%s: first server ready, %d more being allocated', self._owner, wanted - 1)
+        self._fill()
+        logger.info('%s: first server ready, %d more being allocated', self._owner,
+                    self._wanted - 1)
         return [first]
 
     def _open_slot(self, wait: bool) -> _Slot:
@@ -192,6 +206,7 @@ class ServerPool(WorkerPool):
         broken = [exc for exc in errors if isinstance(exc, BrokenExecutor)]
         if broken:
             raise broken[0]
+        self._fill()  # servers not available before may be now
         return [slot for slot in slots if slot.why is None]
 
     def _reload(self, slot: _Slot) -> None:

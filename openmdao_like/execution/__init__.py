@@ -5,15 +5,14 @@ dispatch loop: chunks, losses, timeouts, warm reuse, shutdown) plus a `WorkerPoo
 `LocalExecutor` (worker processes, the default of case-running drivers with
 ``sequential=False``), `ThreadExecutor` (threads), and in higher layers `RAMExecutor` (servers
 from the resource allocation manager). Third-party executors register under the entry-point
-group ``openmdao_like.executor`` (`executor_types`).
+group ``openmdao_like.executor`` and are made by ``openmdao_like.create(name, **options)``.
 """
 
 from .base import BrokenExecutor, CaseOutcome, CaseRunner, Executor, SerialExecutor, lost_outcome
 from .local import LocalExecutor, ThreadExecutor
 from .loop import PoolExecutor
-from .plugins import executor_types, get_executor_type
 from .pools import ProcessWorkerPool, ThreadWorkerPool, WorkerPool
 
 __all__ = ['Executor', 'SerialExecutor', 'PoolExecutor', 'LocalExecutor', 'ThreadExecutor',
            'CaseOutcome', 'CaseRunner', 'BrokenExecutor', 'lost_outcome', 'WorkerPool',
-           'ProcessWorkerPool', 'ThreadWorkerPool', 'executor_types', 'get_executor_type']
+           'ProcessWorkerPool', 'ThreadWorkerPool']

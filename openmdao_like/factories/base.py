@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 
 #: Entry-point groups through which distributions provide classes to openmdao_like.
 GROUPS = ('openmdao_like.component', 'openmdao_like.driver', 'openmdao_like.variable',
-          'openmdao_like.allocator', 'openmdao_like.doegenerator', 'openmdao_like.caserecorder')
+          'openmdao_like.allocator', 'openmdao_like.doegenerator', 'openmdao_like.caserecorder',
+          'openmdao_like.executor')
 
 
 class TypeInfo(NamedTuple):
