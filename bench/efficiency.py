@@ -111,6 +111,10 @@ class ThroughDriver:
         return wall
 
     def wait_ready(self):
+        deadline = time.monotonic() + 120
+        self.run(0.0, 4 * WORKERS)  # starts the executor: the first server, the rest coming
+        while self.executor.n_workers < WORKERS and time.monotonic() < deadline:
+            time.sleep(0.2)
         self.run(0.0, 4 * WORKERS)
 
     def close(self):
