@@ -32,6 +32,9 @@ __all__ = ['ServerPool']
 
 #: Seconds a call may take without ``case_timeout`` (one day, as remote calls).
 NO_TIMEOUT = 24 * 3600.0
+#: Seconds before asking again for a server that was not available (then given up until the
+#: next run of a warm pool).
+RETRY_DELAYS = (2.0, 5.0, 10.0)
 #: Seconds `close` waits for servers still being allocated (each is released as soon as its
 #: allocation completes, even later).
 ALLOCATION_GRACE = 60.0
@@ -146,22 +149,34 @@ class ServerPool(WorkerPool):
         return BrokenExecutor(f'{self._owner}: the server {name} could not load the case '
                               f'runner: {type(exc).__name__}: {exc}', remote_tb)
 
+    def _open_slot_retrying(self, wait: bool) -> _Slot:
+        """`_open_slot`; a server not available now (the allocator full, or a start that
+        failed, e.g. many servers starting at once on a busy host) is asked for again after
+        `RETRY_DELAYS`, and waited for when no other server is left."""
+        delays = iter(RETRY_DELAYS)
+        while True:
+            try:
+                return self._open_slot(wait)
+            except (AllocationError, RemoteError, OSError):
+                with self._lock:
+                    alone = not self._slots
+                if wait or self._closing.is_set():
+                    raise
+                if alone:
+                    return self._open_slot(wait=True)  # no server left: wait for one
+                delay = next(delays, None)
+                if delay is None or self._closing.wait(delay):
+                    raise
+
     def _allocate_later(self, wait: bool) -> None:
-        """Allocate one more server in the background; report it as an event. A server that
-        is not available now is waited for when no other is left."""
+        """Allocate one more server in the background (see `_open_slot_retrying`); report it
+        as an event."""
         with self._lock:
             self._pending += 1
 
         def allocate() -> None:
             try:
-                try:
-                    slot = self._open_slot(wait)
-                except (AllocationError, RemoteError, OSError):
-                    with self._lock:
-                        alone = not self._slots
-                    if wait or not alone or self._closing.is_set():
-                        raise
-                    slot = self._open_slot(wait=True)  # no server left: wait for one
+                slot = self._open_slot_retrying(wait)
             except BaseException as exc:
                 logger.debug('%s: no further server: %s', self._owner, exc)
                 with self._lock:
