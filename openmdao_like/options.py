@@ -242,11 +242,6 @@ class OptionsDictionary:
         else:
             self._values.pop(name, None)
 
-    def undeclare(self, name: str) -> None:
-        """Forget option ``name`` (a subclass that does not have an inherited option)."""
-        self._decls.pop(name, None)
-        self._values.pop(name, None)
-
     def copy(self, owner: str | Callable[[], str] | None = None,
              errors: Errors | None = None) -> OptionsDictionary:
         """The same declarations and values, for another owner (a list, dict or set value is

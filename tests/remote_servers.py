@@ -141,3 +141,14 @@ def reduce_pickle(func: Any, *args: Any) -> bytes:
         def __reduce__(self):
             return (func, args)
     return pickle.dumps(Call(), protocol=5)
+
+
+def in_model(comp: Any) -> Any:
+    """A top assembly whose driver runs ``comp`` (a local or remote component) as 'comp'."""
+    from openmdao_like import Assembly, set_as_top
+
+    class Model(Assembly):
+        def configure(self):
+            self.add('comp', comp)
+            self.driver.workflow.add('comp')
+    return set_as_top(Model())

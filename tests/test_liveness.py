@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from openmdao_like import Assembly, set_as_top
 from openmdao_like.errors import RemoteError
 from openmdao_like.processes import CommandTimeout, PidProcess, execute, spawn
 from openmdao_like.resources.channels import LocalChannel
-from remote_servers import ServerProcess, pid_alive
+from remote_servers import ServerProcess, in_model, pid_alive
 
 #: The bound on noticing a dead or frozen server (the issue's).
 DETECTION = 10.0
@@ -35,14 +34,6 @@ def wait_gone(pids: list[int], timeout: float = 10.0) -> list[int]:
     while time.monotonic() < deadline and any(pid_alive(p) for p in pids):
         time.sleep(0.02)
     return [p for p in pids if pid_alive(p)]
-
-
-def in_model(comp) -> Assembly:
-    class Model(Assembly):
-        def configure(self):
-            self.add('comp', comp)
-            self.driver.workflow.add('comp')
-    return set_as_top(Model())
 
 
 class Signal:

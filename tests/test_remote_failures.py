@@ -11,10 +11,9 @@ import time
 
 import pytest
 
-from openmdao_like import Assembly, set_as_top
 from openmdao_like.errors import ConvergenceError, RemoteError, ValidationError
 from openmdao_like.remote import connect_to_server
-from remote_servers import KEY, ServerProcess, pid_alive
+from remote_servers import KEY, ServerProcess, in_model, pid_alive
 
 
 def wait_gone(pids, timeout=10.0) -> list[int]:
@@ -37,14 +36,6 @@ def wait_state(pid: int, state: str, timeout: float = 10.0) -> None:
             return
         time.sleep(0.01)
     raise AssertionError(f'process {pid} did not reach state {state!r}')
-
-
-def in_model(comp) -> Assembly:
-    class Model(Assembly):
-        def configure(self):
-            self.add('comp', comp)
-            self.driver.workflow.add('comp')
-    return set_as_top(Model())
 
 
 def test_builtin_exception_type_and_remote_traceback(factory_a):

@@ -138,7 +138,7 @@ class Executor(abc.ABC):
 
     def start(self, runner: CaseRunner) -> None:
         """Ship ``runner`` to the workers (once each) and get them ready for `run`."""
-        self._check_runner(runner)
+        self._check_runner(runner, 'start')
         with self._lock:
             if self._started:
                 raise RuntimeError(f'{self!r}: already started; call shutdown() before '
@@ -151,7 +151,7 @@ class Executor(abc.ABC):
     def load(self, runner: CaseRunner) -> None:
         """Give the workers of a started executor another runner (a driver's next run): the
         workers, servers or jobs already there are kept, only the runner travels."""
-        self._check_runner(runner)
+        self._check_runner(runner, 'load')
         with self._lock:
             if not self._started:
                 raise RuntimeError(f'{self!r}: not started; call start(runner) before load()')
@@ -188,9 +188,10 @@ class Executor(abc.ABC):
             if own or ended in ('interrupted', 'broken'):
                 self.shutdown(wait=True, cancel_futures=ended != 'ok')
 
-    def _check_runner(self, runner: Any) -> None:
+    def _check_runner(self, runner: Any, method: str) -> None:
+        """Refuse a runner that is not callable, naming ``method``."""
         if not callable(runner):
-            raise TypeError(f'{self!r}: start() expected a callable case runner '
+            raise TypeError(f'{self!r}: {method}() expected a callable case runner '
                             f'runner(case_id, inputs) -> CaseOutcome, got {runner!r}')
 
     def run(self, cases: Iterable[tuple[int, dict[str, Any]]]) -> Iterator[CaseOutcome]:
