@@ -9,7 +9,9 @@ dicts, one per case; a value is a ``float``, or a numpy array when the parameter
 
 A parameter is any object with ``name``, ``low``, ``high`` and ``size`` (`ParamSpec` is the plain
 one). `FullFactorial`, `LatinHypercube` and `Uniform` scale into [low, high] and need finite
-low < high; `CSVFile` and `ListGenerator` pass values as they are and use ``name`` and ``size``.
+low < high; `CSVFile` passes values as they are after checking each against [low, high] (a
+bound that is None or infinite is not checked); `ListGenerator` passes values as they are and
+uses only ``name`` and ``size``.
 A generator's settings are declared options (`openmdao_like.options`), checked when given and
 when set as attributes; bad settings or parameters raise `ValidationError` (a ``ValueError``)
 naming the generator. Generators hold only their settings: they pickle, and a fixed seed gives
@@ -82,8 +84,11 @@ def _check_count(owner: str, arg: str, value: Any, minimum: int) -> int:
     return int(value)
 
 
-def _columns(owner: str, params: Sequence[Any], bounded: bool) -> list[_Column]:
-    """Check ``params`` (names, sizes and, if ``bounded``, finite low < high) and return them."""
+def _columns(owner: str, params: Sequence[Any], bounds: str) -> list[_Column]:
+    """Check ``params`` (names, sizes and bounds) and return them. ``bounds``: 'scale' needs
+    finite low < high (values are scaled into them); 'check' takes low and high as limits that
+    values are checked against (None or an infinity: no limit on that side); 'ignore' leaves
+    them out."""
     columns: list[_Column] = []
     for param in params:
         name, size = getattr(param, 'name', None), getattr(param, 'size', 1)
@@ -95,21 +100,26 @@ def _columns(owner: str, params: Sequence[Any], bounded: bool) -> list[_Column]:
         where = f"{owner}: parameter '{name}'"
         if not _is_int(size) or size < 1:
             raise ValidationError(f'{where}: size must be an int >= 1, got {describe(size)}')
-        bounds = []
-        for attr in ('low', 'high') if bounded else ():
+        limits = []
+        for attr, unset in (('low', -np.inf), ('high', np.inf)) if bounds != 'ignore' else ():
             value = getattr(param, attr, None)
+            if value is None and bounds == 'check':
+                value = unset
             try:
                 vec = np.broadcast_to(np.asarray(value, dtype=float), (size,)).copy()
             except (TypeError, ValueError):
                 vec = np.array([np.nan])
-            if not np.all(np.isfinite(vec)):
+            if bounds == 'scale' and not np.all(np.isfinite(vec)):
                 raise ValidationError(f'{where}: {attr} must be finite (a float or {size} '
                                       f'floats), got {describe(value)}')
-            bounds.append(vec)
-        if bounds and not np.all(bounds[0] < bounds[1]):
+            if np.any(np.isnan(vec)):
+                raise ValidationError(f'{where}: {attr} must be None or a number (a float or '
+                                      f'{size} floats), got {describe(value)}')
+            limits.append(vec)
+        if limits and not np.all(limits[0] < limits[1]):
             raise ValidationError(f'{where}: needs low < high, got low={param.low!r}, '
                                   f'high={param.high!r}')
-        columns.append(_Column(name, int(size), *bounds))
+        columns.append(_Column(name, int(size), *limits))
     if not columns:
         raise ValidationError(f'{owner}: needs at least one parameter, got none')
     return columns
@@ -234,7 +244,7 @@ class FullFactorial(DOEGenerator):
 
     def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
         """Check ``params`` and iterate over every combination of levels, first slowest."""
-        columns = _columns('FullFactorial', params, bounded=True)
+        columns = _columns('FullFactorial', params, bounds='scale')
         axes = []
         for col, levels in zip(columns, self._levels(columns)):
             grid = np.linspace(col.low, col.high, levels)  # (levels, size)
@@ -243,7 +253,7 @@ class FullFactorial(DOEGenerator):
 
     def num_cases(self, params: Sequence[Any]) -> int:
         """Return the product of the levels of every factor."""
-        columns = _columns('FullFactorial', params, bounded=True)
+        columns = _columns('FullFactorial', params, bounds='scale')
         return math.prod(lv ** col.size for col, lv in zip(columns, self._levels(columns)))
 
 
@@ -300,7 +310,7 @@ class LatinHypercube(_Sampler):
         """Check ``params`` and iterate over ``num_samples`` Latin hypercube cases."""
         from scipy.stats import qmc
 
-        columns = _columns('LatinHypercube', params, bounded=True)
+        columns = _columns('LatinHypercube', params, bounds='scale')
         kwargs: dict[str, Any] = {'scramble': self.criterion != 'center'}
         if self.criterion == 'random-cd':
             kwargs['optimization'] = self.criterion
@@ -326,20 +336,24 @@ class Uniform(_Sampler):
 
     def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
         """Check ``params`` and iterate over ``num_samples`` uniform random cases."""
-        columns = _columns('Uniform', params, bounded=True)
+        columns = _columns('Uniform', params, bounds='scale')
         low, high = _bounds(columns)
         unit = np.random.default_rng(self.seed).random((self.num_samples, low.size))
         return (_case(columns, row) for row in low + unit * (high - low))
 
 
 class CSVFile(DOEGenerator):
-    """Cases read from a CSV file, values used as they are (not scaled, bounds not needed).
+    """Cases read from a CSV file, values used as they are (not scaled) but checked against
+    each parameter's ``low``/``high``.
 
     The header row holds parameter paths: one column per scalar parameter and one per element of
     an array parameter, named ``'p.x[0]'``, ``'p.x[1]'``, ...; columns may come in any order, but
     every parameter needs its columns and every column must be a parameter's. Each further
-    non-blank row is a case of finite numbers. The file is read when the generator is called, so
-    it may be written after the generator is built (a relative path is resolved then).
+    non-blank row is a case of finite numbers within the bounds (inclusive; elementwise for an
+    array parameter; a bound that is None or infinite is not checked): a value outside raises
+    `ValidationError` naming the file, the line, the column, the range and the value. The file
+    is read when the generator is called, so it may be written after the generator is built (a
+    relative path is resolved then).
 
     Parameters
     ----------
@@ -363,9 +377,10 @@ class CSVFile(DOEGenerator):
 
     def _read(self, params: Sequence[Any]) -> list[dict[str, Any]]:
         """Read and check the whole file against ``params`` and return its cases."""
-        columns = _columns('CSVFile', params, bounded=False)
+        columns = _columns('CSVFile', params, bounds='check')
         owner = {(col.name if col.size == 1 else f'{col.name}[{i}]'): col.name
                  for col in columns for i in range(col.size)}
+        low, high = _bounds(columns)
         try:
             stream = open(self.path, newline='', encoding='utf-8')
         except FileNotFoundError as exc:
@@ -391,13 +406,14 @@ class CSVFile(DOEGenerator):
                 if len(row) != len(header):
                     raise self._fail(f'line {reader.line_num}: expected {len(header)} cells, '
                                      f'got {len(row)}')
-                values = [self._number(row[i], reader.line_num, name)
-                          for name, i in zip(owner, where)]
+                values = [self._number(row[i], reader.line_num, name, lo, hi)
+                          for name, i, lo, hi in zip(owner, where, low, high)]
                 cases.append(_case(columns, values))
         return cases
 
-    def _number(self, cell: str, line: int, column: str) -> float:
-        """Return ``cell`` as a finite float, or raise naming the file, line and column."""
+    def _number(self, cell: str, line: int, column: str, low: float, high: float) -> float:
+        """Return ``cell`` as a finite float in [low, high], or raise naming the file, line
+        and column."""
         try:
             value = float(cell)
         except ValueError:
@@ -405,6 +421,9 @@ class CSVFile(DOEGenerator):
         if not math.isfinite(value):
             raise self._fail(f"line {line}, column '{column}': expected a finite number, "
                              f'got {cell!r}')
+        if not low <= value <= high:
+            raise self._fail(f"line {line}, column '{column}': expected a value in "
+                             f'[{low:g}, {high:g}], got {value!r}')
         return value
 
     def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
@@ -440,7 +459,7 @@ class ListGenerator(DOEGenerator):
 
     def __call__(self, params: Sequence[Any]) -> Iterator[dict[str, Any]]:
         """Check that every case names only parameters, then iterate over copies of them."""
-        names = [col.name for col in _columns('ListGenerator', params, bounded=False)]
+        names = [col.name for col in _columns('ListGenerator', params, bounds='ignore')]
         for index, case in enumerate(self.cases):
             unknown = [key for key in case if key not in names]
             if unknown:

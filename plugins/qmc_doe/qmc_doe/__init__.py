@@ -80,7 +80,7 @@ class Halton(DOEGenerator):
         """Check ``params`` and iterate over ``num_samples`` Halton cases."""
         from scipy.stats import qmc
 
-        columns = _columns('Halton', params, bounded=True)
+        columns = _columns('Halton', params, bounds='scale')
         low, high = _bounds(columns)
         engine = qmc.Halton(low.size, scramble=self.scramble,
                             **_rng_kwargs(qmc.Halton, self.seed))
@@ -119,7 +119,7 @@ class Sobol(DOEGenerator):
         """Check ``params`` and iterate over ``2**m`` Sobol' cases."""
         from scipy.stats import qmc
 
-        columns = _columns('Sobol', params, bounded=True)
+        columns = _columns('Sobol', params, bounds='scale')
         low, high = _bounds(columns)
         if low.size > qmc.Sobol.MAXDIM:
             raise ValidationError(f'Sobol: at most {qmc.Sobol.MAXDIM} parameter elements, got '
