@@ -7,8 +7,10 @@ import copy
 from typing import Any, Callable
 
 from .component import Component
-from .connections import Connection, check_connection, compile_transfer
+from .connections import Connection, check_connection, compile_transfer, endpoint
+from .container import _class_vars
 from .errors import ConfigError, ConnectError, ModelError
+from .options import suggest
 from .workflow import Workflow
 
 
@@ -18,6 +20,12 @@ class Assembly(Component):
     Subclasses build the model in `configure`, which the constructor calls. ``driver`` (a
     `RunOnce` by default) runs the model; ``driver_workflow`` may instead name several drivers
     to run in turn.
+
+    Parameters
+    ----------
+    **keywords
+        Values of the assembly's variables, as for any `Component`; a name that only
+        `configure` creates (a passthrough) is set once it has run.
 
     Attributes
     ----------
@@ -30,18 +38,22 @@ class Assembly(Component):
     #: Factory of the default driver; set by ``openmdao_like.wiring`` (drivers: a higher layer).
     default_driver: Callable[[], Any] | None = None
 
-    def __init__(self, **traits: Any):
+    def __init__(self, **keywords: Any):
         self._connections: dict[str, Connection] = {}
         self._dirty = True
         self._driver_runs: tuple = ()
         self._out_xfers: tuple = ()
         self._driver_names: list[str] = []
-        super().__init__(**traits)
+        # a keyword may name a variable that `configure` adds (a passthrough): set after it
+        known = {*_class_vars(type(self)), *getattr(type(self), '_option_template', ())}
+        later = {name: keywords.pop(name) for name in list(keywords) if name not in known}
+        super().__init__(**keywords)
         self.driver_workflow: list[str] | None = None
         self.recorders: list[Any] = []
         if Assembly.default_driver is not None:
             self.add('driver', Assembly.default_driver())
         self.configure()
+        self._set_keywords(later)
 
     def configure(self) -> None:
         """Build the model: add components, connect them, set up drivers (override this)."""
@@ -66,31 +78,52 @@ class Assembly(Component):
             conns.append(check_connection(self, src, d, link))
         for conn in conns:
             self._connections[conn.dest] = conn
+            self._guard(conn)
         self._config_changed()
 
     def disconnect(self, src: str, dest: str | None = None) -> None:
         """Remove the connection ``src -> dest``; with no ``dest``, every connection of ``src``
-        (``src`` may also name a whole component)."""
+        (``src`` may also name a whole component). Names that are not connected are no error
+        (classic); names of nothing are (`ConnectError`)."""
+        where = f'{self._where()}: cannot disconnect {src!r}'
         if dest is not None:
+            for path in (src, dest):
+                endpoint(self, path, f'{where} from {dest!r}')
             conn = self._connections.get(dest)
-            if conn is None or conn.src != src:
-                raise ConnectError(f'{self._where()}: cannot disconnect {src!r} from {dest!r}: '
-                                   f'they are not connected')
-            del self._connections[dest]
+            gone = [dest] if conn is not None and conn.src == src else []
         else:
+            names = [*self._children, *self._vars()]
+            if '.' in src:
+                endpoint(self, src, where)
+            elif src not in names:
+                raise ConnectError(f'{where}: {self._where()!r} has no component or variable '
+                                   f'{src!r}{suggest(src, names)}')
             gone = [d for d, c in self._connections.items()
                     if src in (c.src, c.dest, c.src_comp, c.dest_comp)]
-            if not gone:
-                raise ConnectError(f'{self._where()}: cannot disconnect {src!r}: it has no '
-                                   f'connections')
-            for d in gone:
-                del self._connections[d]
-        self._config_changed()
+        for d in gone:
+            self._unguard(self._connections.pop(d))
+        if gone:
+            self._config_changed()
 
     def clear_connections(self) -> None:
         """Remove every connection of this assembly."""
+        for conn in self._connections.values():
+            self._unguard(conn)
         self._connections.clear()
         self._config_changed()
+
+    def _guard(self, conn: Connection) -> None:
+        """Refuse sets of the input ``conn`` feeds but the transfer's (see
+        `Container._guard_input`); an assembly's own outputs are not guarded."""
+        if conn.dest_comp is not None:
+            self._children[conn.dest_comp]._guard_input(conn.dest_var)
+
+    def _unguard(self, conn: Connection, child: Any = None) -> None:
+        """Let the input ``conn`` fed be set again (``child``: its owner, when it has just
+        been removed from this assembly)."""
+        if conn.dest_comp is not None:
+            owner = self._children[conn.dest_comp] if child is None else child
+            owner._free_input(conn.dest_var)
 
     def list_connections(self, show_passthrough: bool = True) -> list[tuple[str, str]]:
         """``(src, dest)`` pairs in the order they were made."""
@@ -135,7 +168,8 @@ class Assembly(Component):
         for dest in [d for d, c in self._connections.items()
                      if name in (c.src_comp, c.dest_comp)
                      or (obj is None and name in (c.src, c.dest))]:
-            del self._connections[dest]
+            conn = self._connections.pop(dest)
+            self._unguard(conn, obj if conn.dest_comp == name else None)
         for child in self._children.values():
             wf = getattr(child, 'workflow', None)
             if isinstance(wf, Workflow) and name in wf:
@@ -204,6 +238,8 @@ class Assembly(Component):
             child.check_config()
         plans: dict[str | None, list] = {}
         for conn in self._connections.values():
+            if self._children.get(conn.dest_comp, self).is_remote:
+                self._guard(conn)  # again: a proxy pickles no guard (its own state)
             plans.setdefault(conn.dest_comp, []).append(compile_transfer(self, conn))
         for name, child in self._children.items():
             child._in_xfers = tuple(plans.get(name, ()))
@@ -223,7 +259,7 @@ class Assembly(Component):
         top = self.parent is None
         if top and self.recorders:
             for rec in self.recorders:
-                rec.startup()
+                rec.startup(self)  # the model: where the recorded variables' metadata is
             try:
                 self._run_drivers()
             finally:

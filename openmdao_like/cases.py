@@ -31,14 +31,19 @@ class Case:
         Wall-clock times (``time.time()``) around the run; 0.0 when not measured.
     retries : int
         How many times the case was run again after a failure.
+    iteration : str, optional
+        Where the case sits in the run: ``'driver:3|solver:2'``, the path and iteration number
+        of each enclosing running driver, outermost first, then those of ``driver``
+        (default: `iteration_of` ``driver`` and ``id``).
     """
 
     __slots__ = ('id', 'inputs', 'outputs', 'status', 'error', 'driver', 't_start', 't_end',
-                 'retries')
+                 'retries', 'iteration')
 
     def __init__(self, id: int, inputs: dict[str, Any], outputs: dict[str, Any] | None = None,
                  status: str = OK, error: str | None = None, driver: str = '',
-                 t_start: float = 0.0, t_end: float = 0.0, retries: int = 0):
+                 t_start: float = 0.0, t_end: float = 0.0, retries: int = 0,
+                 iteration: str | None = None):
         self.id = id
         self.inputs = inputs
         self.outputs = {} if outputs is None else outputs
@@ -48,6 +53,7 @@ class Case:
         self.t_start = t_start
         self.t_end = t_end
         self.retries = retries
+        self.iteration = iteration_of(driver, id) if iteration is None else iteration
 
     @property
     def ok(self) -> bool:
@@ -76,6 +82,14 @@ class Case:
     def __setstate__(self, state):
         for name, value in zip(self.__slots__, state):
             setattr(self, name, value)
+        if len(state) < len(self.__slots__):  # pickled before cases had an iteration
+            self.iteration = iteration_of(self.driver, self.id)
+
+
+def iteration_of(driver: str, number: Any) -> str:
+    """The iteration coordinate of case ``number`` of ``driver`` run on its own:
+    ``'driver:3'`` (just the number when the driver is not known)."""
+    return f'{driver}:{number}' if driver else str(number)
 
 
 def failed_value(value: Any) -> Any:

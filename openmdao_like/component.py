@@ -6,6 +6,8 @@ import os
 from typing import Any
 
 from .container import Container
+from .errors import name_component
+from .options import UnknownOptionError, suggest
 from .variables.file import File, FileRef
 
 
@@ -17,28 +19,69 @@ class Component(Container):
     its parent assembly compiled), then calls `execute` — in the component's directory when one
     is set.
 
+    Parameters
+    ----------
+    **keywords
+        Values of the component's variables (each checked), and of its declared options when
+        its class has some (`openmdao_like.options.HasOptions`); any other name raises
+        `UnknownOptionError` naming the closest ones.
+
     Attributes
     ----------
     exec_count : int
         How many times the component has run.
     """
 
-    def __init__(self, **traits: Any):
-        super().__init__(**traits)
+    def __init__(self, **keywords: Any):
+        super().__init__()
         self.exec_count = 0
         self._in_xfers: tuple = ()
         for name, var in self._vars().items():
             if isinstance(var, File) and var.iotype == 'out' and var.local_path:
                 setattr(self, name, FileRef(var.local_path, self, var.binary, var.content_type))
+        declared = getattr(type(self), '_option_template', None)
+        if declared is not None:
+            self._init_options({name: keywords.pop(name) for name in list(keywords)
+                                if name in declared})
+        self._set_keywords(keywords)
+
+    def _set_keywords(self, keywords: dict[str, Any]) -> None:
+        """Set the variable each keyword names (checked); raise `UnknownOptionError` naming
+        the closest names for a keyword that names none, before setting any."""
+        for name in keywords:
+            if name not in self._vars():
+                raise self._unknown_keyword(name)
+        for name, value in keywords.items():
+            setattr(self, name, value)
+
+    def _unknown_keyword(self, name: str) -> UnknownOptionError:
+        """The error for constructor keyword ``name``: the closest variables and declared
+        options (a class with declared options calls its keywords options)."""
+        variables = list(self._vars())
+        listing = f'variables: {", ".join(variables) or "none"}'
+        declared = getattr(type(self), '_option_template', None)
+        if declared is None:
+            noun, known = 'keyword', variables
+        else:
+            noun, known = 'option', [*declared, *variables]
+            listing = f'options: {", ".join(sorted(declared)) or "none"}; {listing}'
+        return UnknownOptionError(f'{type(self).__name__}: unknown {noun} {name!r}'
+                                  f'{suggest(name, known)} ({listing})')
 
     def run(self, force: bool = False, case_uuid: Any = None) -> None:
-        """Transfer connected inputs, then `execute`; counts the run in ``exec_count``."""
+        """Transfer connected inputs, then `execute`; counts the run in ``exec_count``. An
+        exception from `execute` keeps its type and gains a note naming this component (its
+        dotted path and class), unless a component inside this one already named itself."""
         for xfer in self._in_xfers:
             xfer()
-        if self._directory:
-            self._execute_in_directory()
-        else:
-            self.execute()
+        try:
+            if self._directory:
+                self._execute_in_directory()
+            else:
+                self.execute()
+        except Exception as exc:
+            name_component(exc, self._where(), type(self).__name__)
+            raise
         self.exec_count += 1
 
     def _execute_in_directory(self) -> None:

@@ -8,7 +8,9 @@ import os
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from .container import set_connected, unguarded_trait
 from .errors import ConnectError
+from .options import suggest
 from .variables.array import Array
 from .variables.file import File
 from .variables.simple import Enum
@@ -44,8 +46,8 @@ def check_connection(asm: Any, src: str, dest: str, link: str) -> Connection:
     where = f'{asm._where()}: cannot connect {src!r} to {dest!r}'
     if link not in LINKS:
         raise ConnectError(f'{where}: link must be one of {LINKS}, got {link!r}')
-    scomp, sname, sowner, svar = _endpoint(asm, src, where)
-    dcomp, dname, downer, dvar = _endpoint(asm, dest, where)
+    scomp, sname, sowner, svar = endpoint(asm, src, where)
+    dcomp, dname, downer, dvar = endpoint(asm, dest, where)
     if scomp is None and svar.iotype != 'in':
         raise ConnectError(f"{where}: the assembly's own {sname!r} is an output; a source "
                            f"on the assembly must be one of its inputs")
@@ -78,7 +80,9 @@ def check_connection(asm: Any, src: str, dest: str, link: str) -> Connection:
     return Connection(src, dest, link, scomp, sname, dcomp, dname, scale, offset)
 
 
-def _endpoint(asm: Any, path: str, where: str) -> tuple[str | None, str, Any, Any]:
+def endpoint(asm: Any, path: str, where: str) -> tuple[str | None, str, Any, Any]:
+    """``(child name or None, variable name, owner, Variable)`` of ``path`` in ``asm``; a
+    `ConnectError` starting with ``where`` when it names no variable."""
     if not isinstance(path, str) or not path:
         raise ConnectError(f'{where}: expected a variable path such as "comp.x", got {path!r}')
     parts = path.split('.')
@@ -88,13 +92,15 @@ def _endpoint(asm: Any, path: str, where: str) -> tuple[str | None, str, Any, An
         comp, name = parts
         owner = asm._children.get(comp)
         if owner is None:
-            raise ConnectError(f'{where}: {asm._where()!r} has no component {comp!r}')
+            raise ConnectError(f'{where}: {asm._where()!r} has no component {comp!r}'
+                               f'{suggest(comp, asm._children)}')
     else:
         raise ConnectError(f'{where}: {path!r} is nested; connect the direct children\'s '
                            f'variables and use create_passthrough() inside {parts[0]!r}')
     var = owner._vars().get(name)
     if var is None:
-        raise ConnectError(f'{where}: {owner._where()!r} has no variable {name!r}')
+        raise ConnectError(f'{where}: {owner._where()!r} has no variable {name!r}'
+                           f'{suggest(name, owner._vars())}')
     return comp, name, owner, var
 
 
@@ -141,9 +147,31 @@ def _has_notifiers(obj: Any, name: str) -> bool:
     return bool((ctrait is not None and ctrait._notifiers(False)) or obj._notifiers(False))
 
 
+class _Setter:
+    """Stands for an object's ``__dict__`` where listeners must hear of each transfer: storing
+    a value sets it (checked, around a connected input's guard) so that they are notified."""
+
+    __slots__ = ('obj',)
+
+    def __init__(self, obj: Any):
+        self.obj = obj
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        set_connected(self.obj, name, value)
+
+
+def _as_is(obj: Any, name: str, value: Any) -> Any:
+    """The check of a transfer through `_Setter`, which checks when it sets."""
+    return value
+
+
 def compile_transfer(asm: Any, conn: Connection) -> Callable[[], None]:
     """A closure that moves the source value to the destination, converted and checked only
-    where the connect-time checks could not prove it valid."""
+    where the connect-time checks could not prove it valid.
+
+    It stores the value in the destination's ``__dict__`` after the destination variable's
+    own check: a connected input refuses every other set (`Container._guard_input`), and
+    going around that guard here costs a transfer nothing."""
     src = asm if conn.src_comp is None else asm._children[conn.src_comp]
     dst = asm if conn.dest_comp is None else asm._children[conn.dest_comp]
     sname, dname = conn.src_var, conn.dest_var
@@ -152,37 +180,39 @@ def compile_transfer(asm: Any, conn: Connection) -> Callable[[], None]:
         xfer = remote_transfer(conn, src, dst, svar, dvar)
         if xfer is not None:
             return xfer
+    if _has_notifiers(dst, dname):
+        store, check = _Setter(dst), _as_is
+    else:
+        store, check = dst.__dict__, unguarded_trait(dst, dname, dvar).validate
     if isinstance(dvar, File):
         local = dvar.local_path
 
         def xfer_file() -> None:
             ref = getattr(src, sname)
-            setattr(dst, dname, None if ref is None
-                    else ref.copy_to(dst, local or os.path.basename(ref.path)))
+            store[dname] = check(dst, dname, None if ref is None
+                                 else ref.copy_to(dst, local or os.path.basename(ref.path)))
         return xfer_file
     scale, offset = conn.scale, conn.offset
     if scale != 1.0 or offset != 0.0:
         def xfer_scaled() -> None:
-            setattr(dst, dname, getattr(src, sname) * scale + offset)
+            store[dname] = check(dst, dname, getattr(src, sname) * scale + offset)
         return xfer_scaled
     # a remote destination sends the value away at once: nothing to keep from sharing
     shares = not dst.is_remote
     if isinstance(dvar, Array) and shares:
         def xfer_copy() -> None:
-            setattr(dst, dname, getattr(src, sname).copy())
+            store[dname] = check(dst, dname, getattr(src, sname).copy())
         return xfer_copy
     if dvar.copy_on_transfer() and shares:
         # lists and dicts: nested items must not be shared between components either
         def xfer_deepcopy() -> None:
-            setattr(dst, dname, copy.deepcopy(getattr(src, sname)))
+            store[dname] = check(dst, dname, copy.deepcopy(getattr(src, sname)))
         return xfer_deepcopy
-    if dvar.proves(svar) and not _has_notifiers(dst, dname):
-        store = dst.__dict__
-
+    if dvar.proves(svar):
         def xfer_direct() -> None:
             store[dname] = getattr(src, sname)
         return xfer_direct
 
     def xfer_checked() -> None:
-        setattr(dst, dname, getattr(src, sname))
+        store[dname] = check(dst, dname, getattr(src, sname))
     return xfer_checked

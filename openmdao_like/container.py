@@ -12,6 +12,7 @@ from typing import Any, Iterator
 from traits.api import Event, HasTraits, TraitType
 
 from .errors import ModelError, PathError, ValidationError, describe
+from .options import suggest
 from .variables.base import Variable, var_path
 
 _INDEX = re.compile(r'^([A-Za-z_]\w*)((?:\[-?\d+\])+)$')
@@ -48,14 +49,14 @@ class Container(HasTraits):
         super().__init_subclass__(**kwargs)
         _check_class_variables(cls)
 
-    def __init__(self, **traits: Any):
+    def __init__(self) -> None:
         self.name = ''
         self.parent = None
         self._children: dict[str, Any] = {}
         self._directory = ''
         self._top_dir: str | None = None
         self._var_cache: dict[str, Variable] | None = None
-        super().__init__(**traits)
+        super().__init__()
 
     # -- naming ---------------------------------------------------------------------------------
     def get_pathname(self, rel_to_scope: Any = None) -> str:
@@ -151,7 +152,7 @@ class Container(HasTraits):
             obj.parent = None
             self._config_changed()
             return obj
-        if name in self._instance_traits() and self.trait(name).iotype is not None:
+        if name in self._added_traits():
             trait = self.trait(name)
             self.remove_trait(name)
             self._var_cache = None
@@ -189,19 +190,27 @@ class Container(HasTraits):
         instances until one gets a variable of its own through `add`)."""
         if self._var_cache is None:
             found = _class_vars(type(self))
-            extra = {name: ct.trait_type for name, ct in self._instance_traits().items()
-                     if ct.iotype in ('in', 'out') and not _is_items_event(ct)}
+            extra = {name: ct.trait_type for name, ct in self._added_traits().items()}
             if extra:
                 found = dict(sorted({**found, **extra}.items()))
             self._var_cache = found
         return self._var_cache
+
+    def _added_traits(self) -> dict[str, Any]:
+        """Name -> ``CTrait`` of the variables added to this instance (`add`, passthroughs);
+        not the instance copies traits makes of declared ones (a connected input's guard)."""
+        declared = _class_vars(type(self))
+        return {name: ct for name, ct in self._instance_traits().items()
+                if ct.iotype in ('in', 'out') and name not in declared
+                and not _is_items_event(ct)}
 
     def _var(self, name: str) -> Variable:
         """The `Variable` called ``name``, or a `ModelError` naming what exists."""
         try:
             return self._vars()[name]
         except KeyError:
-            raise ModelError(f'{self._where()}: no variable named {name!r} (variables: '
+            raise ModelError(f'{self._where()}: no variable named {name!r}'
+                             f'{suggest(name, self._vars())} (variables: '
                              f'{", ".join(self._vars()) or "none"})') from None
 
     def input_source(self, name: str) -> str | None:
@@ -250,10 +259,24 @@ class Container(HasTraits):
         for i, head in enumerate(heads):
             child = node._children.get(head) if isinstance(node, Container) else None
             if child is None:
+                names = node._names() if isinstance(node, Container) else ()
                 raise ModelError(f'{self._where()}: cannot resolve {path!r}: '
-                                 f'{".".join(heads[:i + 1])!r} does not exist')
+                                 f'{".".join(heads[:i + 1])!r} does not exist'
+                                 f'{suggest(head, names)}')
             node = child
         return node, last
+
+    def _names(self) -> list[str]:
+        """Names a dotted path may take below this container: children, then variables."""
+        return [*self._children, *self._vars()]
+
+    def _no_such(self, verb: str, path: str, node: Container, name: str) -> ModelError:
+        """The error of `get`/`set` for a path whose last name is unknown: the closest names,
+        or all of them when none is close."""
+        names = node._names()
+        hint = suggest(name, names) or f' (names: {", ".join(names) or "none"})'
+        return ModelError(f'{self._where()}: cannot {verb} {path!r}: {node._where()!r} has no '
+                          f'variable or child {name!r}{hint}')
 
     def get(self, path: str) -> Any:
         """Value of a variable or child at dotted ``path`` (``'a.b.x'``, ``'a.arr[2]'``)."""
@@ -264,8 +287,7 @@ class Container(HasTraits):
         elif name in node._vars() or (index is None and hasattr(node, name)):
             value = getattr(node, name)
         else:
-            raise ModelError(f'{self._where()}: cannot get {path!r}: {node._where()!r} has no '
-                             f'variable or child {name!r}')
+            raise self._no_such('get', path, node, name)
         try:
             for i in index or ():
                 value = value[i]
@@ -277,7 +299,8 @@ class Container(HasTraits):
         """Set the variable at dotted ``path`` (validated; ``'arr[1]'`` sets one element)."""
         node, last = self._resolve_owner(path)
         name, index = split_index(last)
-        node._var(name)
+        if name not in node._vars():
+            raise self._no_such('set', path, node, name)
         if index:
             # set the element in a copy, then assign the whole value so that the variable's
             # checks (type, shape, bounds) run and a bad element leaves the variable unchanged
@@ -343,20 +366,72 @@ class Container(HasTraits):
         state = super().__getstate__()
         state.pop('_var_cache', None)
         # variables added to this instance (`add`, passthroughs) are not in the class
-        added = {name: ct.trait_type for name, ct in self._instance_traits().items()
-                 if ct.iotype in ('in', 'out') and not _is_items_event(ct)}
+        added = {name: ct.trait_type for name, ct in self._added_traits().items()}
         if added:
             state['_added_vars'] = added
+        # traits keeps no instance trait in the state: the guards of connected inputs neither
+        guarded = [name for name, ct in self._instance_traits().items() if _is_guard(ct)]
+        if guarded:
+            state['_guarded_inputs'] = guarded
         return state
 
     def __setstate__(self, state):
         for name, var in state.pop('_added_vars', {}).items():
             self.add_trait(name, var)
+        guarded = state.pop('_guarded_inputs', ())
         super().__setstate__(state)
         self.__dict__['_var_cache'] = None
         # `add` stores children straight into __dict__, which traits' state does not carry.
         for name, child in self.__dict__.get('_children', {}).items():
             self.__dict__[name] = child
+        for name in guarded:
+            self._guard_input(name)
+
+    # -- connected inputs -----------------------------------------------------------------------
+    def _guard_input(self, name: str) -> None:
+        """Refuse every set of input ``name`` but the framework's (it is connected): its
+        instance trait validates with `_refuse_connected`; `set_connected` goes around it."""
+        self._trait(name, 2).set_validate(_refuse_connected)
+
+    def _free_input(self, name: str) -> None:
+        """Let input ``name`` be set again (it was disconnected)."""
+        ctrait = self._trait(name, 0)
+        if _is_guard(ctrait):
+            ctrait.set_validate(unguarded_trait(self, name, ctrait.trait_type).get_validate())
+
+
+def _refuse_connected(obj: Any, name: str, value: Any) -> Any:
+    """The validator of a connected input (see `Container._guard_input`)."""
+    source = obj.input_source(name)
+    raise ModelError(f'{var_path(obj, name)}: cannot set a connected input (to '
+                     f'{describe(value)}); it is set from {source!r} at every run (disconnect '
+                     f'it first)')
+
+
+def _is_guard(ctrait: Any) -> bool:
+    """Whether ``ctrait`` (or None) is the guard of a connected input."""
+    return ctrait is not None and ctrait.get_validate() is _refuse_connected
+
+
+def unguarded_trait(obj: Any, name: str, var: Variable) -> Any:
+    """A ``CTrait`` checking values of variable ``name`` (``var``) of ``obj`` as it would
+    without a connected input's guard: its class's trait, or one made from ``var``."""
+    ctrait = type(obj).__class_traits__.get(name)
+    return ctrait if ctrait is not None and ctrait.trait_type is var else var.as_ctrait()
+
+
+def set_connected(obj: Any, name: str, value: Any) -> None:
+    """Set variable ``name`` of ``obj``, checked like any set, even when it is a connected
+    input: for the framework's own moves of values (transfers, loading a saved model), never
+    for a user's."""
+    if not _is_guard(obj._trait(name, 0)):
+        setattr(obj, name, value)
+        return
+    obj._free_input(name)
+    try:
+        setattr(obj, name, value)
+    finally:
+        obj._guard_input(name)
 
 
 def _is_items_event(ctrait: Any) -> bool:

@@ -29,6 +29,8 @@ was given, so a user can find the offending line of a model without a debugger::
 
 from __future__ import annotations
 
+import re
+
 
 class OpenMDAOLikeError(Exception):
     """Base class of every error raised on purpose by openmdao_like."""
@@ -109,6 +111,42 @@ class AllocationError(OpenMDAOLikeError):
 
 class JobError(OpenMDAOLikeError):
     """A batch job failed, was cancelled or ran out of time."""
+
+
+#: How the note naming the component that raised an exception begins (PEP 678).
+COMPONENT_NOTE = 'raised by component '
+
+
+def name_component(exc: BaseException, path: str, class_name: str) -> None:
+    """Name the component ``path`` (of class ``class_name``) that raised ``exc`` in a note,
+    once: the innermost component is the one that raised, and a message that starts with
+    ``path:`` or ``path <word>:`` (the framework's own errors: ``'driver constraint: ...'``)
+    names it already."""
+    if '_raised_by' in exc.__dict__:
+        return
+    exc.__dict__['_raised_by'] = path
+    try:
+        named = re.match(rf'{re.escape(path)}( [\w-]+)?:', str(exc)) is not None
+    except Exception:  # an exception whose __str__ fails: name the component anyway
+        named = False
+    if not named:
+        exc.add_note(f'{COMPONENT_NOTE}{path!r} ({class_name})')
+
+
+def component_notes(exc: BaseException) -> list[str]:
+    """The notes of ``exc`` that name the component which raised it (see `name_component`)."""
+    return [note for note in getattr(exc, '__notes__', ()) if note.startswith(COMPONENT_NOTE)]
+
+
+def error_summary(text: str | None) -> str:
+    """One line for a traceback's text: the exception's type and message, then the component
+    that raised it (``"ZeroDivisionError: float division by zero, raised by component 'b'
+    (Divide)"``)."""
+    lines = [line.strip() for line in (text or '').splitlines() if line.strip()]
+    named = [line for line in lines if line.startswith(COMPONENT_NOTE)]
+    others = [line for line in lines if not line.startswith(COMPONENT_NOTE)]
+    summary = others[-1] if others else '(no error text)'
+    return f'{summary}, {named[-1]}' if named else summary
 
 
 def describe(value: object, limit: int = 80) -> str:

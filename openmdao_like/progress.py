@@ -9,6 +9,12 @@ cost of a few attribute operations::
         for case in cases:
             ...
             bar.update()
+
+A loop that also shows how it is doing hands its latest figures to `set_postfix` (kept until
+the next redraw, formatted only then; nothing at all when the bar is not shown)::
+
+    bar.set_postfix(objective=f, violation=g)
+    bar.update()
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class Progress:
         self._min_interval = min_interval
         self._last = time.monotonic()
         self._bar = None
+        self._postfix: dict[str, Any] | None = None
         if enabled:
             self._bar = _tqdm_class()(total=total, desc=desc, unit=unit, file=stream,
                                       mininterval=min_interval, dynamic_ncols=True, **tqdm_args)
@@ -90,9 +97,17 @@ class Progress:
         if self._pending >= self._batch:
             self._flush()
 
+    def set_postfix(self, **values: Any) -> None:
+        """Show ``name=value`` pairs after the count from the next redraw on (replacing those
+        shown before); numbers are shown to 4 significant digits. Costs nothing when no bar is
+        shown."""
+        if self._bar is not None:
+            self._postfix = values
+
     def _flush(self) -> None:
-        """Hand the pending count to tqdm; adapt the batch to the update rate."""
+        """Hand the pending count (and figures) to tqdm; adapt the batch to the update rate."""
         now = time.monotonic()
+        self._show_postfix()
         self._bar.update(self._pending)
         self._pending = 0
         if now - self._last < self._min_interval:
@@ -100,6 +115,14 @@ class Progress:
         elif self._batch > 1:
             self._batch //= 2
         self._last = now
+
+    def _show_postfix(self) -> None:
+        """Format the figures given since the last redraw and hand them to tqdm (no redraw)."""
+        values, self._postfix = self._postfix, None
+        if values is not None:
+            text = ', '.join(f'{name}={value:.4g}' if isinstance(value, float) else
+                             f'{name}={value}' for name, value in values.items())
+            self._bar.set_postfix_str(text, refresh=False)
 
     def set_total(self, total: int | None) -> None:
         """Change the expected count."""
@@ -110,6 +133,7 @@ class Progress:
     def close(self) -> None:
         """Draw the final count and release the bar (safe to call again)."""
         if self._bar is not None:
+            self._show_postfix()
             if self._pending:
                 self._bar.update(self._pending)
                 self._pending = 0

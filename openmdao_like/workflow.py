@@ -10,6 +10,7 @@ import heapq
 from typing import Any, Iterable, Iterator
 
 from .errors import ConfigError, ModelError
+from .options import suggest
 
 
 class Workflow:
@@ -94,8 +95,11 @@ class Workflow:
         asm = self._driver.parent
         obj = asm._children.get(name) if asm is not None else None
         if obj is None or not hasattr(obj, 'run'):
+            known = [] if asm is None else [n for n, c in asm._children.items()
+                                            if hasattr(c, 'run') and c is not self._driver]
             raise ConfigError(f'{self._where()}: {name!r} is not a component of '
-                              f'{asm._where() if asm is not None else "any assembly"!r}')
+                              f'{asm._where() if asm is not None else "any assembly"!r}'
+                              f'{suggest(name, known)}')
         if obj is self._driver:
             raise ConfigError(f'{self._where()}: a driver cannot be in its own workflow')
         return obj

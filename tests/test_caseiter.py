@@ -187,7 +187,8 @@ def test_abort_records_the_failure_then_raises(tmp_path):
         top.run()
     msg = str(info.value)
     assert msg.startswith("driver: case 2 failed (error_policy='ABORT'): ")
-    assert msg.endswith('RuntimeError: cannot evaluate at x=-3.0')
+    assert msg.endswith("RuntimeError: cannot evaluate at x=-3.0, raised by component 'p' "
+                        "(Paraboloid)")
     assert 'Traceback (most recent call last)' in info.value.traceback
     assert 'cannot evaluate at x=-3.0' in str(info.value.__cause__)
     assert [c.status for c in top.driver.results] == ['ok', 'ok', 'failed']

@@ -164,7 +164,7 @@ def test_set_unknown_path_names_it(tmp_path):
     assert '--set q.x=1' in proc.stderr and "'q' does not exist" in proc.stderr
     proc = cli('run', str(model), '--set', 'p.nope=1', cwd=tmp_path)
     assert proc.returncode == 2
-    assert "no variable named 'nope'" in proc.stderr
+    assert "'p' has no variable or child 'nope' (names: f_xy, x, y)" in proc.stderr
 
 
 def test_set_value_is_validated(tmp_path):

@@ -145,7 +145,7 @@ def test_a_driver_keyword_may_set_a_variable():
 
     assert Counting(limit=5.0).limit == 5.0
     with pytest.raises(UnknownOptionError, match=r"^Counting: unknown option 'limt'; did you "
-                                                 r"mean 'limit'\? \(options: none; variables: "
+                                                 r"mean 'limit'\? \(options: record; variables: "
                                                  r"limit\)"):
         Counting(limt=5.0)
 

@@ -99,14 +99,14 @@ def test_callable_generator_and_broadcast_parameter():
 
 def test_csv_and_list_generators(tmp_path):
     path = tmp_path / 'points.csv'
-    path.write_text('p.y,p.x\n1.5,2.0\n-3.0,4.5\n')
+    path.write_text('p.y,p.x\n1.5,2.0\n3.0,4.5\n')
     top = make_model(CSVFile(path))
     top.run()
     assert [c.inputs for c in top.driver.results] == [{'p.x': 2.0, 'p.y': 1.5},
-                                                      {'p.x': 4.5, 'p.y': -3.0}]
+                                                      {'p.x': 4.5, 'p.y': 3.0}]
     top.driver.generator = ListGenerator([{'p.x': 1.0}, {'p.y': 2.0, 'p.x': 0.0}])
     top.run()
-    assert [c.outputs['p.f_xy'] for c in top.driver.results] == [paraboloid(1.0, -3.0),
+    assert [c.outputs['p.f_xy'] for c in top.driver.results] == [paraboloid(1.0, 3.0),
                                                                  paraboloid(0.0, 2.0)]
 
 
@@ -126,7 +126,8 @@ def test_failed_case_under_retry_and_abort(tmp_path):
         [(0, 'ok'), (1, 'ok'), (2, 'failed'), (3, 'failed')]
     top.driver.error_policy = 'ABORT'
     with pytest.raises(CaseError, match=r"^driver: case 2 failed \(error_policy='ABORT'\): "
-                                        r"ValueError: x=50.0 is out of the trusted range$"):
+                                        r"ValueError: x=50.0 is out of the trusted range, "
+                                        r"raised by component 'p' \(Paraboloid\)$"):
         top.run()
     assert len(read_cases(tmp_path / 'doe.sqlite')) == 3
 

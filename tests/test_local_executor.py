@@ -183,7 +183,8 @@ def test_model_failure_under_abort_in_parallel():
     top = make_model(200, LocalExecutor(n_workers=2))
     top.w.fail_at = 150.0
     with pytest.raises(CaseError, match=r"^driver: case 150 failed \(error_policy='ABORT'\): "
-                                        r"RuntimeError: model failure at x=150.0$") as info:
+                                        r"RuntimeError: model failure at x=150.0, "
+                                        r"raised by component 'w' \(Worker\)$") as info:
         top.run()
     assert 'in execute' in info.value.traceback
     results = top.driver.results  # every case handed out before the abort is recorded

@@ -132,7 +132,10 @@ def test_python_tags_are_refused_and_never_run(tmp_path):
     marker = tmp_path / 'pwned'
     path = edit(saved_yaml(tmp_path), 'x: 0.0',
                 f'x: !!python/object/apply:os.system ["touch {marker}"]')
-    with pytest.raises(PersistenceError, match=r'malformed YAML at line \d+.*python/object'):
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if 'python/' in text)
+    with pytest.raises(PersistenceError, match=rf'model.yaml: line {line}: the tag '
+                                               r'!!python/object/apply:os.system is refused: '
+                                               r'model files never run code'):
         load(path)
     assert not marker.exists()
 
@@ -144,14 +147,13 @@ def _add_header_row(path: Path, name: str) -> Path:
 
 def test_object_of_a_non_model_type_is_refused(tmp_path):
     marker = tmp_path / 'pwned'
-    path = edit(saved_yaml(tmp_path), '    class: openmdao_like.drivers.RunOnce',
-                '    class: openmdao_like.drivers.RunOnce\n    settings:\n      x: !object '
+    path = edit(saved_yaml(tmp_path), 'x: 0.0', 'x: !object '
                 f'{{class: subprocess.Popen, args: {{args: [touch, "{marker}"]}}}}')
-    with pytest.raises(PersistenceError, match=r"driver: object class 'subprocess.Popen' is not "
+    with pytest.raises(PersistenceError, match=r"p.x: object class 'subprocess.Popen' is not "
                                                r"listed in the header"):
         load(path)
     _add_header_row(path, 'subprocess.Popen')
-    with pytest.raises(PersistenceError, match=r"driver: object class 'subprocess.Popen' is a "
+    with pytest.raises(PersistenceError, match=r"p.x: object class 'subprocess.Popen' is a "
                                                r"subprocess.Popen, not a model type"):
         load(path)
     assert not marker.exists()
@@ -169,7 +171,7 @@ def test_node_class_must_be_a_model_object(tmp_path):
 def test_a_file_may_not_import_standard_library_modules(tmp_path):
     path = saved_yaml(tmp_path)
     path.write_text(path.read_text().replace('persist_models.Paraboloid', 'this.Nothing'))
-    with pytest.raises(PersistenceError, match=r"this.Nothing: .*would import the "
+    with pytest.raises(PersistenceError, match=r"class 'this.Nothing' .*would import the "
                                                r"standard-library module 'this'"):
         load(path)
     assert 'this' not in __import__('sys').modules
@@ -182,17 +184,19 @@ def test_a_class_no_factory_can_create_names_the_distribution(tmp_path):
                         '- class: gone_plugin.Paraboloid\n  distribution: openmdao_like\n'
                         '  version: 0.1.0')
     path.write_text(text)
-    with pytest.raises(PersistenceError, match=r'classes that no factory can create here:\n'
-                                               r'  gone_plugin.Paraboloid: install '
-                                               r'distribution openmdao_like 0.1.0'):
+    with pytest.raises(PersistenceError, match=r"model.yaml: line \d+: header: class "
+                                               r"'gone_plugin.Paraboloid' cannot be found here; "
+                                               r"install distribution openmdao_like 0.1.0"):
         load(path)
 
 
 def test_a_class_from_no_distribution_says_to_make_it_importable(tmp_path):
     path = saved_yaml(tmp_path)
     path.write_text(path.read_text().replace('persist_models.Paraboloid', 'gone.Paraboloid'))
-    with pytest.raises(PersistenceError, match=r'gone.Paraboloid: it was saved from a module '
-                                               r'that no distribution provides'):
+    with pytest.raises(PersistenceError, match=r"'gone.Paraboloid' cannot be found here; it was "
+                                               r"saved from a module that no distribution "
+                                               r"provides: ImportError: no module named 'gone'; "
+                                               r"is its module importable\?"):
         load(path)
 
 
@@ -231,7 +235,7 @@ def test_saving_a_file_outside_the_model_directory_is_refused(tmp_path):
 
 @pytest.mark.parametrize('old, new, message', [
     ('    class: persist_models.Paraboloid\n', '    class: persist_models.Paraboloid\n'
-     '    colour: blue\n', r"p: unknown keys \['colour'\]"),
+     '    colour: blue\n', r"p: unknown key 'colour'"),
     ('x: 0.0', 'z: 0.0', r"p.z: Paraboloid has no variable 'z' \(variables: f_xy, x, y\)"),
     ('x: 0.0', 'x: 99.0', r'p.x: p.x: expected a float in \[-50.0, 50.0\], got 99.0'),
     ('x: 0.0', 'x: hello', r"p.x: .*got 'hello'"),

@@ -163,7 +163,8 @@ def test_population_through_executor_finds_the_sequential_optimum(where, constra
     # evaluated here, so the model holds it
     members, final = cases[:-1], cases[-1]
     assert len(cases) == there.driver.nfev and [c['id'] for c in cases] == \
-        list(range(1, len(cases) + 1))
+        list(range(len(cases)))
+    assert [c['iteration'] for c in cases] == [f'driver:{i}' for i in range(len(cases))]
     assert all(c['status'] == 'ok' for c in cases)
     pids = {c['p.pid'] for c in members}
     assert os.getpid() not in pids and final['p.pid'] == os.getpid()

@@ -150,8 +150,9 @@ def test_doe_on_servers_equals_the_sequential_run(ram, tmp_path, capsys):
                 assert mine.outputs['p.f_xy'] == other.outputs['p.f_xy']
             else:
                 assert math.isnan(mine.outputs['p.f_xy'])
-                assert mine.error.splitlines()[-1] == other.error.splitlines()[-1]
-                assert mine.error.splitlines()[-1].startswith('ValueError: x=')
+                assert mine.error.splitlines()[-2:] == other.error.splitlines()[-2:]
+                assert mine.error.splitlines()[-2].startswith('ValueError: x=')
+                assert mine.error.splitlines()[-1] == "raised by component 'p' (Probe)"
         pids = {c.outputs['p.pid'] for c in ours if c.ok}
         assert len(pids) == 2 and os.getpid() not in pids  # two servers, not this process
         # shipped once to each server per run (the same processes: warm)
@@ -216,7 +217,8 @@ def test_model_errors_and_lost_servers_are_counted_apart(ram, tmp_path):
     bad = {5, 30}
     assert [c.id for c in results if not c.ok] == [5, 30]
     assert [c.retries for c in results] == [{5: 1, 12: 2, 30: 1}.get(i, 0) for i in range(40)]
-    assert results[5].error.splitlines()[-1] == 'RuntimeError: model failure at x=5.0'
+    assert results[5].error.splitlines()[-2:] == ['RuntimeError: model failure at x=5.0',
+                                                  "raised by component 'p' (Probe)"]
     assert 'WorkerLostError' not in results[5].error
     assert results[30].error.startswith('WorkerLostError: case 30 did not complete: server ')
     assert math.isnan(results[5].outputs['p.f_xy']) and math.isnan(results[30].outputs['p.f_xy'])

@@ -64,8 +64,12 @@ def test_round_trip_ok_and_failed_cases(fmt):
     assert [r['status'] for r in rows] == ['ok', 'failed', 'ok']
     assert rows[0]['error'] is None and rows[2]['error'] is None
     assert rows[1]['error'] == TRACEBACK
-    assert list(rows[2]) == ['id', 'status', 'error', 'comp.x', 'comp.n', 'comp.flag',
-                             'comp.name', 'comp.v', 'comp.f', 'comp.ids', 'comp.none']
+    assert list(rows[2]) == ['id', 'driver', 'iteration', 'status', 'error', 'comp.x', 'comp.n',
+                             'comp.flag', 'comp.name', 'comp.v', 'comp.f', 'comp.ids',
+                             'comp.none']
+    assert [(r['driver'], r['iteration']) for r in rows] == [
+        ('top.driver', 'top.driver:0'), ('top.driver', 'top.driver:1'),
+        ('top.driver', 'top.driver:2')]
     ok = rows[2]
     assert ok['comp.x'] == 1.0 and type(ok['comp.x']) is float
     assert ok['comp.n'] == 2 and type(ok['comp.n']) is int
@@ -120,18 +124,21 @@ def test_json_lines_layout(tmp_path):
     text = path.read_text()
     assert text.count('\n') == 1 and 'NaN' in text
     line = json.loads(text)
-    assert list(line) == ['id', 'status', 'error', 'driver', 't_start', 't_end', 'retries',
-                          'inputs', 'outputs']
+    assert list(line) == ['id', 'driver', 'iteration', 'status', 'error', 't_start', 't_end',
+                          'retries', 'inputs', 'outputs']
+    assert line['id'] == 0 and line['iteration'] == 'd:3'
     assert line['inputs'] == {'x': 1.0, 'n': 2} and line['retries'] == 2
     assert line['outputs']['v']['__ndarray__'][1] == 1.0
     assert line['outputs']['v']['dtype'] == 'float64' and line['outputs']['v']['shape'] == [2]
 
 
-def test_cases_ordered_by_id_whatever_the_record_order(fmt):
+def test_ids_number_the_records_and_iterations_keep_the_case_numbers(fmt):
     cls, path = fmt
-    write(cls, path, [ok_case(i) for i in (4, 0, 3, 1, 2)])
-    assert [r['id'] for r in read_cases(path)] == [0, 1, 2, 3, 4]
-    assert [r['comp.n'] for r in read_cases(path)] == [0, 1, 2, 3, 4]
+    write(cls, path, [ok_case(i) for i in (4, 0, 3, 1, 1)])
+    rows = read_cases(path)
+    assert [r['id'] for r in rows] == [0, 1, 2, 3, 4]
+    assert [r['comp.n'] for r in rows] == [4, 0, 3, 1, 1]
+    assert [r['iteration'] for r in rows] == [f'top.driver:{n}' for n in (4, 0, 3, 1, 1)]
 
 
 def test_values_are_taken_when_recorded(fmt):
@@ -149,14 +156,15 @@ def test_values_are_taken_when_recorded(fmt):
 def test_output_with_an_input_path_wins(fmt):
     cls, path = fmt
     write(cls, path, [Case(0, {'a': 1.0, 'b': 2.0}, {'a': 3.0})])
-    assert read_cases(path) == [{'id': 0, 'status': 'ok', 'error': None, 'a': 3.0, 'b': 2.0}]
+    assert read_cases(path) == [{'id': 0, 'driver': '', 'iteration': '0', 'status': 'ok',
+                                 'error': None, 'a': 3.0, 'b': 2.0}]
 
 
 def test_zero_cases(fmt):
     cls, path = fmt
     write(cls, path, [])
     assert read_cases(path) == []
-    assert read_cases_array(path).dtype.names == ('id',)
+    assert read_cases_array(path).dtype.names == ('id', 'driver', 'iteration', 'status')
 
 
 # -- CSV specifics ---------------------------------------------------------------------------
@@ -166,8 +174,8 @@ def test_csv_layout(tmp_path):
     write(CSVRecorder, path, [Case(0, {'x': 1.5, 'v': np.array([1.0, 2.0])}, {'ok': True},
                                    driver='top.driver', t_start=1.0, t_end=2.0)])
     assert path.read_text().splitlines() == [
-        'id,status,error,driver,t_start,t_end,retries,x,v,ok',
-        '0,ok,,top.driver,1.0,2.0,0,1.5,"[1.0, 2.0]",true']
+        'id,driver,iteration,status,error,t_start,t_end,retries,x,v,ok',
+        '0,top.driver,top.driver:0,ok,,1.0,2.0,0,1.5,"[1.0, 2.0]",true']
 
 
 @pytest.mark.parametrize('buffer_size', [1, 1000])
@@ -182,19 +190,23 @@ def test_csv_variable_first_seen_in_a_later_case(tmp_path, buffer_size):
         for case in cases[1:]:
             rec.record(case)
     header = path.read_text().splitlines()[0]
-    assert header == 'id,status,error,driver,t_start,t_end,retries,x,f,late_in,late_out'
+    assert header == ('id,driver,iteration,status,error,t_start,t_end,retries,x,f,late_in,'
+                      'late_out')
     rows = read_cases(path)
-    assert rows[0] == {'id': 0, 'status': 'failed', 'error': TRACEBACK, 'x': 1.0, 'f': 2.0}
+    assert rows[0] == {'id': 0, 'driver': '', 'iteration': '0', 'status': 'failed',
+                       'error': TRACEBACK, 'x': 1.0, 'f': 2.0}
     assert rows[1]['late_in'] == 'new' and rows[1]['late_out'].tolist() == [1, 2]
-    assert rows[2] == {'id': 2, 'status': 'ok', 'error': None, 'x': 5.0, 'f': 6.0}
-    assert list(tmp_path.iterdir()) == [path]     # no temporary file left behind
+    assert rows[2] == {'id': 2, 'driver': '', 'iteration': '2', 'status': 'ok', 'error': None,
+                       'x': 5.0, 'f': 6.0}
+    # no temporary file left behind; the metadata beside the cases
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['late.csv', 'late.csv.meta.json']
 
 
 def test_csv_refuses_a_variable_named_like_a_fixed_column(tmp_path):
     path = tmp_path / 'c.csv'
     with CSVRecorder(path) as rec:
         with pytest.raises(RecorderError, match=r"case 7 has a variable named 'status'.*"
-                                                r"id,status,error,driver"):
+                                                r"id,driver,iteration,status,error"):
             rec.record(Case(7, {'status': 1.0}))
 
 
@@ -215,11 +227,11 @@ def test_sqlite_schema_and_batches(tmp_path):
     conn = sqlite3.connect(path)
     try:
         columns = [row[1] for row in conn.execute('PRAGMA table_info(cases)')]
-        assert columns == ['case_id', 'driver', 'status', 'message', 't_start', 't_end',
+        assert columns == ['id', 'driver', 'iteration', 'status', 'message', 't_start', 't_end',
                            'retries', 'inputs', 'outputs']
-        assert conn.execute('SELECT format_version FROM metadata').fetchall() == [(1,)]
-        assert conn.execute('SELECT driver, t_start FROM cases WHERE case_id = 2').fetchone() \
-            == ('top.driver', 102.0)
+        assert conn.execute('SELECT format_version FROM metadata').fetchall() == [(2,)]
+        assert conn.execute('SELECT driver, iteration, t_start FROM cases WHERE id = 2'
+                            ).fetchone() == ('top.driver', 'top.driver:2', 102.0)
     finally:
         conn.close()
     assert sorted(p.name for p in tmp_path.iterdir()) == ['c.sqlite']   # WAL folded back
@@ -238,7 +250,8 @@ def test_sqlite_records_from_many_threads(tmp_path):
             t.join(timeout=30)
     rows = read_cases(path)
     assert [r['id'] for r in rows] == list(range(1000))
-    assert all(r['x'] == float(r['id']) for r in rows)
+    assert sorted(r['x'] for r in rows) == [float(i) for i in range(1000)]
+    assert all(r['iteration'] == str(int(r['x'])) for r in rows)
 
 
 def test_bad_batch_size():
@@ -253,7 +266,7 @@ def test_existing_file_is_overwritten_and_logged(fmt, caplog):
     path.write_text('old content that is not a case file\n')
     with caplog.at_level(logging.INFO, logger='openmdao_like.recorders'):
         write(cls, path, [ok_case(5)])
-    assert [r['id'] for r in read_cases(path)] == [5]
+    assert [r['iteration'] for r in read_cases(path)] == ['top.driver:5']
     messages = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert any('replacing existing file' in m and str(path) in m for m in messages)
 
@@ -286,7 +299,7 @@ def test_pickle_before_startup_then_use_the_copy(fmt):
     assert getattr(copy, 'batch_size', getattr(copy, 'buffer_size', 3)) == 3
     with copy:
         copy.record(ok_case(1))
-    assert [r['id'] for r in read_cases(path)] == [1]
+    assert [r['comp.n'] for r in read_cases(path)] == [1]
     pickle.loads(pickle.dumps(copy))   # closed again: picklable
 
 
@@ -398,7 +411,8 @@ def test_truncated_csv(tmp_path):
     with pytest.raises(RecorderError) as info:
         read_cases(path)
     message = str(info.value)
-    assert str(path) in message and 'expected 15 fields per row' in message
+    assert str(path) in message
+    assert 'expected 16 fields per row' in message
     assert 'on line 3' in message and 'truncated' in message
 
 
@@ -407,7 +421,7 @@ def test_csv_cut_inside_a_quoted_cell(tmp_path):
     write(CSVRecorder, path, [failed_case(0)])
     text = path.read_text()
     path.write_text(text[:text.index('Traceback') + 20])
-    with pytest.raises(RecorderError, match=r'expected well-formed CSV|expected 15 fields') as info:
+    with pytest.raises(RecorderError, match=r'expected well-formed CSV|expected 16 fields') as info:
         read_cases(path)
     assert str(path) in str(info.value)
 
@@ -446,7 +460,7 @@ def test_truncated_jsonl(tmp_path):
 
 @pytest.mark.parametrize('line, found', [
     ('[1, 2]', 'found a JSON list on line 1'),
-    ('{"id": 0, "status": "ok"}', 'found no error, driver, t_start'),
+    ('{"id": 0, "status": "ok"}', 'found no driver, error, t_start'),
     ('{"id": "zero", "status": "ok", "error": null, "driver": "", "t_start": 0, "t_end": 0, '
      '"retries": 0, "inputs": {}, "outputs": {}}', "expected an integer case id, found 'zero'"),
     ('{"id": 0, "status": "ok", "error": null, "driver": "", "t_start": 0, "t_end": 0, '
@@ -496,7 +510,7 @@ def test_sqlite_from_a_newer_version(tmp_path):
             conn.execute('UPDATE metadata SET format_version = 99')
     finally:
         conn.close()
-    with pytest.raises(RecorderError, match=r'format_version at most 1\), found format_version 99 '
+    with pytest.raises(RecorderError, match=r'format_version at most 2\), found format_version 99 '
                                             r'\(written by a newer'):
         read_cases(path)
 
@@ -507,12 +521,15 @@ def test_read_cases_array(fmt):
     cls, path = fmt
     write(cls, path, [ok_case(1), failed_case(0), Case(2, {'comp.x': 7.0, 'extra': 3})])
     arr = read_cases_array(path)
-    assert arr.dtype.names == ('id', 'comp.x', 'comp.n', 'comp.flag', 'comp.f', 'extra')
+    assert arr.dtype.names == ('id', 'driver', 'iteration', 'status', 'comp.x', 'comp.n',
+                               'comp.flag', 'comp.f', 'extra')
     assert arr['id'].tolist() == [0, 1, 2]
-    assert arr['comp.x'].tolist() == [0.0, 0.5, 7.0]
+    assert arr['status'].tolist() == ['ok', 'failed', 'ok']
+    assert arr['iteration'].tolist() == ['top.driver:1', 'top.driver:0', '2']
+    assert arr['comp.x'].tolist() == [0.5, 0.0, 7.0]
     assert arr.dtype['comp.n'] == np.float64 and np.isnan(arr['comp.n'][2])   # missing -> NaN
-    assert arr.dtype['comp.f'] == np.float64 and np.isnan(arr['comp.f'][0])   # failed -> NaN
-    assert arr['comp.f'][1] == 1.25
+    assert arr.dtype['comp.f'] == np.float64 and np.isnan(arr['comp.f'][1])   # failed -> NaN
+    assert arr['comp.f'][0] == 1.25
     assert arr.dtype['comp.flag'] == np.float64   # bools with a missing value
     assert arr.dtype['id'] == np.int64
 
@@ -528,5 +545,5 @@ def test_read_cases_array_keeps_ints_and_bools(tmp_path):
 def test_public_names():
     assert sorted(recorders.__all__) == sorted(['CaseRecorder', 'CSVRecorder', 'JSONRecorder',
                                                 'SQLiteRecorder', 'read_cases',
-                                                'read_cases_array'])
+                                                'read_cases_array', 'read_metadata'])
     assert all(hasattr(recorders, name) for name in recorders.__all__)

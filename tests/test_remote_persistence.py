@@ -184,9 +184,9 @@ def test_a_remote_node_holds_no_other_keys(saved):
     _, where = saved
     text = (where / 'model.yaml').read_text().replace('    remote:\n',
                                                       '    children: {}\n    remote:\n')
-    with pytest.raises(PersistenceError, match=re.escape(
-            "<stream>: s: unknown keys ['children'] (expected some of ['class', 'directory', "
-            "'remote', 'variables'])")):
+    with pytest.raises(PersistenceError, match=r"^<stream>: line \d+: s: " + re.escape(
+            "unknown key 'children' (expected some of ['class', 'directory', 'remote', "
+            "'variables'])")):
         load(io.StringIO(text))
 
 

@@ -190,7 +190,8 @@ def test_recorded_cases_match_model_runs(tmp_path) -> None:
     top.run()
     cases = read_cases(str(path))
     assert len(cases) == top.driver.nfev
-    assert [c['id'] for c in cases] == list(range(1, len(cases) + 1))
+    assert [c['id'] for c in cases] == list(range(len(cases)))
+    assert [c['iteration'] for c in cases] == [f'driver:{i}' for i in range(len(cases))]
     assert cases[-1]['p.x'] == top.p.x and cases[-1]['p.f_xy'] == top.p.f_xy
 
 

@@ -194,7 +194,8 @@ def test_a_generator_slot_takes_only_a_doe_generator(tmp_path):
                 'generator: !class subprocess.Popen', header_rows=('subprocess.Popen',))
     with pytest.raises(PersistenceError) as info:
         load(path).run()
-    assert str(info.value) == (f"{path}: driver: class 'subprocess.Popen' is a "
+    line = line_of(path, 'generator: !class')
+    assert str(info.value) == (f"{path}: line {line}: driver: class 'subprocess.Popen' is a "
                                f"subprocess.Popen, not a DOEGenerator; driver.generator takes "
                                f"a DOEGenerator")
     # an object of another model type is refused too, with where it was and what it is
@@ -219,7 +220,7 @@ def test_a_class_anywhere_else_must_be_a_model_type(tmp_path, old, new):
     top = doe_model(tmp_path)
     top.add('e', pm.Everything())
     path = edit(saved(top, tmp_path / 'm.yaml'), old, new, header_rows=('subprocess.Popen',))
-    with pytest.raises(PersistenceError, match=r"m.yaml: [a-z_.\[\]0-9]+: class "
+    with pytest.raises(PersistenceError, match=r"m.yaml: line \d+: [a-z_.\[\]0-9]+: class "
                                                r"'subprocess.Popen' is a subprocess.Popen, "
                                                r"not an? (model type|int)"):
         load(path)
@@ -231,7 +232,7 @@ def test_an_instance_variable_takes_its_declared_class(tmp_path):
     path = edit(saved(top, tmp_path / 'm.yaml'), 'klass: null',
                 'klass: !object {class: openmdao_like.drivers.doe.FullFactorial}',
                 header_rows=('openmdao_like.drivers.doe.FullFactorial',))
-    with pytest.raises(PersistenceError, match=r"m.yaml: e.klass: object class 'openmdao_like."
+    with pytest.raises(PersistenceError, match=r"m.yaml: line \d+: e.klass: object class 'openmdao_like."
                                                r"drivers.doe.FullFactorial' is a .*FullFactorial,"
                                                r" not a dict; e.klass takes a dict"):
         load(path)
@@ -248,7 +249,7 @@ def test_a_recorder_may_not_overwrite_a_file_outside_the_model_directory(tmp_pat
     with pytest.raises(PathError) as info:
         load(path).run()
     assert str(info.value) == (
-        f"{path}: recorders[0].path: path '{victim}' is outside the model directory; a model "
+        f"{path}: line {line_of(path, 'path: ')}: recorders[0].path: path '{victim}' is outside the model directory; a model "
         f"file may name relative paths without \"..\", or absolute ones inside the model "
         f"directory '{model_dir}'. Load it with trust_paths=True (openmdao-like run "
         f"--trust-paths) to allow it")
@@ -259,7 +260,7 @@ def test_a_recorder_may_not_overwrite_a_file_outside_the_model_directory(tmp_pat
     assert victim.read_text() == 'precious\n'
     # a stream has no directory of its own: relative paths only, unless given one
     text = path.read_text().replace('path: ../elsewhere/victim.txt', f"path: '{victim}'")
-    with pytest.raises(PathError, match=r'<stream>: recorders\[0\].path: .*it was read from a '
+    with pytest.raises(PathError, match=r'<stream>: line \d+: recorders\[0\].path: .*it was read from a '
                                         r'stream: give load\(\) a directory'):
         load(io.StringIO(text))
     assert load(io.StringIO(text), directory=victim.parent).recorders[0].path == victim
@@ -287,7 +288,7 @@ def test_a_component_that_runs_commands_needs_trust(tmp_path):
     top.add('x', ExternalCode(command=['touch', str(marker)]))
     top.driver.workflow.add('x')
     path = saved(top, tmp_path / 'model' / 'm.yaml')
-    with pytest.raises(PersistenceError, match=r"m.yaml: x: class "
+    with pytest.raises(PersistenceError, match=r"m.yaml: line \d+: x: class "
                                                r"'openmdao_like.components.ExternalCode' is a "
                                                r".*ExternalCode, which runs commands when the "
                                                r"model runs; .*trust_commands=True "
@@ -305,7 +306,7 @@ def test_a_csv_file_generator_may_not_read_outside_the_model_directory(tmp_path)
     top = doe_model(tmp_path)
     top.driver.generator = CSVFile('cases_in.csv')
     path = edit(saved(top, tmp_path / 'm.yaml'), 'path: cases_in.csv', 'path: /etc/passwd')
-    with pytest.raises(PathError, match=r"m.yaml: driver.generator.path: path '/etc/passwd' is "
+    with pytest.raises(PathError, match=r"m.yaml: line \d+: driver.generator.path: path '/etc/passwd' is "
                                         r"outside the model directory.*trust_paths=True"):
         load(path)
     assert isinstance(load(path, trust_paths=True).driver.generator, CSVFile)

@@ -14,6 +14,7 @@ import traceback
 from typing import Sequence
 
 from .._version import __version__
+from ..errors import component_notes
 from . import CommandError, UsageError, plugin, resources, run, server
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -67,13 +68,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _report(message: str, cause: BaseException | None, verbose: int) -> None:
-    """Print ``message`` and the cause's type and message; its traceback when verbose."""
+    """Print ``message`` and the cause's type, message and the component that raised it; its
+    traceback when verbose."""
     if cause is None:
         print(message, file=sys.stderr)
         return
     if verbose:
         traceback.print_exception(cause, file=sys.stderr)
-    print(f'{message}: {type(cause).__name__}: {cause}', file=sys.stderr)
+    where = ''.join(f', {note}' for note in component_notes(cause))
+    print(f'{message}: {type(cause).__name__}: {cause}{where}', file=sys.stderr)
     if not verbose:
         print('(run with -v for the full traceback)', file=sys.stderr)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import importlib.util
 import logging
@@ -23,12 +24,13 @@ import re
 import sys
 import time
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..assembly import Assembly
 from ..component import Component
 from ..container import set_as_top
 from ..drivers import Driver
+from ..errors import error_summary
 from . import CommandError, UsageError
 from .table import format_table, format_value
 
@@ -84,24 +86,28 @@ def parse_setting(text: str) -> tuple[str, Any, str]:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    """Handler of ``run``: load, set, run, report."""
-    if is_saved_model(args.model):
-        top = load_saved(args.model, args.on_version_mismatch, args.trust_paths,
-                         args.trust_commands)
-    else:
-        top = find_model(load_module(args.model), args.model)
-    for path, value, raw in args.settings:
+    """Handler of ``run``: load, set, run, report. A saved model's directory is first on
+    ``sys.path`` while it loads and runs (a Python file's while it is imported), as
+    ``python script.py`` puts the script's, so the modules beside it can be imported."""
+    saved = is_saved_model(args.model)
+    with model_directory_on_path(args.model) if saved else contextlib.nullcontext():
+        if saved:
+            top = load_saved(args.model, args.on_version_mismatch, args.trust_paths,
+                             args.trust_commands)
+        else:
+            top = find_model(load_module(args.model), args.model)
+        for path, value, raw in args.settings:
+            try:
+                top.set(path, value)
+            except Exception as exc:
+                raise UsageError(f'--set {path}={raw}: {exc}') from exc
+            logger.info('set %s = %r', path, value)
+        start = time.perf_counter()
         try:
-            top.set(path, value)
+            top.run()
         except Exception as exc:
-            raise UsageError(f'--set {path}={raw}: {exc}') from exc
-        logger.info('set %s = %r', path, value)
-    start = time.perf_counter()
-    try:
-        top.run()
-    except Exception as exc:
-        raise CommandError(f'running {args.model!r} failed') from exc
-    elapsed = time.perf_counter() - start
+            raise CommandError(f'running {args.model!r} failed') from exc
+        elapsed = time.perf_counter() - start
     if not args.quiet:
         print(report(top, args.model, elapsed))
     return 0
@@ -114,6 +120,19 @@ SAVED_SUFFIXES = ('.yaml', '.yml', '.pkl', '.pickle', '.zip')
 def is_saved_model(path: str) -> bool:
     """Whether ``path`` names a saved model rather than a Python file."""
     return path.endswith(SAVED_SUFFIXES) or os.path.isdir(path)
+
+
+@contextlib.contextmanager
+def model_directory_on_path(path: str) -> Iterator[None]:
+    """The directory holding the model file ``path`` (a saved directory: itself) first on
+    ``sys.path`` while the block runs."""
+    directory = os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path) or '.')
+    sys.path.insert(0, directory)
+    try:
+        yield
+    finally:
+        if directory in sys.path:
+            sys.path.remove(directory)
 
 
 def load_saved(path: str, on_version_mismatch: str, trust_paths: bool = False,
@@ -151,16 +170,12 @@ def load_module(path: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     # Registered so that pickle and dataclasses find the module while the model runs.
     sys.modules[name] = module
-    directory = os.path.dirname(abspath)
-    sys.path.insert(0, directory)
     try:
-        spec.loader.exec_module(module)
+        with model_directory_on_path(abspath):
+            spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
         raise CommandError(f'importing {path!r} failed') from exc
-    finally:
-        if directory in sys.path:
-            sys.path.remove(directory)
     _pickle_by_value(module)
     return module
 
@@ -246,45 +261,116 @@ def _satisfied(residual: Any, equality: bool) -> Any:
         return None
 
 
-def driver_report(driver: Driver) -> str:
-    """Tables of one driver: status, parameters, objectives, constraints, responses, cases."""
+class _Values:
+    """Where the values a driver's report shows come from: a case driver's last case, the
+    model in this process, or nowhere (the cases ran in workers and none was kept).
+
+    Parameters
+    ----------
+    driver : Driver
+        The driver reported.
+
+    Attributes
+    ----------
+    case : dict
+        Inputs and outputs of the last case kept, by path, parameter name or expression text.
+    live : bool
+        Whether the model in this process holds the values reported (else unknown: '-').
+    note : str
+        What the reader needs to know about the values, or ''.
+    """
+
+    def __init__(self, driver: Driver):
+        results = getattr(driver, 'results', None)
+        self.case: dict[str, Any] = {}
+        self.live = True
+        self.note = ''
+        if results is None:  # not a case driver: the model holds its final point
+            return
+        self.live = getattr(driver, 'sequential', True)
+        if results:
+            last = results[-1]
+            self.case = {**last.inputs, **last.outputs}
+            self.note = f'values of the last case: id {last.id}, status {last.status}'
+            if not self.live:
+                self.note += ("; '-': not collected by the cases, which ran in worker "
+                              'processes')
+        elif driver.current_iteration == 0:
+            self.live = True
+            self.note = "no case ran: values are the model's own"
+        elif self.live:
+            self.note = 'values are those of the last case (keep_results is off)'
+        else:
+            self.note = ('the cases ran in worker processes and keep_results is off: the last '
+                         "case's values are not known here")
+
+    def get(self, key: str, func: Callable[[], Any]) -> Any:
+        """The last case's value of ``key``, else ``func()`` when the model holds the values,
+        else None (shown as '-')."""
+        if key in self.case:
+            return self.case[key]
+        return _value(func) if self.live else None
+
+
+#: Status attributes of drivers shown at the top of their report, when they have them.
+STATUS_ATTRIBUTES = ('success', 'message', 'converged', 'iterations', 'residual')
+
+
+def _status_lines(driver: Driver, run_by: Driver | None) -> list[str]:
+    """The indented status lines of ``driver`` (success, iterations, residual...)."""
+    lines = []
+    for attr in STATUS_ATTRIBUTES:
+        if not hasattr(driver, attr):
+            continue
+        text = format_value(getattr(driver, attr))
+        if attr == 'residual' and hasattr(driver, 'tolerance'):
+            text += f' (largest change of the last pass; tolerance {driver.tolerance:g})'
+        lines.append(f'  {attr}: {text}')
+    if run_by is not None and lines:
+        lines.append(f'  (run by {run_by.get_pathname()!r}: figures of its last run)')
+    return lines
+
+
+def driver_report(driver: Driver, run_by: Driver | None = None) -> str:
+    """Tables of one driver: status, parameters, objectives, constraints, responses, cases
+    (``run_by``: the driver whose workflow runs this one, if any)."""
     lines = [f'driver {driver.get_pathname()!r} ({type(driver).__name__})']
+    lines += _status_lines(driver, run_by)
     results = getattr(driver, 'results', None)
-    for attr in ('success', 'message'):
-        if hasattr(driver, attr):
-            lines.append(f'  {attr}: {format_value(getattr(driver, attr))}')
-    if results is not None:
-        lines.append('  (parameter, objective and constraint values are those of the last case)')
+    values = _Values(driver)
+    if values.note:
+        lines.append(f'  ({values.note})')
     blocks = ['\n'.join(lines)]
     params = driver.get_parameters()
     if params:
-        rows = [[name, _value(p.get_value), p.low, p.high] for name, p in params.items()]
+        rows = [[name, values.get(name, p.get_value), p.low, p.high]
+                for name, p in params.items()]
         blocks.append('parameters\n' + format_table(['name', 'value', 'low', 'high'], rows))
     objectives = driver.get_objectives()
     if objectives:
-        rows = [[name, _value(o.evaluate)] for name, o in objectives.items()]
+        rows = [[name, values.get(name, o.evaluate)] for name, o in objectives.items()]
         blocks.append('objectives\n' + format_table(['name', 'value'], rows))
     constraints = driver.get_constraints()
     if constraints:
         rows = []
-        for con in constraints.values():
-            residual = _value(con.evaluate)
-            rows.append([con.text, residual, _satisfied(residual, con.equality)])
+        for name, con in constraints.items():
+            residual = values.get(name, con.evaluate)
+            rows.append([con.text, residual,
+                         None if residual is None else _satisfied(residual, con.equality)])
         blocks.append('constraints\n' + format_table(['expression', 'residual', 'satisfied'],
                                                      rows))
     responses = driver.get_responses()
-    if responses and results is None:
-        values = _value(driver.eval_responses)
-        rows = [[text, values.get(text) if isinstance(values, dict) else values]
+    if responses:
+        rows = [[text, values.get(text, lambda t=text: driver.eval_responses()[t])]
                 for text in responses]
         blocks.append('responses\n' + format_table(['expression', 'value'], rows))
     if results is not None:
         failed = [case for case in results if case.status != 'ok']
-        blocks.append('cases\n' + format_table(['total', 'ok', 'failed'],
-                                               [[len(results), len(results) - len(failed),
-                                                 len(failed)]]))
+        counts = [len(results), len(results) - len(failed), len(failed)] if results else \
+            [driver.current_iteration, None, None]  # none kept: only how many ran is known
+        blocks.append('cases\n' + format_table(['total', 'ok', 'failed'], [counts]))
         if failed:
-            rows = [[case.id, _last_line(case.error)] for case in failed[:MAX_ERRORS_SHOWN]]
+            rows = [[case.id, error_summary(case.error)] for case in failed[:MAX_ERRORS_SHOWN]]
             title = 'failed cases' if len(failed) <= MAX_ERRORS_SHOWN else \
                 f'failed cases (first {MAX_ERRORS_SHOWN} of {len(failed)})'
             blocks.append(f'{title}\n' + format_table(['id', 'error'], rows))
@@ -294,14 +380,12 @@ def driver_report(driver: Driver) -> str:
 def report(top: Assembly, path: str, elapsed: float) -> str:
     """The whole printout of ``run``: a header, each driver's tables, the recorders."""
     blocks = [f'model {path} ({type(top).__name__}) ran in {elapsed:.3g} s']
-    blocks.extend(driver_report(d) for d in drivers_run(top))
+    drivers = drivers_run(top)
+    run_by = {id(d.parent.get(name)): d for d in drivers for name in d.workflow}
+    blocks.extend(driver_report(d, run_by.get(id(d))) for d in drivers)
     recorders = getattr(top, 'recorders', None) or []
     if recorders:
         rows = [[type(rec).__name__, str(getattr(rec, 'path', '-'))] for rec in recorders]
         blocks.append('recorders\n' + format_table(['recorder', 'path'], rows))
     return '\n\n'.join(blocks)
 
-
-def _last_line(text: str | None) -> str:
-    lines = [line for line in (text or '').splitlines() if line.strip()]
-    return lines[-1].strip() if lines else '(no error text)'

@@ -97,11 +97,9 @@ class JobSchedulerWrapper(HasOptions, ComponentWrapper):
                  template: str | None = None, res_desc: Mapping[str, Any] | None = None,
                  python: str | None = None, workdir: str | None = None, poll: float = 1.0,
                  **options: Any):
-        super().__init__(comp)
-        self._init_options(dict(allocator_or_scheduler=allocator_or_scheduler,
-                                template=template,
-                                res_desc=res_desc,
-                                python=python, workdir=workdir, poll=poll, **options))
+        super().__init__(comp, allocator_or_scheduler=allocator_or_scheduler,
+                         template=template, res_desc=res_desc, python=python,
+                         workdir=workdir, poll=poll, **options)
         what = type(self).__name__
         self._allocator = _allocator(self.allocator_or_scheduler, self.template, self.python,
                                      self.workdir, self.poll)

@@ -78,9 +78,8 @@ class RetryWrapper(HasOptions, ComponentWrapper):
                  timeout: float | None = None,
                  retry_on: tuple[type[BaseException], ...] = (Exception,),
                  fatal: tuple[type[BaseException], ...] = (), **options: Any):
-        super().__init__(comp)
-        self._init_options(dict(max_retries=max_retries, wait_time=wait_time, timeout=timeout,
-                                retry_on=retry_on, fatal=fatal, **options))
+        super().__init__(comp, max_retries=max_retries, wait_time=wait_time, timeout=timeout,
+                         retry_on=retry_on, fatal=fatal, **options)
         self.n_tries = 0
 
     def _run_wrapped(self) -> dict[str, Any] | None:

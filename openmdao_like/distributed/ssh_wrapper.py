@@ -79,17 +79,15 @@ class SSHWrapper(HasOptions, Component):
                  python: str | None = None, workdir: str | None = None,
                  env: Mapping[str, str] | None = None, timeout: float | None = None,
                  **options: Any):
-        super().__init__()
         if not isinstance(comp, Component) or comp.is_remote:
             raise ValueError(f'SSHWrapper: comp must be a local Component or Assembly, got '
                              f'{describe(comp)}')
         if comp.parent is not None:
             raise ValueError(f'SSHWrapper: {comp.get_pathname()!r} belongs to an assembly; '
                              f'wrap a component of its own and add the wrapper instead')
-        self._init_options(dict(host=host, port=port, user=user, key_filename=key_filename,
-                                known_hosts=known_hosts, python=python, workdir=workdir,
-                                env=env, timeout=timeout,
-                                **options))
+        super().__init__(host=host, port=port, user=user, key_filename=key_filename,
+                         known_hosts=known_hosts, python=python, workdir=workdir, env=env,
+                         timeout=timeout, **options)
         self._comp = comp
         self._channel = SSHChannel(self.host, self.port, self.user, self.key_filename,
                                    self.known_hosts)

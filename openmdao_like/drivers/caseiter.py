@@ -31,11 +31,11 @@ import numpy as np
 from .. import tree
 from ..cases import FAILED, OK, Case, failed_value
 from ..container import split_index
-from ..errors import CaseError, ExpressionError, describe
+from ..errors import CaseError, ExpressionError, describe, error_summary
 from ..execution.base import BrokenExecutor, CaseOutcome, Executor, SerialExecutor
 from ..execution.local import LocalExecutor
 from ..progress import Progress
-from .caserun import CaseFeed, ModelCaseRunner, RemoteTraceback, last_line
+from .caserun import CaseFeed, ModelCaseRunner, RemoteTraceback
 from ..options import OptionsDictionary
 from .driver import EXECUTOR_ACCEPTS, Driver
 
@@ -243,6 +243,7 @@ class CaseIteratorDriver(Driver):
         """Set the inputs, run the workflow, collect the outputs: one `CaseOutcome`."""
         if inputs.keys() != self._plan_keys:
             self._use_plan(inputs, case_id)
+        self.current_iteration = case_id  # what drivers run by this case record as our number
         t_start = time.time()
         try:
             for key, owner, name in self._set_fast:
@@ -288,7 +289,7 @@ class CaseIteratorDriver(Driver):
         recorders = self._recorders()
         opened = [rec for rec in recorders if not getattr(rec, 'is_open', True)]
         for rec in opened:  # run on its own, not from the top's run(): open them here
-            rec.startup()
+            rec.startup(self._top())
         try:
             self._run_cases(self._case_source(), [rec.record for rec in recorders])
         finally:
@@ -336,6 +337,7 @@ class CaseIteratorDriver(Driver):
                  bar: Progress | None) -> None:
         """Turn outcomes into cases: retry, keep, record in order, abort (the hot loop)."""
         where = tree.where(self)
+        prefix = self.iteration_prefix()
         retry = self.error_policy == RETRY
         max_retries = self.max_retries
         results = self._results if self.keep_results else None
@@ -355,7 +357,7 @@ class CaseIteratorDriver(Driver):
             tried = (retries.pop(case_id, 0) if retries else 0) + \
                 (lost_retries.pop(case_id, 0) if lost_retries else 0)
             case = Case(case_id, inputs_of.pop(case_id), outputs, status, error, where,
-                        t_start, t_end, tried)
+                        t_start, t_end, tried, f'{prefix}{case_id}')
             if bar is not None:
                 bar.update()
             if case_id != next_id:
@@ -380,7 +382,7 @@ class CaseIteratorDriver(Driver):
         if abort is not None:
             case_id, error = abort
             err = CaseError(f"{where}: case {case_id} failed (error_policy='ABORT'): "
-                            f'{last_line(error)}', traceback=error)
+                            f'{error_summary(error)}', traceback=error)
             raise err from RemoteTraceback(error)
 
     def _failed_case_outputs(self, outputs: dict[str, Any] | None,

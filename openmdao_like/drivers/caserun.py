@@ -9,6 +9,7 @@ pickles as the whole model, once, and runs cases with the driver found by its pa
 
 from __future__ import annotations
 
+import logging
 import pickle
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -20,7 +21,9 @@ from .. import tree
 from ..errors import describe
 from ..execution.base import CaseOutcome
 
-__all__ = ['CaseFeed', 'ModelCaseRunner', 'RemoteTraceback', 'last_line']
+logger = logging.getLogger(__name__)
+
+__all__ = ['CaseFeed', 'ModelCaseRunner', 'RemoteTraceback']
 
 
 class RemoteTraceback(Exception):
@@ -28,12 +31,6 @@ class RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f'\n"""\n{self.args[0].rstrip()}\n"""'
-
-
-def last_line(text: str | None) -> str:
-    """The last non-empty line of a traceback: the exception type and message."""
-    lines = [line for line in (text or '').splitlines() if line.strip()]
-    return lines[-1].strip() if lines else '(no error text)'
 
 
 class CaseFeed:
@@ -152,6 +149,8 @@ class ModelCaseRunner:
         names = getattr(driver, '_not_shipped', ())
         saved = [getattr(driver, name) for name in names]
         recorders = getattr(top, 'recorders', None)
+        if recorders:
+            self._warn_unrecorded()
         try:
             if recorders is not None:
                 top.recorders = []
@@ -164,6 +163,22 @@ class ModelCaseRunner:
             for name, value in zip(names, saved):
                 setattr(driver, name, value)
         return {'model': model, 'path': self._path}
+
+    def _warn_unrecorded(self) -> None:
+        """Log that the drivers inside the cases that would record (``record`` on) record
+        nothing: the workers' copies of the model have no recorders."""
+        inner, queue = [], deque(tree.children(self._top).values())
+        while queue:
+            node = queue.popleft()
+            if node is not self._driver and getattr(node, 'record', False) is True \
+                    and callable(getattr(node, 'record_iteration', None)):
+                inner.append(tree.where(node))
+            if isinstance(getattr(node, '_children', None), dict):
+                queue.extend(tree.children(node).values())
+        if inner:
+            logger.warning('%s: the cases run in worker processes, where the drivers %s do not '
+                           'record (record=True is honoured only with sequential=True); only '
+                           "%r's cases are recorded", self._path, ', '.join(inner), self._path)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         top = pickle.loads(state['model'])

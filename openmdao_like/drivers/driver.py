@@ -4,10 +4,18 @@ responses, and the classic iteration protocol (start, continue, pre, run, post).
 A driver's settings are declared options (`openmdao_like.options`): a subclass declares them in
 ``declare_options``, its constructor takes them as keywords (besides the values of its
 variables), and each reads and writes as a checked attribute.
+
+Recording: a driver whose ``record`` option is on (the class's `Driver.record_by_default`
+unless given: on for optimizers and case-running drivers, off for solvers) sends its cases to
+the top assembly's recorders. Each case names the driver (its dotted path) and its iteration
+coordinate, ``'driver:3|solver:2'``: the path and ``current_iteration`` of every enclosing
+driver that is running (the drivers running in this thread are kept on a stack by
+`Driver.run`), outermost first, then the recording driver's own number.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any, Iterable
 
@@ -17,7 +25,7 @@ from .. import tree
 from ..cases import Case
 from ..component import Component
 from ..errors import ExpressionError
-from ..options import HasOptions, UnknownOptionError, suggest
+from ..options import HasOptions, OptionsDictionary
 from ..workflow import Dataflow, Workflow
 from .expressions import ExprEvaluator
 from .parameters import Constraint, Objective, Parameter
@@ -46,16 +54,24 @@ class Driver(HasOptions, Component):
     workflow : Workflow
         What one iteration runs (a `Dataflow` unless replaced).
     current_iteration : int
-        Iterations completed in the current run.
+        Iterations completed in the current run; during an iteration, its number (what the
+        iteration coordinates of the cases recorded meanwhile show for this driver).
     """
 
     #: Whether data cycles among this driver's workflow members are expected (solvers).
     iterates_cycles = False
+    #: Default of the ``record`` option: whether the driver's cases go to the model's recorders
+    #: unless told otherwise (a subclass sets it: solvers record only when asked).
+    record_by_default = True
+
+    @classmethod
+    def declare_options(cls, options: OptionsDictionary) -> None:
+        """``record`` (default: the class's `record_by_default`)."""
+        super().declare_options(options)
+        options.declare('record', cls.record_by_default, types=bool, accepts='True or False',
+                        desc="whether this driver's cases go to the top assembly's recorders")
 
     def __init__(self, **kwargs: Any):
-        options = {name: kwargs.pop(name) for name in list(kwargs)
-                   if name in self._option_template}
-        self._refuse_unknown(kwargs)
         self._workflow: Workflow = Dataflow()
         self._parameters: dict[str, Parameter] = {}
         self._objectives: dict[str, Objective] = {}
@@ -65,19 +81,6 @@ class Driver(HasOptions, Component):
         self.current_iteration = 0
         super().__init__(**kwargs)
         self._workflow._driver = self
-        self._init_options(options)
-
-    def _refuse_unknown(self, keywords: dict[str, Any]) -> None:
-        """Raise `UnknownOptionError` for a keyword that is neither an option nor a variable."""
-        traits = type(self).class_traits()
-        variables = [name for name, ctrait in traits.items() if ctrait.iotype is not None]
-        for name in keywords:
-            if traits.get(name) is None or traits[name].type == 'event':
-                known = [*self._option_template, *variables]
-                raise UnknownOptionError(
-                    f'{type(self).__name__}: unknown option {name!r}{suggest(name, known)} '
-                    f'(options: {", ".join(sorted(self._option_template)) or "none"}; '
-                    f'variables: {", ".join(sorted(variables)) or "none"})')
 
     def _option_owner(self) -> str:
         """How messages name this driver: its path and type (just the type before it joins a
@@ -108,6 +111,16 @@ class Driver(HasOptions, Component):
         return self.parent
 
     # -- iteration protocol ---------------------------------------------------------------------
+    def run(self, force: bool = False, case_uuid: Any = None) -> None:
+        """Run as every component does (`Component.run`), on the stack of running drivers
+        meanwhile (see `iteration_prefix`)."""
+        running = running_drivers()
+        running.append(self)
+        try:
+            super().run(force, case_uuid)
+        finally:
+            running.pop()
+
     def execute(self) -> None:
         """Run the iteration protocol."""
         parent = self.parent
@@ -316,24 +329,62 @@ class Driver(HasOptions, Component):
 
     # -- recording ------------------------------------------------------------------------------
     def _recorders(self) -> list[Any]:
+        """The top assembly's recorders if this driver records (``record``), else []."""
+        if not self.record:
+            return []
+        return getattr(self._top(), 'recorders', None) or []
+
+    def _top(self) -> Any:
+        """The top of the model this driver is in (whose recorders it records to)."""
         top = self
         while top.parent is not None:
             top = top.parent
-        return getattr(top, 'recorders', None) or []
+        return top
+
+    def iteration_prefix(self) -> str:
+        """The iteration coordinate of this driver's cases up to their own number:
+        ``'driver:3|sub.solver:'`` (each enclosing running driver's path and
+        ``current_iteration``, outermost first, then this driver's path)."""
+        parts = []
+        for driver in running_drivers():
+            if driver is self:
+                break
+            parts.append(f'{tree.where(driver)}:{driver.current_iteration}|')
+        parts.append(f'{tree.where(self)}:')
+        return ''.join(parts)
 
     def record_iteration(self, status: str = 'ok', error: str | None = None) -> Case | None:
         """Send the current parameters, objectives, constraints and responses to the top's
-        recorders as one case (no-op without recorders)."""
+        recorders as one case numbered ``current_iteration`` (no-op without recorders, or when
+        ``record`` is off). Call it during the iteration, before `post_iteration` counts it."""
         recorders = self._recorders()
         if not recorders:
             return None
         inputs = {n: p.get_value() for n, p in self._parameters.items()}
-        outputs: dict[str, Any] = {n: o.evaluate() for n, o in self._objectives.items()}
-        outputs.update((n, c.evaluate()) for n, c in self._constraints.items())
-        outputs.update((n, r.evaluate()) for n, r in self._responses.items())
         now = time.time()
-        case = Case(self.current_iteration, inputs, outputs, status, error, tree.where(self),
-                    now, now)
+        number = self.current_iteration
+        case = Case(number, inputs, self._iteration_outputs(), status, error, tree.where(self),
+                    now, now, iteration=f'{self.iteration_prefix()}{number}')
         for rec in recorders:
             rec.record(case)
         return case
+
+    def _iteration_outputs(self) -> dict[str, Any]:
+        """The outputs of a case `record_iteration` records: objectives, constraint residuals
+        and responses, by name (a subclass may add its own state)."""
+        outputs: dict[str, Any] = {n: o.evaluate() for n, o in self._objectives.items()}
+        outputs.update((n, c.evaluate()) for n, c in self._constraints.items())
+        outputs.update((n, r.evaluate()) for n, r in self._responses.items())
+        return outputs
+
+
+_RUNNING = threading.local()
+
+
+def running_drivers() -> list[Driver]:
+    """The drivers running in this thread, outermost first (kept by `Driver.run`)."""
+    try:
+        return _RUNNING.drivers
+    except AttributeError:
+        drivers = _RUNNING.drivers = []
+        return drivers

@@ -66,6 +66,10 @@ class FixedPointIterator(Driver):
         and of any classic parameter against its constraint's other side, is below this.
     max_iterations : int
         Passes allowed before `ConvergenceError` is raised.
+    record : bool
+        Send each pass to the model's recorders as a case holding the fed-back values (off by
+        default: a solver's passes would bury the cases of the driver around it), numbered from
+        0 in its iteration coordinate (``'driver:3|solver:0'``).
 
     Attributes
     ----------
@@ -73,6 +77,11 @@ class FixedPointIterator(Driver):
         Passes made in the current (or last) run.
     history : list of float
         The largest change after each pass of the last run.
+    iterations : int
+        Passes made by the last run (read-only; the same as ``current_iteration`` once it ended).
+    residual : float or None
+        The largest change of the last pass of the last run, the figure compared with
+        ``tolerance`` (read-only; None before any pass).
     converged : bool
         Whether the last run converged.
     feedback : list of str
@@ -80,6 +89,7 @@ class FixedPointIterator(Driver):
     """
 
     iterates_cycles = True
+    record_by_default = False
 
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
@@ -102,6 +112,16 @@ class FixedPointIterator(Driver):
         self._pairs: list[tuple[Parameter, Any, str]] = []
         self._old: list[Any] = []
         self._worst = ''
+
+    @property
+    def iterations(self) -> int:
+        """Passes made by the last run."""
+        return len(self.history)
+
+    @property
+    def residual(self) -> float | None:
+        """The largest change of the last pass of the last run (None before any pass)."""
+        return self.history[-1] if self.history else None
 
     @property
     def max_iteration(self) -> int:
@@ -201,7 +221,9 @@ class FixedPointIterator(Driver):
         return True
 
     def post_iteration(self) -> None:
-        """Measure the change of the pass, record it, and update classic parameters."""
+        """Record the pass (with ``record``), count and measure it, update classic
+        parameters."""
+        self.record_iteration()
         super().post_iteration()
         new = [_copy(getattr(owner, name)) for _, owner, name in self._sources]
         changes = [(_difference(old, value), label)
@@ -214,7 +236,6 @@ class FixedPointIterator(Driver):
         self.history.append(change)
         logger.debug('%s: pass %d, largest change %g (%s)', tree.where(self),
                      self.current_iteration, change, self._worst)
-        self.record_iteration()
         if np.isnan(change):
             raise ConvergenceError(self._failure(f'produced NaN after '
                                                  f'{self.current_iteration} iterations'))
@@ -223,6 +244,12 @@ class FixedPointIterator(Driver):
             return
         for (param, _, _), value in zip(self._pairs, targets):
             param.set_value(_copy(value))
+
+    def _iteration_outputs(self) -> dict[str, Any]:
+        """A recorded pass holds the fed-back values it produced, then the base's outputs."""
+        outputs = {label: _copy(getattr(owner, name)) for label, owner, name in self._sources}
+        outputs.update(super()._iteration_outputs())
+        return outputs
 
     def _failure(self, what: str) -> str:
         """A `ConvergenceError` message naming the solver, the numbers and the cycle."""

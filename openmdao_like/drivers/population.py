@@ -24,9 +24,9 @@ import numpy as np
 
 from .. import tree
 from ..cases import FAILED, OK, Case
-from ..errors import ExpressionError
+from ..errors import ExpressionError, error_summary
 from ..execution.base import BrokenExecutor, CaseOutcome, Executor
-from .caserun import ModelCaseRunner, last_line
+from .caserun import ModelCaseRunner
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ class PopulationEvaluator:
         if self._sizes is None:
             self._learn_sizes(ordered)
         recorders = driver._recorders()
+        prefix = driver.iteration_prefix() if recorders else ''
         entries: dict[bytes, _Entry] = {}
         for row, outcome in zip(rows, ordered):
             driver.nfev += 1
@@ -175,7 +176,7 @@ class PopulationEvaluator:
             entry = self._entry(row, outcome)
             entries[row.tobytes()] = entry
             if recorders:
-                self._record(recorders, row, outcome, entry)
+                self._record(recorders, prefix, row, outcome, entry)
         return entries
 
     def _entry(self, row: np.ndarray, outcome: CaseOutcome) -> _Entry:
@@ -184,7 +185,7 @@ class PopulationEvaluator:
         if outcome.status != OK:
             logger.warning('%s: population member at %s %s; its objective counts as +inf: %s',
                            where, row, 'was lost' if outcome.lost else 'failed',
-                           last_line(outcome.error))
+                           error_summary(outcome.error))
             return None
         outputs = outcome.outputs
         value = np.asarray(outputs[self._objective_name], dtype=float)
@@ -211,9 +212,10 @@ class PopulationEvaluator:
             cons = self._driver._constraints
             self._sizes = {n: int(np.size(cons[n].evaluate())) for n in names}
 
-    def _record(self, recorders: list[Any], row: np.ndarray, outcome: CaseOutcome,
+    def _record(self, recorders: list[Any], prefix: str, row: np.ndarray, outcome: CaseOutcome,
                 entry: _Entry) -> None:
-        """Send a member to the recorders as one case of the driver."""
+        """Send a member to the recorders as one case of the driver, numbered as the case it
+        ran as (from 0 in each optimizer run; ``prefix``: the driver's `iteration_prefix`)."""
         driver = self._driver
         names = list(driver._parameters)
         inputs = dict(zip(names, driver._space.model_values(row)))
@@ -222,8 +224,9 @@ class PopulationEvaluator:
                                                  *driver._responses)}
         else:
             outputs = outcome.outputs
-        case = Case(driver.current_iteration, inputs, outputs, outcome.status, outcome.error,
-                    tree.where(driver), outcome.t_start, outcome.t_end)
+        case = Case(outcome.id, inputs, outputs, outcome.status, outcome.error,
+                    tree.where(driver), outcome.t_start, outcome.t_end,
+                    iteration=f'{prefix}{outcome.id}')
         for rec in recorders:
             rec.record(case)
 

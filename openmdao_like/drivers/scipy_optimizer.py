@@ -23,6 +23,7 @@ from ..errors import ConfigError, ExpressionError, ValidationError, describe
 from ..execution.base import Executor
 from ..execution.local import LocalExecutor
 from ..options import OptionError, OptionsDictionary, OptionTypeError
+from ..progress import Progress
 from .driver import EXECUTOR_ACCEPTS, Driver
 from .population import PopulationEvaluator
 
@@ -131,6 +132,10 @@ class ScipyOptimizer(Driver):
     executor : Executor, optional
         Where populations run when ``sequential`` is False: a `LocalExecutor` (default: a new
         one per run), or an `openmdao_like.distributed.RAMExecutor` for allocated servers.
+    progress : bool, optional
+        Show a progress line on stderr — iteration, objective and largest constraint
+        violation at the current iterate — True, False, or None (default) when stderr is a
+        terminal.
 
     Attributes
     ----------
@@ -145,7 +150,8 @@ class ScipyOptimizer(Driver):
     result : scipy.optimize.OptimizeResult or None
         The full result of the last run.
     current_iteration : int
-        Model evaluations so far in the current run (the id of the last recorded case).
+        Model evaluations made so far in the current run; during one, its number from 0 (the
+        last number of the iteration coordinate of its recorded case, ``'driver:7'``).
     """
 
     #: Attributes the workers of a parallel run do not need (see `ModelCaseRunner`).
@@ -154,7 +160,7 @@ class ScipyOptimizer(Driver):
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
         """``method``, ``tol``, ``maxiter``, ``fd_step``, ``options``, ``sequential`` and
-        ``executor`` (see the class docstring)."""
+        ``executor``, ``progress`` (see the class docstring)."""
         super().declare_options(options)
         options.declare('method', METHODS[0], check=_method, accepts=_METHOD_ACCEPTS,
                         desc='the scipy method (any case)')
@@ -174,6 +180,9 @@ class ScipyOptimizer(Driver):
                         accepts=EXECUTOR_ACCEPTS,
                         desc='where populations run when not sequential (None: a new '
                              'LocalExecutor per run)')
+        options.declare('progress', None, types=bool, allow_none=True,
+                        accepts='True, False or None',
+                        desc='progress line on stderr (None: when stderr is a terminal)')
 
     def __init__(self, method: str = METHODS[0], **kwargs: Any):
         super().__init__(method=method, **kwargs)
@@ -248,10 +257,13 @@ class ScipyOptimizer(Driver):
         self._prepare_run()
         space = self._space
         method = self.method
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), \
+                Progress(desc=tree.where(self), unit='it', enabled=self.progress) as bar:
             # quasi-Newton Hessians of linear constraints (trust-constr) are harmless
             warnings.filterwarnings('ignore', message='delta_grad == 0.0', category=UserWarning)
-            result = self._global_search() if method in _POPULATION else self._local_search()
+            callback = self._progress_callback(bar) if bar.enabled else None
+            result = self._global_search(callback) if method in _POPULATION \
+                else self._local_search(callback)
         self.result = result
         self.success = bool(result.success)
         self.message = str(result.message)
@@ -264,8 +276,36 @@ class ScipyOptimizer(Driver):
             'converged' if self.success else 'did not converge', self.iterations, self.nfev,
             self.message)
 
-    def _local_search(self) -> Any:
-        """``scipy.optimize.minimize`` from the parameters' current values."""
+    def _progress_callback(self, bar: Progress) -> Any:
+        """The scipy callback (called with each iterate) that moves ``bar`` on by one
+        iteration and shows the objective and the largest constraint violation there (when
+        the iterate was evaluated in this process; else the model evaluations so far)."""
+        equality = None
+
+        def on_iteration(x: Any, *_: Any) -> None:
+            nonlocal equality
+            space = self._space
+            key = np.clip(np.asarray(x, dtype=float).ravel(), space.lower, space.upper).tobytes()
+            entry = self._cache.get(key)
+            if entry is None:
+                bar.set_postfix(evaluations=self.nfev)
+            else:
+                objective, residuals = entry
+                if equality is None:
+                    cons = list(self._constraints.values())
+                    equality = np.concatenate(
+                        [np.full(group.size, con.equality)
+                         for con, group in zip(cons, self._residual_groups(cons))] or
+                        [np.zeros(0, dtype=bool)])
+                violation = np.where(equality, np.abs(residuals), np.maximum(residuals, 0.0))
+                bar.set_postfix(objective=objective,
+                                violation=float(violation.max()) if violation.size else 0.0)
+            bar.update()
+        return on_iteration
+
+    def _local_search(self, callback: Any = None) -> Any:
+        """``scipy.optimize.minimize`` from the parameters' current values (``callback``: see
+        `_progress_callback`)."""
         from scipy.optimize import Bounds, minimize
         space, method = self._space, self.method
         options = {_MAXITER_OPTION.get(method, 'maxiter'): self.maxiter}
@@ -276,11 +316,13 @@ class ScipyOptimizer(Driver):
             kwargs['jac'] = lambda x: self._gradients(x)[0].copy()
         if self._constraints:
             kwargs['constraints'] = self._scipy_constraints(method)
-        return minimize(lambda x: self._evaluate(x)[0], space.current(), **kwargs)
+        return minimize(lambda x: self._evaluate(x)[0], space.current(), callback=callback,
+                        **kwargs)
 
-    def _global_search(self) -> Any:
+    def _global_search(self, callback: Any = None) -> Any:
         """``scipy.optimize.differential_evolution`` over the parameters' bounds; populations
-        evaluated here one member at a time, or (not sequential) as cases of the executor."""
+        evaluated here one member at a time, or (not sequential) as cases of the executor
+        (``callback``: see `_progress_callback`)."""
         from scipy.optimize import Bounds, NonlinearConstraint, differential_evolution
         space = self._space
         kwargs: dict[str, Any] = dict(maxiter=self.maxiter, tol=self.tol)
@@ -289,7 +331,7 @@ class ScipyOptimizer(Driver):
         if self.sequential:
             constraints = self._scipy_constraints(self.method) if self._constraints else ()
             return differential_evolution(lambda x: self._evaluate(x)[0], bounds,
-                                          constraints=constraints, **kwargs)
+                                          constraints=constraints, callback=callback, **kwargs)
         # scipy hands whole populations to vectorized functions, the constraints included
         kwargs.update(updating='deferred', vectorized=True)
         own = self.executor is None
@@ -299,7 +341,7 @@ class ScipyOptimizer(Driver):
                            for eq, low in ((False, -np.inf), (True, 0.0))
                            if population.has(eq)]
             return differential_evolution(population.objective, bounds,
-                                          constraints=constraints, **kwargs)
+                                          constraints=constraints, callback=callback, **kwargs)
 
     def _scipy_constraints(self, method: str) -> list[Any]:
         """The constraints in the form ``method`` expects (residual g <= 0 or g == 0)."""
@@ -348,7 +390,6 @@ class ScipyOptimizer(Driver):
         space.apply(x)
         self._workflow.run()
         self.nfev += 1
-        self.current_iteration += 1
         obj = next(iter(self._objectives.values()))
         value = np.asarray(obj.evaluate(), dtype=float)
         if value.size != 1:
@@ -363,6 +404,7 @@ class ScipyOptimizer(Driver):
         logger.debug('%s: evaluation %d at %s: objective %r', tree.where(self), self.nfev, x,
                      entry[0])
         self.record_iteration()
+        self.current_iteration += 1
         return entry
 
     def _gradients(self, x: Any) -> tuple[np.ndarray, np.ndarray]:

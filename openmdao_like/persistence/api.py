@@ -24,6 +24,7 @@ from .header import (FORMAT, check_structure, find_mismatches, make_header, reso
 from .paths import PathRules
 from .safety import find_class_for_file
 from .settings import read_settings
+from .yaml_io import line_of
 
 logger = logging.getLogger(__name__)
 
@@ -370,25 +371,29 @@ def _next_document(docs: Any, source: str, what: str) -> Any:
 
 
 def _check_creatable(rows: list[dict[str, Any]], creators: dict, source: str) -> None:
-    """Every class of the header can be found here (before anything is built)."""
+    """Every class of the header can be found here (before anything is built); else an error
+    naming the first that cannot, the line of the header that lists it, and the others."""
     missing = []
     for row in rows:
-        name = row['class']
-        if name in creators:
+        if row['class'] in creators:
             continue
         try:
-            find_class_for_file(name)
+            find_class_for_file(row['class'])
         except NameError as exc:
-            dist = row.get('distribution')
-            need = (f'install distribution {dist} {row.get("version")}' if dist else
-                    'it was saved from a module that no distribution provides: make that '
-                    'module importable')
-            reasons = str(exc).splitlines()
-            why = '; '.join(line.strip() for line in reasons[1:-1]) or reasons[0]
-            missing.append(f'  {name}: {need} ({why})')
-    if missing:
-        raise PersistenceError(f'{source}: classes that no factory can create here:\n' +
-                               '\n'.join(missing))
+            missing.append((row, exc))
+    if not missing:
+        return
+    row, exc = missing[0]
+    line = line_of(row)
+    dist = row.get('distribution')
+    where = f'{source}: line {line}' if line else source
+    need = (f'install distribution {dist} {row.get("version")} ({exc})' if dist else
+            f'it was saved from a module that no distribution provides: {exc}')
+    others = ''
+    if len(missing) > 1:
+        others = f' (nor can {", ".join(r["class"] for r, _ in missing[1:])})'
+    raise PersistenceError(f'{where}: header: class {row["class"]!r} cannot be found here{others}'
+                           f'; {need}') from exc
 
 
 __all__ = ['save', 'load', 'read_header', 'FORMATS', 'FORMAT']

@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 
 from ..factories import check_type_name, factory_manager
+from ..factories.importer import ImportFactory
 
 _lock = threading.Lock()
 _added: tuple[type, ...] = ()
@@ -38,8 +39,19 @@ def creatable_object_class(cls: type) -> bool:
     return issubclass(cls, safe_bases()) or factory_manager.type_info(cls).group is not None
 
 
+#: What to check when a class a model file names cannot be found.
+IMPORT_HINT = ('is its module importable? For `openmdao-like run`, put the module beside the '
+               'model file or install its package')
+
+
 def find_class_for_file(name: str) -> type:
     """The class ``name`` for a model file: like `factory_manager.find_class`, but a file may not
     make loading import a standard-library module (`check_type_name`); the caller still checks
-    the class's type. `NameError` says why not."""
-    return factory_manager.find_class(check_type_name(name, imported_ok=True))
+    the class's type. `NameError` says why not in one line (what importing it says), with what
+    each factory said as its cause."""
+    checked = check_type_name(name, imported_ok=True)
+    try:
+        return factory_manager.find_class(checked)
+    except NameError as exc:
+        why = ImportFactory().why_not(checked)
+        raise NameError(f'{why}; {IMPORT_HINT}') from exc

@@ -6,7 +6,11 @@ builder creates later, and only if it is of a type a model may contain.
 The loader also bounds what a document may cost before building anything from it: at most
 `MAX_NODES` nodes counting every alias as a copy of what it names (a "billion laughs" alias bomb
 is a small file that expands to billions), nested at most `MAX_DEPTH` deep, and integers of at
-most `MAX_INT_DIGITS` characters."""
+most `MAX_INT_DIGITS` characters.
+
+Every mapping it reads is a `Mapping` that remembers the line of each key, and every tagged value
+the line it is written on, so that errors about what a file holds name the line (`line_of`).
+A ``!!python/...`` tag is refused: a model file never runs code."""
 
 from __future__ import annotations
 
@@ -36,11 +40,33 @@ MAX_DEPTH = 100
 MAX_INT_DIGITS = 100
 
 
+class Mapping(dict):
+    """A mapping read from a file: a dict that also knows the line (1-based) where it starts
+    (``line``) and where each of its string keys is written (``key_lines``)."""
+
+    __slots__ = ('line', 'key_lines')
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.line = 0
+        self.key_lines: dict[str, int] = {}
+
+
+def line_of(data: Any, key: Any = None) -> int | None:
+    """The line (1-based) of a file where ``key`` of ``data`` is written, else where ``data`` (a
+    `Mapping` or a tagged value) starts; None when ``data`` was not read from a file."""
+    lines = getattr(data, 'key_lines', None)
+    if lines and isinstance(key, str) and key in lines:
+        return lines[key]
+    return getattr(data, 'line', None) or None
+
+
 @dataclass(frozen=True)
 class ClassRef:
     """``!class pkg.mod.Name``: a class named, not called (e.g. an Instance variable's class)."""
 
     name: str
+    line: int = field(default=0, compare=False, repr=False)
 
 
 @dataclass
@@ -49,6 +75,7 @@ class ObjectSpec:
 
     name: str
     args: dict[str, Any] = field(default_factory=dict)
+    line: int = field(default=0, compare=False)
 
     def __repr__(self) -> str:
         return f'ObjectSpec({self.name!r}, {bounded_repr(self.args)})'
@@ -61,6 +88,7 @@ class FileSpec:
     path: str
     binary: bool = False
     content_type: str | None = None
+    line: int = field(default=0, compare=False, repr=False)
 
 
 class Flow(list):
@@ -181,6 +209,7 @@ def _represent_numpy_scalar(dumper: Dumper, value: np.generic) -> yaml.Node:
     return dumper.represent_data(value.item())
 
 
+Dumper.add_representer(Mapping, yaml.representer.SafeRepresenter.represent_dict)
 Dumper.add_representer(list, _represent_list)
 Dumper.add_representer(Flow, _represent_list)
 Dumper.add_representer(FlowMap, _represent_flow_map)
@@ -197,6 +226,23 @@ def _mapping(loader: Loader, node: yaml.Node, tag: str) -> dict[str, Any]:
         raise yaml.constructor.ConstructorError(None, None, f'{tag} expects a mapping',
                                                 node.start_mark)
     return loader.construct_mapping(node, deep=True)
+
+
+def _construct_map(loader: Loader, node: yaml.MappingNode) -> Iterator[Mapping]:
+    """A `Mapping` (yielded empty first, so that aliases of it inside it resolve)."""
+    data = Mapping()
+    yield data
+    data.update(loader.construct_mapping(node))
+    data.line = node.start_mark.line + 1
+    data.key_lines = {key.value: key.start_mark.line + 1 for key, _ in node.value
+                      if isinstance(key, yaml.ScalarNode)}
+
+
+def _refuse_python(loader: Loader, suffix: str, node: yaml.Node) -> None:
+    """A ``!!python/...`` tag: refused, whatever it names."""
+    raise PersistenceError(f'{loader.source}: line {node.start_mark.line + 1}: the tag '
+                           f'!!python/{suffix} is refused: model files never run code (a model '
+                           f'file names model classes, created from their settings)')
 
 
 def _construct_array(loader: Loader, node: yaml.Node) -> np.ndarray:
@@ -230,7 +276,7 @@ def _construct_tuple(loader: Loader, node: yaml.Node) -> tuple:
 
 
 def _construct_classref(loader: Loader, node: yaml.Node) -> ClassRef:
-    return ClassRef(str(loader.construct_scalar(node)))
+    return ClassRef(str(loader.construct_scalar(node)), node.start_mark.line + 1)
 
 
 def _construct_object(loader: Loader, node: yaml.Node) -> ObjectSpec:
@@ -240,7 +286,7 @@ def _construct_object(loader: Loader, node: yaml.Node) -> ObjectSpec:
             set(body) - {'class', 'args'}:
         raise yaml.constructor.ConstructorError(
             None, None, '!object expects {class: dotted.Name, args: {...}}', node.start_mark)
-    return ObjectSpec(body['class'], args)
+    return ObjectSpec(body['class'], args, node.start_mark.line + 1)
 
 
 def _construct_file(loader: Loader, node: yaml.Node) -> FileSpec:
@@ -249,10 +295,13 @@ def _construct_file(loader: Loader, node: yaml.Node) -> FileSpec:
         raise yaml.constructor.ConstructorError(
             None, None, '!file expects {path: str, binary: bool, content_type: str}',
             node.start_mark)
-    return FileSpec(body['path'], bool(body.get('binary', False)), body.get('content_type'))
+    return FileSpec(body['path'], bool(body.get('binary', False)), body.get('content_type'),
+                    node.start_mark.line + 1)
 
 
 Loader.add_constructor('tag:yaml.org,2002:int', _construct_int)
+Loader.add_constructor('tag:yaml.org,2002:map', _construct_map)
+Loader.add_multi_constructor('tag:yaml.org,2002:python/', _refuse_python)
 Loader.add_constructor('!array', _construct_array)
 Loader.add_constructor('!tuple', _construct_tuple)
 Loader.add_constructor('!class', _construct_classref)

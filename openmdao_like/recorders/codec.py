@@ -72,7 +72,9 @@ def from_json_object(obj: dict[str, Any]) -> Any:
 
 def dumps(value: Any) -> str:
     """JSON text for a value (dicts of variables included), NaN and numpy arrays kept."""
-    return _ENCODER.encode(value)
+    if _C_ENCODER is None:
+        return _ENCODER.encode(value)
+    return ''.join(_C_ENCODER(value, 0))
 
 
 def loads(text: str) -> Any:
@@ -81,8 +83,13 @@ def loads(text: str) -> Any:
 
 
 # Built once: json.dumps/loads with options build a new coder per call, which costs more than
-# encoding a small case.
+# encoding a small case; so does JSONEncoder.encode, hence the C encoder called directly (as
+# JSONEncoder.iterencode makes it, without the check for circular references: variables hold
+# none, and one would end in a RecursionError rather than a ValueError).
 _ENCODER = json.JSONEncoder(default=to_json_value, allow_nan=True, separators=(',', ':'))
+_C_ENCODER = None if json.encoder.c_make_encoder is None else json.encoder.c_make_encoder(
+    None, to_json_value, json.encoder.encode_basestring_ascii, None, ':', ',', False, False,
+    True)
 _DECODER = json.JSONDecoder(object_hook=from_json_object)
 
 

@@ -1,8 +1,11 @@
 """`CSVRecorder`: one row per case, one column per variable, for spreadsheets and pandas.
 
-Columns: ``id,status,error,driver,t_start,t_end,retries``, then one per variable path in the
-order first seen (a case's inputs, then its outputs). A cell is empty when the case has no such
-variable, and ``error`` is empty when the case ran. Cells hold:
+Columns: ``id,driver,iteration,status,error,t_start,t_end,retries``, then one per variable path
+in the order first seen (a case's inputs, then its outputs). A cell is empty when the case has no
+such variable, and ``error`` is empty when the case ran. The run's metadata (versions, times,
+each variable's units, iotype and description) is in the sidecar file ``<path>.meta.json``,
+so the CSV itself stays plain for spreadsheets and pandas. Files written before format 2 (columns
+``id,status,error,driver,...``) still read. Cells hold:
 
 * numbers, bools and ``None`` as JSON (``1.5``, ``3``, ``NaN``, ``Infinity``, ``true``,
   ``null``); non-empty numeric or bool arrays as JSON lists (``[1.0, 2.5]``);
@@ -36,16 +39,19 @@ from openmdao_like.cases import Case
 from openmdao_like.errors import RecorderError
 from openmdao_like.options import OptionsDictionary
 from openmdao_like.recorders import codec
-from openmdao_like.recorders.base import CaseRecorder, case_row, file_error
+from openmdao_like.recorders.base import CaseRecorder, SidecarMetadata, case_row, file_error
 
-FIXED_COLUMNS = ('id', 'status', 'error', 'driver', 't_start', 't_end', 'retries')
+FIXED_COLUMNS = ('id', 'driver', 'iteration', 'status', 'error', 't_start', 't_end', 'retries')
+#: The fixed columns of format 1 files (no iteration; ids were the drivers' case numbers).
+V1_COLUMNS = ('id', 'status', 'error', 'driver', 't_start', 't_end', 'retries')
 _JSON_START = frozenset('-0123456789tfnNI"[{ \t\r\n')  # first characters of JSON text
 
 
-class CSVRecorder(CaseRecorder):
-    """Write cases to a CSV file, one row per case.
+class CSVRecorder(SidecarMetadata, CaseRecorder):
+    """Write cases to a CSV file, one row per case, and the run's metadata to
+    ``<path>.meta.json``.
 
-    An existing file at `path` is overwritten by `startup()`.
+    An existing file at `path` (and its metadata file) is overwritten by `startup()`.
 
     Parameters
     ----------
@@ -83,9 +89,9 @@ class CSVRecorder(CaseRecorder):
                 if name not in self._known:
                     self._add_column(name, case)
                 cells[name] = encode_cell(value)
-        fixed = [str(int(case.id)), case.status, '' if case.error is None else case.error,
-                 case.driver, repr(float(case.t_start)), repr(float(case.t_end)),
-                 str(int(case.retries))]
+        fixed = [str(self._count), case.driver, case.iteration, case.status,
+                 '' if case.error is None else case.error, repr(float(case.t_start)),
+                 repr(float(case.t_end)), str(int(case.retries))]
         self._rows.append((fixed, cells))
         if len(self._rows) >= self.buffer_size:
             self._flush()
@@ -195,6 +201,7 @@ def big_fields() -> Iterator[None]:
 def read_csv(path: Path) -> list[dict[str, Any]]:
     """The `read_cases` dicts of a file `CSVRecorder` wrote, in file order."""
     expected_header = f'a CSV case file with a header starting {",".join(FIXED_COLUMNS)}'
+    fixed = len(FIXED_COLUMNS)
     rows: list[dict[str, Any]] = []
     with big_fields(), open(path, newline='', encoding='utf-8') as fh:
         reader = csv.reader(fh, strict=True)
@@ -202,10 +209,13 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
             header = next(reader, None)
             if header is None:
                 raise file_error(path, expected_header, 'an empty file')
-            if tuple(header[:len(FIXED_COLUMNS)]) != FIXED_COLUMNS:
+            v1 = tuple(header[:len(V1_COLUMNS)]) == V1_COLUMNS
+            if v1:
+                fixed = len(V1_COLUMNS)
+            elif tuple(header[:fixed]) != FIXED_COLUMNS:
                 raise file_error(path, expected_header,
                                  f'the header {",".join(header)[:100]!r}')
-            names = header[len(FIXED_COLUMNS):]
+            names = header[fixed:]
             for row in reader:
                 where = f'on line {reader.line_num}'
                 if len(row) != len(header):
@@ -216,9 +226,13 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
                 except ValueError:
                     raise file_error(path, 'an integer case id', f'{row[0]!r} {where}') from None
                 variables = {name: decode_cell(cell)
-                             for name, cell in zip(names, row[len(FIXED_COLUMNS):]) if cell}
-                rows.append(case_row(path, where, case_id, row[1], row[2] or None,
-                                     variables, {}))
+                             for name, cell in zip(names, row[fixed:]) if cell}
+                if v1:
+                    rows.append(case_row(path, where, case_id, row[3], None, row[1],
+                                         row[2] or None, variables, {}))
+                else:
+                    rows.append(case_row(path, where, case_id, row[1], row[2], row[3],
+                                         row[4] or None, variables, {}))
         except UnicodeDecodeError as exc:
             raise file_error(path, 'UTF-8 CSV text',
                              f'undecodable bytes ({exc.reason}) after line {reader.line_num}'

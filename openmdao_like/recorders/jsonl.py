@@ -2,8 +2,13 @@
 
 Each line is::
 
-    {"id": 3, "status": "ok", "error": null, "driver": "top.driver", "t_start": ..., "t_end": ...,
-     "retries": 0, "inputs": {"comp.x": 1.5, ...}, "outputs": {"comp.f": 2.25, ...}}
+    {"id": 3, "driver": "driver", "iteration": "driver:3", "status": "ok", "error": null,
+     "t_start": ..., "t_end": ..., "retries": 0, "inputs": {"comp.x": 1.5, ...},
+     "outputs": {"comp.f": 2.25, ...}}
+
+The run's metadata (versions, times, each variable's units, iotype and description) is in the
+sidecar file ``<path>.meta.json``, so every line of the file is a case. Lines written before
+format 2 (no ``iteration``; ``id`` the driver's case number) still read.
 
 Values are written by `openmdao_like.recorders.codec`: numpy arrays as
 ``{"__ndarray__": [...], "dtype": "float64", "shape": [...]}`` so they read back as arrays, NaN
@@ -17,17 +22,22 @@ from typing import IO, Any
 
 from openmdao_like.cases import Case
 from openmdao_like.recorders import codec
-from openmdao_like.recorders.base import CaseRecorder, case_row, file_error
+from openmdao_like.recorders.base import CaseRecorder, SidecarMetadata, case_row, file_error
 
 #: Keys of every line, in the order they are written.
-LINE_KEYS = ('id', 'status', 'error', 'driver', 't_start', 't_end', 'retries', 'inputs', 'outputs')
+LINE_KEYS = ('id', 'driver', 'iteration', 'status', 'error', 't_start', 't_end', 'retries',
+             'inputs', 'outputs')
+#: Keys a line must have (``iteration`` is missing from format 1 files).
+_REQUIRED = tuple(key for key in LINE_KEYS if key != 'iteration')
 
 
-class JSONRecorder(CaseRecorder):
-    """Write cases to a JSON Lines file (``.jsonl``; ``.json`` is read the same way).
+class JSONRecorder(SidecarMetadata, CaseRecorder):
+    """Write cases to a JSON Lines file (``.jsonl``; ``.json`` is read the same way) and the
+    run's metadata to ``<path>.meta.json``.
 
     Each case is encoded when recorded and lands in the file's write buffer; `flush()` pushes it
-    to the operating system. An existing file at `path` is overwritten by `startup()`.
+    to the operating system. An existing file at `path` (and its metadata file) is overwritten
+    by `startup()`.
 
     Parameters
     ----------
@@ -47,7 +57,7 @@ class JSONRecorder(CaseRecorder):
     def _record(self, case: Case) -> None:
         """Encode the case as one line now, so later changes to its values do not leak in."""
         assert self._fh is not None
-        self._fh.write(codec.dumps(case_to_dict(case)) + '\n')
+        self._fh.write(codec.dumps(case_to_dict(case, self._count)) + '\n')
 
     def _flush(self) -> None:
         """Hand the buffered lines to the operating system."""
@@ -61,11 +71,13 @@ class JSONRecorder(CaseRecorder):
             fh.close()
 
 
-def case_to_dict(case: Case) -> dict[str, Any]:
-    """The plain dict a case is written as, keys in `LINE_KEYS` order."""
-    return {'id': case.id, 'status': case.status, 'error': case.error, 'driver': case.driver,
-            't_start': case.t_start, 't_end': case.t_end, 'retries': case.retries,
-            'inputs': case.inputs, 'outputs': case.outputs}
+def case_to_dict(case: Case, record_id: int) -> dict[str, Any]:
+    """The plain dict a case is written as (record ``record_id`` of the file), keys in
+    `LINE_KEYS` order."""
+    return {'id': record_id, 'driver': case.driver, 'iteration': case.iteration,
+            'status': case.status, 'error': case.error, 't_start': case.t_start,
+            't_end': case.t_end, 'retries': case.retries, 'inputs': case.inputs,
+            'outputs': case.outputs}
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -86,10 +98,11 @@ def read_jsonl(path: Path) -> list[dict[str, Any]]:
                                      f'or corrupt file?)') from exc
                 if not isinstance(obj, dict):
                     raise file_error(path, expected, f'a JSON {type(obj).__name__} {where}')
-                missing = [key for key in LINE_KEYS if key not in obj]
+                missing = [key for key in _REQUIRED if key not in obj]
                 if missing:
                     raise file_error(path, expected, f'no {", ".join(missing)} {where}')
-                rows.append(case_row(path, where, obj['id'], obj['status'], obj['error'],
+                rows.append(case_row(path, where, obj['id'], obj['driver'],
+                                     obj.get('iteration'), obj['status'], obj['error'],
                                      obj['inputs'], obj['outputs']))
     except UnicodeDecodeError as exc:
         raise file_error(path, 'UTF-8 JSON Lines text',

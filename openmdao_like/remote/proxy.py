@@ -23,7 +23,8 @@ import numpy as np
 from .. import tree
 from ..component import Component
 from ..connections import Connection
-from ..errors import RemoteError
+from ..container import set_connected
+from ..errors import RemoteError, name_component
 from ..factories import factory_manager
 from ..variables.array import Array
 from ..variables.base import Variable
@@ -130,7 +131,11 @@ class RemoteComponent(Component):
         (with the peer transfers of rpush/rpull links), bring back the outputs needed here."""
         for xfer in self._in_xfers:
             xfer()
-        self.execute()
+        try:
+            self.execute()  # never in a local directory: the object runs in its own
+        except Exception as exc:
+            name_component(exc, self._where(), f'remote {self._typname}')
+            raise
         self.exec_count += 1
 
     def execute(self) -> None:
@@ -283,7 +288,7 @@ def remote_transfer(conn: Connection, src: Any, dst: Any, svar: Variable,
     def xfer_file() -> None:
         ref = getattr(src, sname)
         if ref is None:
-            setattr(dst, dname, None)
+            set_connected(dst, dname, None)
             return
         target = local or os.path.basename(ref.path)
         if src.is_remote and dst.is_remote:
@@ -298,7 +303,7 @@ def remote_transfer(conn: Connection, src: Any, dst: Any, svar: Variable,
         if dst.is_remote:
             dst.__dict__[dname] = value
         else:
-            setattr(dst, dname, value)
+            set_connected(dst, dname, value)
     return xfer_file
 
 

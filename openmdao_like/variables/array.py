@@ -24,7 +24,7 @@ class Array(Variable):
     shape : tuple, optional
         Required shape; ``None`` entries accept any length along that axis.
     low, high : float, optional
-        Element-wise bounds.
+        Element-wise bounds; with either, NaN elements are refused.
     units : str, optional
         Physical units of every element.
     """
@@ -84,11 +84,21 @@ class Array(Variable):
             raise Reject
         if self.shape is not None and not self._shape_ok(arr.shape):
             raise Reject
-        if self.low is not None and arr.size and np.any(arr < self.low):
-            raise Reject
-        if self.high is not None and arr.size and np.any(arr > self.high):
-            raise Reject
+        if (self.low is not None or self.high is not None) and arr.size:
+            self._check_elements(arr)
         return arr
+
+    def _check_elements(self, arr: np.ndarray) -> None:
+        """Raise `Reject` naming the first element outside the bounds (NaN is outside any)."""
+        bad = np.isnan(arr) if arr.dtype.kind in 'fc' else np.zeros(arr.shape, dtype=bool)
+        if self.low is not None:
+            bad |= arr < self.low
+        if self.high is not None:
+            bad |= arr > self.high
+        if bad.any():
+            index = tuple(int(i) for i in np.argwhere(bad)[0])
+            at = f'element {list(index)}' if index else 'the value'
+            raise Reject(f'{at} is {arr[index].item()!r}')
 
     def _shape_ok(self, shape: tuple[int, ...]) -> bool:
         return len(shape) == len(self.shape) and all(

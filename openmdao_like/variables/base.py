@@ -18,7 +18,8 @@ IOTYPES = ('in', 'out')
 
 
 class Reject(Exception):
-    """Raised by `Variable.check_value` when a value is not acceptable (internal signal)."""
+    """Raised by `Variable.check_value` when a value is not acceptable (internal signal); its
+    message, if any, says which part of the value is wrong."""
 
 
 def var_path(obj: Any, name: str) -> str:
@@ -94,13 +95,14 @@ class Variable(TraitType):
         """traits hook for types without a C validator."""
         try:
             return self.check_value(value)
-        except Reject:
-            self.error(obj, name, value)
+        except Reject as exc:
+            self.error(obj, name, value, str(exc))
 
-    def error(self, obj: Any, name: str, value: Any) -> None:
-        """traits hook: raise `ValidationError` naming the path, expectation and value."""
+    def error(self, obj: Any, name: str, value: Any, why: str = '') -> None:
+        """traits hook: raise `ValidationError` naming the path, expectation and value (and
+        ``why``: which part of it is wrong)."""
         raise ValidationError(f'{var_path(obj, name)}: expected {self.expectation()}, '
-                              f'got {describe(value)}')
+                              f'got {describe(value)}{f": {why}" if why else ""}')
 
     def expectation(self) -> str:
         """What this variable accepts, in words (e.g. ``a float in [0, 10]``)."""

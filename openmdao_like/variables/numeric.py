@@ -54,8 +54,12 @@ class _Bounded(Variable):
         super().check_definition(where)
 
     def in_bounds(self, value: Any) -> bool:
-        """Whether a number lies within the declared bounds."""
+        """Whether a number lies within the declared bounds (NaN lies within none)."""
         low, high = self.low, self.high
+        if low is None and high is None:
+            return True
+        if value != value:  # NaN
+            return False
         if low is not None and (value <= low if self.exclude_low else value < low):
             return False
         if high is not None and (value >= high if self.exclude_high else value > high):
@@ -90,22 +94,30 @@ class _Bounded(Variable):
 class Float(_Bounded):
     """A floating-point variable; ints and numpy floats are stored as ``float``.
 
-    With no default it starts at ``low``, else ``high``, else 0.0.
+    With no default it starts at ``low``, else ``high``, else 0.0. A bounded one refuses NaN
+    (it lies in no range); an unbounded one accepts it.
     """
 
     type_desc = 'a float'
     kind = float
 
     def _init_fast_validate(self) -> None:
-        low, high = self.low, self.high
-        if low is None and high is None:
+        # traits' C range check lets NaN through: a bounded Float checks in `validate`
+        if self.low is None and self.high is None:
             self.fast_validate = (ValidateTrait.float,)
-        elif all(b is None or isinstance(b, numbers.Real) for b in (low, high)):
-            # (malformed bounds get no C validator: check_definition reports them by name)
-            mask = (1 if self.exclude_low else 0) | (2 if self.exclude_high else 0)
-            self.fast_validate = (ValidateTrait.float_range,
-                                  None if low is None else float(low),
-                                  None if high is None else float(high), mask)
+        else:
+            # (malformed bounds: check_definition reports them by name)
+            low, high = (b if isinstance(b, numbers.Real) else None for b in (self.low, self.high))
+            self._inside = (-math.inf if low is None else float(low),
+                            math.inf if high is None else float(high))
+
+    def validate(self, obj: Any, name: str, value: Any) -> Any:
+        """traits hook of a bounded Float: a float strictly inside the bounds passes at once
+        (NaN never does); anything else is checked by `check_value`."""
+        low, high = self._inside
+        if type(value) is float and low < value < high:
+            return value
+        return super().validate(obj, name, value)
 
     def check_value(self, value: Any) -> float:
         if isinstance(value, (str, bytes, bool)) or not isinstance(value, numbers.Real):
