@@ -79,6 +79,18 @@ class Case:
     def __getstate__(self):
         return tuple(getattr(self, s) for s in self.__slots__)
 
+    def as_record(self) -> tuple:
+        """The case as a tuple of plain data (what travels back from a worker; see
+        `from_record`)."""
+        return self.__getstate__()
+
+    @classmethod
+    def from_record(cls, record: tuple) -> Case:
+        """The case `as_record` gave."""
+        case = cls.__new__(cls)
+        case.__setstate__(record)
+        return case
+
     def __setstate__(self, state):
         for name, value in zip(self.__slots__, state):
             setattr(self, name, value)

@@ -329,3 +329,32 @@ def test_model_that_cannot_load_on_the_servers_breaks_the_run(ram):
     assert message.endswith('could not load the case runner: RuntimeError: this component '
                             'cannot be unpickled')
     assert 'in __setstate__' in info.value.traceback
+
+
+def test_a_recording_solver_inside_cases_on_servers_is_recorded(ram, tmp_path):
+    """The servers' copies of the model have no recorders: the passes of a solver with
+    record=True come back with each case's outcome (through the wire codec) and are recorded
+    right before their case, numbered 'driver:k|solver:j'."""
+    from test_recordings import SellarWithUnits
+    top = set_as_top(SellarWithUnits(solver_record=True))
+    path = tmp_path / 'cases.sqlite'
+    top.recorders = [SQLiteRecorder(str(path))]
+    top.add('driver', DOEDriver(LatinHypercube(num_samples=6, seed=3), sequential=False,
+                                executor=make_executor(ram)))
+    top.driver.workflow.add('solver')
+    top.driver.add_parameter('dis1.z1', low=-1.0, high=1.0)
+    top.driver.add_response('dis2.y2')
+    top.run()
+    rows = read_cases(path)
+    assert [row['id'] for row in rows] == list(range(len(rows)))
+    passes = []
+    cases = []
+    for row in rows:
+        if row['driver'] == 'solver':
+            passes.append(row['iteration'])
+            continue
+        k = len(cases)
+        cases.append(row['iteration'])
+        assert passes == [f'driver:{k}|solver:{j}' for j in range(len(passes))] and passes
+        passes = []
+    assert cases == [f'driver:{k}' for k in range(6)] and not passes

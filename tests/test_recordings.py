@@ -448,18 +448,43 @@ def test_format_1_text_files_still_read(name, text, tmp_path):
         read_metadata(path)
 
 
-def test_a_recording_solver_in_a_parallel_doe_is_reported(tmp_path, caplog):
-    """The workers' copies of the model have no recorders: a solver's record=True cannot be
-    honoured there, and the user is told so instead of finding its rows missing."""
+def _solver_doe(path: Path, sequential: bool) -> list[dict[str, Any]]:
+    """The rows of a 4-case DOE around the Sellar solver (``record=True``) recorded at
+    ``path``, run here or in two worker processes."""
     top = set_as_top(SellarWithUnits(solver_record=True))
-    top.recorders = [CSVRecorder(str(tmp_path / 'cases.csv'))]
-    top.add('driver', DOEDriver(FullFactorial(num_levels=2), sequential=False,
-                                executor=LocalExecutor(n_workers=1)))
+    top.recorders = [CSVRecorder(str(path))]
+    executor = None if sequential else LocalExecutor(n_workers=2)
+    top.add('driver', DOEDriver(FullFactorial(num_levels=2), sequential=sequential,
+                                executor=executor))
     top.driver.workflow.add('solver')
     top.driver.add_parameter('dis1.z1', low=-1.0, high=1.0)
+    top.driver.add_parameter('dis1.x1', low=1.0, high=2.0)
     top.driver.add_response('dis1.y1')
-    with caplog.at_level('WARNING', logger='openmdao_like.drivers.caserun'):
-        top.run()
-    assert "the drivers solver do not record (record=True is honoured only with " \
-           "sequential=True); only 'driver''s cases are recorded" in caplog.text
-    assert {row['driver'] for row in read_cases(tmp_path / 'cases.csv')} == {'driver'}
+    top.driver.add_response('dis2.y2')
+    top.run()
+    return read_cases(path)
+
+
+@pytest.mark.parametrize('sequential', [True, False])
+def test_a_recording_solver_inside_a_doe_records_each_pass_before_its_case(tmp_path,
+                                                                          sequential):
+    """In worker processes (whose copies of the model have no recorders) as here: the solver's
+    passes of case k are recorded right before case k, numbered 'driver:k|solver:j' (in a
+    worker they travel home with the case's outcome)."""
+    rows = _solver_doe(tmp_path / 'cases.csv', sequential)
+    assert [row['id'] for row in rows] == list(range(len(rows)))
+    assert [row['iteration'] for row in rows if row['driver'] == 'driver'] == \
+        [f'driver:{k}' for k in range(4)]
+    passes: list[dict[str, Any]] = []
+    for row in rows:
+        if row['driver'] == 'solver':
+            passes.append(row)
+            continue
+        k = int(row['iteration'].split(':')[1])
+        assert passes  # each case solves the coupling: at least one pass
+        assert [p['iteration'] for p in passes] == [f'driver:{k}|solver:{j}'
+                                                    for j in range(len(passes))]
+        assert passes[-1]['dis2.y2'] == pytest.approx(row['dis2.y2'], rel=1e-9)
+        passes = []
+    assert not passes  # no pass without its case
+    assert len(rows) > 2 * 4  # a cold solve takes several passes

@@ -35,7 +35,7 @@ from ..errors import CaseError, ExpressionError, describe, error_summary
 from ..execution.base import BrokenExecutor, CaseOutcome, Executor, SerialExecutor
 from ..execution.local import LocalExecutor
 from ..progress import Progress
-from .caserun import CaseFeed, ModelCaseRunner, RemoteTraceback
+from .caserun import CaseFeed, ModelCaseRunner, RemoteTraceback, inner_cases
 from ..options import OptionsDictionary
 from .driver import EXECUTOR_ACCEPTS, Driver
 
@@ -342,10 +342,11 @@ class CaseIteratorDriver(Driver):
         max_retries = self.max_retries
         results = self._results if self.keep_results else None
         inputs_of, retries, lost_retries = feed.inputs, feed.retries, feed.lost_retries
-        pending: dict[int, Case] = {}  # cases that completed before an earlier one
+        # cases that completed before an earlier one, with the cases recorded inside them
+        pending: dict[int, tuple[Case, Any]] = {}
         abort: tuple[int, str | None] | None = None
         next_id = 0
-        for case_id, outputs, status, error, t_start, t_end, lost in outcomes:
+        for case_id, outputs, status, error, t_start, t_end, lost, inner in outcomes:
             if status != OK:
                 counts = lost_retries if lost else retries
                 tries = counts.get(case_id, 0)
@@ -358,22 +359,28 @@ class CaseIteratorDriver(Driver):
                 (lost_retries.pop(case_id, 0) if lost_retries else 0)
             case = Case(case_id, inputs_of.pop(case_id), outputs, status, error, where,
                         t_start, t_end, tried, f'{prefix}{case_id}')
+            if inner:  # recorded in a worker by drivers inside the case: before it, as here
+                inner = inner_cases(inner, f'{prefix}{case_id}|')
             if bar is not None:
                 bar.update()
             if case_id != next_id:
-                pending[case_id] = case
+                pending[case_id] = (case, inner)
             else:
                 next_id += 1
                 if results is not None:
                     results.append(case)
                 for rec in record:
+                    for sub in inner:
+                        rec(sub)
                     rec(case)
                 while pending and next_id in pending:
-                    done = pending.pop(next_id)
+                    done, inner = pending.pop(next_id)
                     next_id += 1
                     if results is not None:
                         results.append(done)
                     for rec in record:
+                        for sub in inner:
+                            rec(sub)
                         rec(done)
             if status != OK and not retry and abort is None:
                 abort = (case_id, error)
@@ -395,13 +402,16 @@ class CaseIteratorDriver(Driver):
         return outputs
 
     @staticmethod
-    def _emit_pending(pending: dict[int, Case], results: list | None, record: list) -> None:
+    def _emit_pending(pending: dict[int, tuple[Case, Any]], results: list | None,
+                      record: list) -> None:
         """Keep and record the cases still waiting for an earlier one (a run cut short)."""
         for case_id in sorted(pending):
-            case = pending.pop(case_id)
+            case, inner = pending.pop(case_id)
             if results is not None:
                 results.append(case)
             for rec in record:
+                for sub in inner:
+                    rec(sub)
                 rec(case)
 
     # -- pickling -----------------------------------------------------------------------------

@@ -9,7 +9,7 @@ pickles as the whole model, once, and runs cases with the driver found by its pa
 
 from __future__ import annotations
 
-import logging
+import copy
 import pickle
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -18,12 +18,12 @@ from typing import Any
 import cloudpickle
 
 from .. import tree
+from ..cases import Case
 from ..errors import describe
 from ..execution.base import CaseOutcome
+from .driver import running_drivers
 
-logger = logging.getLogger(__name__)
-
-__all__ = ['CaseFeed', 'ModelCaseRunner', 'RemoteTraceback']
+__all__ = ['CaseFeed', 'ModelCaseRunner', 'RemoteTraceback', 'inner_cases']
 
 
 class RemoteTraceback(Exception):
@@ -126,6 +126,9 @@ class ModelCaseRunner:
     In this process it calls the live driver. Pickled, it carries the whole model from its
     top (cloudpickled once, without the top's recorders and the driver's cases and results);
     unpickled in a worker it checks and compiles that copy and finds the driver by its path.
+    When drivers inside the cases record (``record`` on, and the top has recorders), the
+    worker's copy records into a `_Collector` instead, whose cases go home with each case's
+    outcome (`CaseOutcome.records`) for the driver to record in order.
 
     Parameters
     ----------
@@ -138,8 +141,28 @@ class ModelCaseRunner:
         while top.parent is not None:
             top = top.parent
         self._top, self._path, self._driver = top, driver.get_pathname(), driver
+        self._collected: list[tuple] | None = None  # in a worker: what inner drivers recorded
 
     def __call__(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
+        collected = self._collected
+        if collected is None:
+            return self._run(case_id, inputs)
+        # inner drivers number their cases from this case down; a forked worker inherits the
+        # stack of running drivers of the process that forked it: none is running here
+        running = running_drivers()
+        outer = running[:]
+        running.clear()
+        try:
+            outcome = self._run(case_id, inputs)
+        finally:
+            running[:] = outer
+        if collected:
+            outcome = outcome._replace(records=tuple(collected))
+            collected.clear()
+        return outcome
+
+    def _run(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
+        """Run one case with the driver."""
         return self._driver._evaluate(case_id, inputs)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -149,8 +172,7 @@ class ModelCaseRunner:
         names = getattr(driver, '_not_shipped', ())
         saved = [getattr(driver, name) for name in names]
         recorders = getattr(top, 'recorders', None)
-        if recorders:
-            self._warn_unrecorded()
+        collect = bool(recorders) and self._inner_recording()
         try:
             if recorders is not None:
                 top.recorders = []
@@ -162,23 +184,19 @@ class ModelCaseRunner:
                 top.recorders = recorders
             for name, value in zip(names, saved):
                 setattr(driver, name, value)
-        return {'model': model, 'path': self._path}
+        return {'model': model, 'path': self._path, 'collect': collect}
 
-    def _warn_unrecorded(self) -> None:
-        """Log that the drivers inside the cases that would record (``record`` on) record
-        nothing: the workers' copies of the model have no recorders."""
-        inner, queue = [], deque(tree.children(self._top).values())
+    def _inner_recording(self) -> bool:
+        """Whether a driver of the model other than this runner's records (``record`` on)."""
+        queue = deque(tree.children(self._top).values())
         while queue:
             node = queue.popleft()
             if node is not self._driver and getattr(node, 'record', False) is True \
                     and callable(getattr(node, 'record_iteration', None)):
-                inner.append(tree.where(node))
+                return True
             if isinstance(getattr(node, '_children', None), dict):
                 queue.extend(tree.children(node).values())
-        if inner:
-            logger.warning('%s: the cases run in worker processes, where the drivers %s do not '
-                           'record (record=True is honoured only with sequential=True); only '
-                           "%r's cases are recorded", self._path, ', '.join(inner), self._path)
+        return False
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         top = pickle.loads(state['model'])
@@ -187,6 +205,33 @@ class ModelCaseRunner:
         driver = top.get(state['path'])
         driver._prepare_run()
         self._top, self._path, self._driver = top, state['path'], driver
+        self._collected = None
+        if state.get('collect'):
+            collector = _Collector()
+            top.recorders = [collector]
+            self._collected = collector.records
 
     def __repr__(self) -> str:
         return f'ModelCaseRunner({self._path!r})'
+
+
+def inner_cases(records: tuple, prefix: str) -> list[Case]:
+    """The cases of `CaseOutcome.records` (recorded in a worker by drivers inside one case),
+    their iteration coordinates prefixed with that case's (``prefix``: ``'driver:7|'``)."""
+    cases = [Case.from_record(record) for record in records]
+    for case in cases:
+        case.iteration = f'{prefix}{case.iteration}'
+    return cases
+
+
+class _Collector:
+    """The recorder of a worker's copy of the model: keeps the cases that drivers inside a case
+    record, as plain data copied at once (values may change later), for the case's outcome."""
+
+    is_open = True  # never started nor closed: a driver in the worker only records to it
+
+    def __init__(self) -> None:
+        self.records: list[tuple] = []
+
+    def record(self, case: Case) -> None:
+        self.records.append(copy.deepcopy(case.as_record()))

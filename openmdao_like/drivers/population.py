@@ -26,7 +26,7 @@ from .. import tree
 from ..cases import FAILED, OK, Case
 from ..errors import ExpressionError, error_summary
 from ..execution.base import BrokenExecutor, CaseOutcome, Executor
-from .caserun import ModelCaseRunner
+from .caserun import ModelCaseRunner, inner_cases
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class MemberRunner(ModelCaseRunner):
     ``_prepare_run()`` (called in the worker) and ``_space`` (its design space).
     """
 
-    def __call__(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
+    def _run(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
         driver = self._driver
         t_start = time.time()
         try:
@@ -227,7 +227,10 @@ class PopulationEvaluator:
         case = Case(outcome.id, inputs, outputs, outcome.status, outcome.error,
                     tree.where(driver), outcome.t_start, outcome.t_end,
                     iteration=f'{prefix}{outcome.id}')
+        inner = inner_cases(outcome.records, f'{prefix}{outcome.id}|')
         for rec in recorders:
+            for sub in inner:  # recorded in a worker by drivers inside the member's run
+                rec.record(sub)
             rec.record(case)
 
 

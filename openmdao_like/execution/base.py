@@ -67,6 +67,10 @@ class CaseOutcome(NamedTuple):
         ``time.time()`` around the run (0.0 when not measured).
     lost : bool
         True when the case failed because its worker was lost (infrastructure, not the model).
+    records : tuple
+        The cases that drivers inside this case recorded where it ran (a worker, whose copy of
+        the model has no recorders), as `Case.as_record` tuples, for the case's driver to
+        record before the case itself; () in the usual case.
     """
 
     id: int
@@ -76,6 +80,7 @@ class CaseOutcome(NamedTuple):
     t_start: float = 0.0
     t_end: float = 0.0
     lost: bool = False
+    records: tuple = ()
 
 
 #: A case runner: ``runner(case_id, inputs) -> CaseOutcome``; picklable when shipped.

@@ -19,6 +19,7 @@ from typing import Any, NoReturn
 import cloudpickle
 
 from ..cases import FAILED, OK, failed_value
+from ..errors import error_summary
 from . import codec, spmd
 from .service import SecureService, remote
 
@@ -89,5 +90,4 @@ def _problem(outcome: Any) -> spmd.Problem | None:
     """A failed outcome as a rank's problem (the runner catches the model's exceptions)."""
     if outcome.status == OK:
         return None
-    lines = [line for line in (outcome.error or '').splitlines() if line.strip()]
-    return ('', 'case failed', lines[-1] if lines else '(no error text)', outcome.error or '')
+    return ('', 'case failed', error_summary(outcome.error), outcome.error or '')
