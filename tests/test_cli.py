@@ -18,7 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / 'examples'
 CLI = Path(sys.executable).parent / 'openmdao-like'
 
-PARABOLOID = '''
+#: The paraboloid component of the models these tests write (with the imports they need).
+PARABOLOID_COMPONENT = '''
 from openmdao_like import Assembly, Component, Float
 
 
@@ -29,7 +30,9 @@ class Paraboloid(Component):
 
     def execute(self):
         self.f_xy = (self.x - 3.0)**2 + self.x*self.y + (self.y + 4.0)**2 - 3.0
+'''
 
+PARABOLOID = PARABOLOID_COMPONENT + '''
 
 class Model(Assembly):
     def configure(self):

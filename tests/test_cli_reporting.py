@@ -13,22 +13,12 @@ import pytest
 from openmdao_like import Assembly, Component, Float, set_as_top
 from openmdao_like.drivers import ScipyOptimizer
 from openmdao_like.progress import Progress
-from test_cli import EXAMPLES, cli, row, write
+from test_cli import EXAMPLES, PARABOLOID_COMPONENT, cli, row, write
 
-PARALLEL_DOE = '''
-from openmdao_like import Assembly, Component, Float
+PARALLEL_DOE = PARABOLOID_COMPONENT + '''
 from openmdao_like.drivers import DOEDriver
 from openmdao_like.drivers.doe import FullFactorial
 from openmdao_like.execution import LocalExecutor
-
-
-class Paraboloid(Component):
-    x = Float(0.0, iotype='in', low=-50.0, high=50.0)
-    y = Float(0.0, iotype='in', low=-50.0, high=50.0)
-    f_xy = Float(iotype='out')
-
-    def execute(self):
-        self.f_xy = (self.x - 3.0)**2 + self.x*self.y + (self.y + 4.0)**2 - 3.0
 
 
 class Grid(Assembly):

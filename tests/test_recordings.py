@@ -382,15 +382,21 @@ def test_read_metadata_without_the_sidecar(fmt, tmp_path):
 
 # -- format 1 files still read ----------------------------------------------------------------
 
-def test_format_1_sqlite_still_reads():
-    assert V1_SQLITE.stat().st_size < 32_000
-    rows = read_cases(V1_SQLITE)
+def _check_format_1_rows(rows: list[dict[str, Any]]) -> None:
+    """The rows every format 1 fixture holds: two drivers whose own case numbers repeat (so
+    the ids do), the iteration derived as 'driver:id', the first case's values."""
     assert [(row['id'], row['driver'], row['iteration'], row['status']) for row in rows] == [
         (0, 'driver', 'driver:0', 'ok'),
         (0, 'solver', 'solver:0', 'ok'),
         (1, 'driver', 'driver:1', 'failed')]
     assert all(list(row)[:5] == ROW_KEYS for row in rows)
     assert rows[0]['p.x'] == 1.0 and rows[0]['p.f'] == 2.5 and rows[0]['error'] is None
+
+
+def test_format_1_sqlite_still_reads():
+    assert V1_SQLITE.stat().st_size < 32_000
+    rows = read_cases(V1_SQLITE)
+    _check_format_1_rows(rows)
     assert rows[1]['solver.y'] == 0.5 and rows[1]['solver.r'] == 0.25
     assert rows[2]['p.x'] == 3.0 and math.isnan(rows[2]['p.f'])
     assert rows[2]['error'].endswith('ValueError: x = 3.0 is too large')
@@ -432,12 +438,7 @@ def test_format_1_text_files_still_read(name, text, tmp_path):
     path = tmp_path / name
     path.write_text(text, encoding='utf-8')
     rows = read_cases(path)
-    assert [(row['id'], row['driver'], row['iteration'], row['status']) for row in rows] == [
-        (0, 'driver', 'driver:0', 'ok'),
-        (0, 'solver', 'solver:0', 'ok'),
-        (1, 'driver', 'driver:1', 'failed')]
-    assert all(list(row)[:5] == ROW_KEYS for row in rows)
-    assert rows[0]['p.x'] == 1.0 and rows[0]['p.f'] == 2.5 and rows[0]['error'] is None
+    _check_format_1_rows(rows)
     assert np.array_equal(rows[0]['p.v'], [1.0, 2.0])
     assert rows[1]['solver.y'] == 0.5 and 'p.x' not in rows[1]
     assert rows[2]['error'] == 'Traceback (most recent call last):\nValueError: boom'
