@@ -42,10 +42,14 @@ class SellarMDF(Assembly):
     """Multidisciplinary feasible Sellar: the optimizer runs the solver, which converges the
     coupled disciplines."""
 
+    #: The discipline classes (a subclass may use its own versions of them).
+    discipline1 = SellarDiscipline1
+    discipline2 = SellarDiscipline2
+
     def configure(self) -> None:
         """Add the disciplines, close the loop, and set up solver and optimizer."""
-        self.add('dis1', SellarDiscipline1())
-        self.add('dis2', SellarDiscipline2())
+        self.add('dis1', self.discipline1())
+        self.add('dis2', self.discipline2())
         self.connect('dis1.y1', 'dis2.y1')
         self.connect('dis2.y2', 'dis1.y2')
 

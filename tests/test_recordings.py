@@ -74,29 +74,21 @@ class Discipline2(sellar.SellarDiscipline2):
     y2 = Float(iotype='out', units='m', desc='coupling to discipline 1')
 
 
-class SellarWithUnits(Assembly):
-    """examples/sellar.py's SellarMDF (SLSQP around a FixedPointIterator) with units."""
+class SellarWithUnits(sellar.SellarMDF):
+    """examples/sellar.py's SellarMDF (SLSQP around a FixedPointIterator) with units, and
+    the solver's ``record`` option given (None: its default)."""
+
+    discipline1 = Discipline1
+    discipline2 = Discipline2
 
     def __init__(self, solver_record: bool | None = None, **kwargs: Any):
         self._solver_record = solver_record
         super().__init__(**kwargs)
 
     def configure(self) -> None:
-        self.add('dis1', Discipline1())
-        self.add('dis2', Discipline2())
-        self.connect('dis1.y1', 'dis2.y1')
-        self.connect('dis2.y2', 'dis1.y2')
-        options = {} if self._solver_record is None else {'record': self._solver_record}
-        self.add('solver', FixedPointIterator(tolerance=1e-10, max_iterations=100, **options))
-        self.solver.workflow.add(['dis1', 'dis2'])
-        self.add('driver', ScipyOptimizer(method='SLSQP', tol=1e-8))
-        self.driver.workflow.add('solver')
-        self.driver.add_parameter(('dis1.z1', 'dis2.z1'), low=-10.0, high=10.0, start=5.0)
-        self.driver.add_parameter(('dis1.z2', 'dis2.z2'), low=0.0, high=10.0, start=2.0)
-        self.driver.add_parameter('dis1.x1', low=0.0, high=10.0, start=1.0)
-        self.driver.add_objective(OBJECTIVE)
-        self.driver.add_constraint('3.16 < dis1.y1')
-        self.driver.add_constraint('dis2.y2 < 24.0')
+        super().configure()
+        if self._solver_record is not None:
+            self.solver.record = self._solver_record
 
 
 def _ids(rows: list[dict[str, Any]]) -> list[int]:
