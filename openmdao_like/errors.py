@@ -16,6 +16,8 @@ was given, so a user can find the offending line of a model without a debugger::
         ├── RecorderError (+ValueError)   a case file cannot be written or read as its format says
         ├── PersistenceError (+ValueError)  a model cannot be saved, or a model file read
         │   └── VersionMismatchError        saved versions that are not the installed ones
+        ├── StoreError (+ValueError)      a job store cannot be opened, or lacks what was asked
+        │   └── IllegalTransitionError      a job asked to move to a state it cannot reach
         ├── RemoteError                   a remote call failed, or its server was lost
         │   └── WireError (+ValueError)     a value cannot travel: not plain data, or a
         │                                   message that is not one (refused, never built)
@@ -94,6 +96,16 @@ class VersionMismatchError(PersistenceError):
 
 class VersionMismatchWarning(UserWarning):
     """A model was loaded although it was saved with other distribution versions."""
+
+
+class StoreError(OpenMDAOLikeError, ValueError):
+    """A job store cannot be opened (bad URL, refused connection, newer schema), or does not
+    hold the run or job asked for."""
+
+
+class IllegalTransitionError(StoreError):
+    """A job was asked to move to a state it cannot reach from its own
+    (`openmdao_like.jobs.states.TRANSITIONS`)."""
 
 
 class RemoteError(OpenMDAOLikeError):

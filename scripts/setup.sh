@@ -3,7 +3,8 @@
 #   (no option)  what the demo needs: python3-venv (apt, only if `python3 -m venv` cannot work)
 #                and openmdao_like installed editable (`pip install -e .`);
 #   --test       also the test infrastructure (openssl, sshd, munge, SLURM, the PBS client
-#                commands; apt, only those missing) and the test tools (`pip install -e .[test]`).
+#                commands, PostgreSQL; apt, only those missing) and the test tools
+#                (`pip install -e .[test]`).
 # Idempotent: a second run only checks that nothing changed. Works from any directory; apt-get
 # needs root or sudo (on a fresh Debian machine).
 set -euo pipefail
@@ -58,6 +59,10 @@ if [ "$mode" = test ]; then
   command -v slurmd >/dev/null || [ -x /usr/sbin/slurmd ] || need+=(slurmd)
   command -v sbatch >/dev/null || need+=(slurm-client)
   command -v qsub >/dev/null || need+=(slurm-wlm-torque)
+  # PostgreSQL for the job store's tests (tests/pg_server.py starts a private server; Debian's
+  # package starts no cluster here). Its programs live below /usr/lib/postgresql/<version>/bin.
+  compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
+    && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
   [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 fi
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -131,6 +132,37 @@ def factory_a(server_a: ServerProcess) -> Iterator[Any]:
 def factory_b(server_b: ServerProcess) -> Iterator[Any]:
     """A client of server_b; the objects a test creates are released after it."""
     yield from _factory(server_b)
+
+
+# -- PostgreSQL (see tests/pg_server.py) ---------------------------------------------------------
+from pg_server import PostgresServer, PostgresUnavailable  # noqa: E402
+
+
+@pytest.fixture(scope='session')
+def postgres_server() -> Iterator[PostgresServer]:
+    """A private PostgreSQL server for the session; missing PostgreSQL fails, never skips."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as err:
+        pytest.fail(str(err), pytrace=False)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """The URL of a fresh, empty database of its own for one test (dropped after it)."""
+    name = f'test_{uuid.uuid4().hex}'
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=['sqlite', 'postgresql'])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty job store of each kind: a SQLite file, a PostgreSQL database."""
+    if request.param == 'sqlite':
+        return f'sqlite:///{tmp_path / "runs.db"}'
+    return request.getfixturevalue('postgres_url')
 
 
 @pytest.fixture(scope='session')

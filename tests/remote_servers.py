@@ -38,8 +38,8 @@ def pid_alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is not a zombie."""
     try:
         with open(f'/proc/{pid}/stat') as f:
-            return f.read().split(') ', 1)[1][0] != 'Z'
-    except OSError:
+            return f.read().rsplit(') ', 1)[1][0] not in 'ZX'
+    except (OSError, IndexError):
         return False
 
 

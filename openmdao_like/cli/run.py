@@ -31,6 +31,9 @@ from ..component import Component
 from ..container import set_as_top
 from ..drivers import Driver
 from ..errors import error_summary
+from ..jobs import JobStore
+from ..jobs.backends import redact
+from ..jobs.durable import load_run, start_run
 from . import CommandError, UsageError
 from .table import format_table, format_value
 
@@ -49,8 +52,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
         description='Load MODEL — a Python file (its module-level `top`, or its only Assembly '
                     'subclass) or a saved model (.yaml, .pkl, .zip or a directory) — apply '
                     '--set values, run it and print a table per driver.')
-    parser.add_argument('model', metavar='MODEL',
-                        help='Python file defining the model, or a model saved with save()')
+    parser.add_argument('model', metavar='MODEL', nargs='?',
+                        help='Python file defining the model, or a model saved with save() '
+                             '(not with --resume)')
     parser.add_argument('--on-version-mismatch', choices=('error', 'warn'), default='error',
                         help='for a saved model: what to do when a class was saved with '
                              'another version of its distribution than the installed one '
@@ -66,6 +70,13 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
                         help='set the variable at dotted PATH before the run; VALUE is a '
                              'Python literal (3, 2.5e-3, [1, 2], True) or else a string; '
                              'may be repeated')
+    parser.add_argument('--store', metavar='URL',
+                        help='record the cases of the model\'s driver in this job store as they '
+                             'end (sqlite:///runs.db, postgresql://user:pw@host/db), so that '
+                             '--resume can finish the run if this process dies')
+    parser.add_argument('--resume', metavar='RUN_ID',
+                        help='run again the run RUN_ID of --store (its saved model), running '
+                             'only its cases that are not COMPLETED')
     parser.add_argument('-q', '--quiet', action='store_true',
                         help='print nothing but errors')
     parser.set_defaults(handler=run_command, parser=parser)
@@ -89,6 +100,10 @@ def run_command(args: argparse.Namespace) -> int:
     """Handler of ``run``: load, set, run, report. A saved model's directory is first on
     ``sys.path`` while it loads and runs (a Python file's while it is imported), as
     ``python script.py`` puts the script's, so the modules beside it can be imported."""
+    if args.resume is not None:
+        return resume_command(args)
+    if args.model is None:
+        raise UsageError('expected MODEL (a model file), or --resume RUN_ID --store URL')
     saved = is_saved_model(args.model)
     with model_directory_on_path(args.model) if saved else contextlib.nullcontext():
         if saved:
@@ -102,6 +117,11 @@ def run_command(args: argparse.Namespace) -> int:
             except Exception as exc:
                 raise UsageError(f'--set {path}={raw}: {exc}') from exc
             logger.info('set %s = %r', path, value)
+        if args.store is not None:
+            store = JobStore(args.store)
+            driver = _case_driver(top, top.driver, args.model)
+            run_id = start_run(top, store, args.model, driver.get_pathname())
+            print(f'run {run_id} in {redact(args.store)}', file=sys.stderr, flush=True)
         start = time.perf_counter()
         try:
             top.run()
@@ -111,6 +131,39 @@ def run_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report(top, args.model, elapsed))
     return 0
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    """``run --resume RUN_ID --store URL``: reload the run's model, run what is not done."""
+    if args.model is not None:
+        raise UsageError(f'--resume runs the model saved with the run: give no MODEL (got '
+                         f'{args.model!r})')
+    if args.store is None:
+        raise UsageError('--resume needs --store URL: the job store that holds the run')
+    store = JobStore(args.store)
+    run = store.run(args.resume)
+    top = load_run(store, run.id, args.on_version_mismatch)
+    driver = _case_driver(top, top.get(run.driver or 'driver'), run.name)
+    counts = store.counts(run.id)
+    print(f'resuming run {run.id}: {counts["COMPLETED"]} case(s) COMPLETED are not run again',
+          file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    try:
+        driver.resume(run.id, store)
+    except Exception as exc:
+        raise CommandError(f'resuming run {run.id} ({run.name}) failed') from exc
+    if not args.quiet:
+        print(report(top, run.name, time.perf_counter() - start))
+    return 0
+
+
+def _case_driver(top: Assembly, driver: Any, name: str) -> Any:
+    """``driver``, checked to be one whose cases a job store can hold."""
+    if not callable(getattr(driver, 'resume', None)):
+        raise UsageError(f'{name}: --store records the cases of a case-running driver '
+                         f'(DOEDriver, CaseIteratorDriver); {driver.get_pathname()!r} is a '
+                         f'{type(driver).__name__}')
+    return driver
 
 
 # -- finding the model ----------------------------------------------------------------------------

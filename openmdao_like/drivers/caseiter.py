@@ -91,7 +91,9 @@ class CaseIteratorDriver(Driver):
     """
 
     #: Attributes a worker does not need: not shipped with the model (see `ModelCaseRunner`).
-    _not_shipped: tuple[str, ...] = ('cases', '_results')
+    _not_shipped: tuple[str, ...] = ('cases', '_results', '_resumed')
+    #: While `resume` runs: case id -> the case done in the run resumed (not run again).
+    _resumed: dict[int, Case] | None = None
 
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
@@ -134,6 +136,25 @@ class CaseIteratorDriver(Driver):
     def results(self) -> list[Case]:
         """The cases of the last run, in case order."""
         return self._results
+
+    def resume(self, run_id: str, store: Any) -> None:
+        """Run the model again as run ``run_id`` of ``store`` (an
+        `openmdao_like.jobs.JobStore`), running only its cases that are not COMPLETED there.
+
+        The cases done before are kept in `results` and recorded in their place, so the
+        recorders hold every case once; the cases run now are recorded in the store as well.
+        The cases must come out of the driver as they did (a DOE with a fixed seed, a list).
+        """
+        top = self._top()
+        done = store.completed_cases(run_id, tree.where(self))
+        recorder = store.recorder(run_id, tree.where(self), done=done)
+        self._resumed = {case.id: case for case in done}
+        top.recorders = [*getattr(top, 'recorders', ()), recorder]
+        try:
+            top.run()
+        finally:
+            self._resumed = None
+            top.recorders = [rec for rec in top.recorders if rec is not recorder]
 
     # -- what the cases are -------------------------------------------------------------------
     def _case_source(self) -> Iterator[Mapping[str, Any]]:
@@ -314,7 +335,8 @@ class CaseIteratorDriver(Driver):
         count = self._case_count()
         if bar.enabled:
             bar.set_total(count)
-        feed = CaseFeed(source, self, count)
+        done = self._resumed or {}
+        feed = CaseFeed(source, self, count, skip=done)
         with contextlib.ExitStack() as stack:
             stack.callback(bar.close)
             try:
@@ -326,7 +348,7 @@ class CaseIteratorDriver(Driver):
                                 f'{executor!r} (sequential=False): {exc}') from exc
             outcomes = executor.run(feed)
             try:
-                self._collect(outcomes, feed, record, bar if bar.enabled else None)
+                self._collect(outcomes, feed, record, bar if bar.enabled else None, done)
             except BrokenExecutor as exc:
                 raise BrokenExecutor(f'{tree.where(self)}: {exc}', exc.traceback) from exc
             finally:
@@ -334,8 +356,9 @@ class CaseIteratorDriver(Driver):
                 self.current_iteration = feed.next_id
 
     def _collect(self, outcomes: Iterator[CaseOutcome], feed: CaseFeed, record: list[Any],
-                 bar: Progress | None) -> None:
-        """Turn outcomes into cases: retry, keep, record in order, abort (the hot loop)."""
+                 bar: Progress | None, done: Mapping[int, Case]) -> None:
+        """Turn outcomes into cases: retry, keep, record in order, abort (the hot loop);
+        ``done``: cases of the run being resumed, kept and recorded in their place."""
         where = tree.where(self)
         prefix = self.iteration_prefix()
         retry = self.error_policy == RETRY
@@ -343,9 +366,17 @@ class CaseIteratorDriver(Driver):
         results = self._results if self.keep_results else None
         inputs_of, retries, lost_retries = feed.inputs, feed.retries, feed.lost_retries
         # cases that completed before an earlier one, with the cases recorded inside them
-        pending: dict[int, tuple[Case, Any]] = {}
+        pending: dict[int, tuple[Case, Any]] = {case_id: (case, ()) for case_id, case
+                                                in done.items()}
         abort: tuple[int, str | None] | None = None
         next_id = 0
+        while next_id in pending:  # a resumed run whose first cases were done
+            case, _ = pending.pop(next_id)
+            next_id += 1
+            if results is not None:
+                results.append(case)
+            for rec in record:
+                rec(case)
         for case_id, outputs, status, error, t_start, t_end, lost, inner in outcomes:
             if status != OK:
                 counts = lost_retries if lost else retries

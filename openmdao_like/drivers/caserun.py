@@ -45,6 +45,9 @@ class CaseFeed:
     total : int, optional
         How many cases ``source`` has, when known: the feed then knows how many remain
         (``operator.length_hint``), so executors share them out by guided self-scheduling.
+    skip : collection of int, optional
+        Ids of cases not to hand out (done in an earlier run that is resumed): their inputs
+        are read from ``source`` and passed over.
 
     Attributes
     ----------
@@ -59,13 +62,15 @@ class CaseFeed:
         an infrastructure loss says nothing about the model).
     """
 
-    __slots__ = ('_source', '_driver', '_total', '_keys', '_retry', '_done', 'next_id', 'inputs',
-                 'retries', 'lost_retries')
+    __slots__ = ('_source', '_driver', '_total', '_keys', '_retry', '_done', '_skip', '_skip_left',
+                 'next_id', 'inputs', 'retries', 'lost_retries')
 
     def __init__(self, source: Iterator[Mapping[str, Any]], driver: Any,
-                 total: int | None = None):
+                 total: int | None = None, skip: Any = ()):
         self._source = source
         self._total = total
+        self._skip = frozenset(skip)
+        self._skip_left = len(self._skip)
         self._driver = driver
         self._keys: frozenset | None = None
         self._retry: deque[int] = deque()
@@ -84,7 +89,7 @@ class CaseFeed:
             return len(self._retry)
         if self._total is None:
             return NotImplemented
-        return max(0, self._total - self.next_id) + len(self._retry)
+        return max(0, self._total - self.next_id - self._skip_left) + len(self._retry)
 
     def __next__(self) -> tuple[int, Mapping[str, Any]]:
         if self._retry:  # (empty once stopped)
@@ -92,12 +97,18 @@ class CaseFeed:
             return case_id, self.inputs[case_id]
         if self._done:
             raise StopIteration
+        case_id = self.next_id
         try:
             inputs = next(self._source)
+            if self._skip_left:
+                while case_id in self._skip:  # done in the run being resumed
+                    self._skip_left -= 1
+                    case_id += 1
+                    self.next_id = case_id
+                    inputs = next(self._source)
         except StopIteration:
             self._done = True
             raise
-        case_id = self.next_id
         if type(inputs) is not dict:
             if not isinstance(inputs, Mapping):
                 raise TypeError(f'{tree.where(self._driver)}: case {case_id}: expected a dict '

@@ -1,0 +1,118 @@
+"""Runs recorded in a job store as they go, and resumed after the process that ran them died.
+
+::
+
+    store = JobStore('sqlite:///runs.db')
+    run_id = start_run(top, store, 'doe.py')   # saves the model with the run; records its cases
+    top.run()                                  # each case's job lands in the store as it ends
+    ...                                        # the process dies; later, elsewhere:
+    top = load_run(store, run_id)              # the model saved with the run
+    top.driver.resume(run_id, store)           # runs only the cases not COMPLETED
+
+`JobRecorder` is how cases reach the store: a recorder (like the file recorders) for the cases
+of one driver, which writes them in batches (every `FLUSH_CASES` cases or `FLUSH_SECONDS`,
+whichever comes first, and when the run ends), so a run killed at any moment loses at most the
+cases of the last fraction of a second, and those only run again.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from ..cases import Case
+from ..errors import StoreError
+from ..persistence import load, save
+from .states import State
+from .store import JobStore
+
+logger = logging.getLogger(__name__)
+
+#: A `JobRecorder` writes its cases when it holds this many...
+FLUSH_CASES = 500
+#: ... or when the oldest has waited this long (seconds).
+FLUSH_SECONDS = 0.1
+
+
+class JobRecorder:
+    """Records the cases of driver ``driver`` (a dotted path) as the jobs of run ``run_id`` in
+    ``store``, each when it ends (COMPLETED or FAILED), in batches; other drivers' cases are
+    not jobs and are left to the file recorders. ``done``: cases the store holds already (a
+    resumed run records them again in their place: they are passed over).
+    """
+
+    is_open = False
+
+    def __init__(self, store: JobStore, run_id: str, driver: str,
+                 done: Iterable[Case] = ()):
+        self.store = store
+        self.run_id = store.resolve(run_id)
+        self.driver = driver
+        self._done = {case.id for case in done}
+        self._rows: list[Case] = []
+        self._since = 0.0
+
+    def startup(self, model: Any = None) -> None:
+        """Mark the run RUNNING."""
+        self.store.update_run(self.run_id, state=State.RUNNING, started=time.time(),
+                              finished=None, error=None)
+        self.is_open = True
+
+    def record(self, case: Case) -> None:
+        """Keep a case of the driver to write (soon); ignore the others."""
+        if case.driver != self.driver or case.id in self._done:
+            return
+        rows = self._rows
+        if not rows:
+            self._since = time.monotonic()
+        rows.append(case)
+        if len(rows) >= FLUSH_CASES or time.monotonic() - self._since >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the cases kept so far."""
+        if self._rows:
+            rows, self._rows = self._rows, []
+            self.store.record_cases(self.run_id, rows)
+
+    def close(self) -> None:
+        """Write what is left; the run is COMPLETED when every job is, else FAILED."""
+        if not self.is_open:
+            return
+        self.is_open = False
+        self.flush()
+        counts = self.store.counts(self.run_id)
+        failed = counts['FAILED'] + counts['CANCELLED']
+        self.store.update_run(self.run_id, state=State.FAILED if failed else State.COMPLETED,
+                              finished=time.time(),
+                              error=f'{failed} case(s) failed' if failed else None)
+
+    def __repr__(self) -> str:
+        return f'JobRecorder({self.store!r}, {self.run_id[:8]!r}, driver={self.driver!r})'
+
+
+def start_run(top: Any, store: JobStore, name: str, driver: str = 'driver') -> str:
+    """Make ``top`` a durable run of ``store``: save it with a new run (named ``name``), and
+    record the cases of its driver at path ``driver`` there as they end; the run's id."""
+    buffer = io.BytesIO()
+    save(top, buffer, 'pickle')
+    run_id = store.create_run(name, model=buffer.getvalue(), model_format='pickle',
+                              driver=driver)
+    top.recorders = [*getattr(top, 'recorders', ()), JobRecorder(store, run_id, driver)]
+    return run_id
+
+
+def load_run(store: JobStore, run_id: str, on_version_mismatch: str = 'error') -> Any:
+    """The model saved with run ``run_id`` (to `resume` it); `StoreError` naming the run when
+    it cannot be loaded."""
+    model, fmt = store.model(run_id)
+    if model is None:
+        raise StoreError(f'{store!r}: run {run_id} has no saved model to resume from')
+    try:
+        return load(io.BytesIO(model), on_version_mismatch)
+    except Exception as exc:
+        raise StoreError(f'{store!r}: run {run_id}: its model ({fmt}) does not load here: '
+                         f'{type(exc).__name__}: {exc}') from exc

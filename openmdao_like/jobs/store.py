@@ -1,0 +1,578 @@
+"""`JobStore`: the runs and their jobs in a database that outlives the processes using it.
+
+::
+
+    store = JobStore('sqlite:///runs.db')           # or 'postgresql://user:pw@host/db'
+    run_id = store.create_run('doe', model=blob)    # a run: one submitted model
+    store.add_jobs(run_id, [(0, {'p.x': 1.0}), (1, {'p.x': 2.0})])     # its cases, READY
+    store.move(run_id, [0, 1], State.RUNNING, host='node7')
+    store.finish(run_id, [Result(0, State.COMPLETED, {'p.f': 3.0}), ...])
+    store.counts(run_id)                            # {'COMPLETED': 1, 'RUNNING': 1, ...}
+
+Every change of jobs is one transaction, and moves are checked against the transition table of
+`openmdao_like.jobs.states` inside it: a batch with one illegal move changes nothing and raises
+`IllegalTransitionError` naming the job. Inputs and outputs are stored as the recorders' JSON
+(`openmdao_like.recorders.codec`: arrays and NaN survive). Retries are counted apart: ``attempts``
+(every start), ``model_retries`` (the model raised) and ``infra_retries`` (the worker or runner
+was lost), as the execution loop counts them.
+
+Schema versions (`SCHEMA_VERSION`; `MIGRATIONS` upgrades an older store when it is opened, and a
+store of a newer version is refused rather than misread):
+  1 -- tables ``meta(schema_version)``, ``runs`` and ``jobs`` (below).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from ..cases import OK, Case
+from ..errors import IllegalTransitionError, StoreError
+from ..recorders import codec
+from .backends import Backend, connect, executemany, redact
+from .states import ENDED, SOURCES, State, as_state, check_transition, names
+
+#: The schema this code writes and reads.
+SCHEMA_VERSION = 1
+
+#: Environment variable naming the default store; else `DEFAULT_STORE`.
+STORE_ENV = 'OML_JOB_STORE'
+DEFAULT_STORE = 'sqlite:///' + os.path.join('~', '.openmdao_like', 'jobs.db')
+
+#: Characters of output tails kept per job.
+TAIL_CHARS = 4000
+#: Jobs added at once from which the database is told its table grew (`Backend.grown`).
+GROWN_ROWS = 1000
+
+
+def _schema(b: Backend) -> list[str]:
+    return [
+        'CREATE TABLE meta (schema_version INTEGER NOT NULL)',
+        f'CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL, '
+        f'driver TEXT, model {b.blob}, model_format TEXT, resources TEXT, created {b.real}, '
+        f'started {b.real}, finished {b.real}, total BIGINT, runner TEXT, error TEXT)',
+        f'CREATE TABLE jobs (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, '
+        f'case_id BIGINT NOT NULL, state TEXT NOT NULL, inputs TEXT, outputs TEXT, error TEXT, '
+        f'attempts INTEGER NOT NULL DEFAULT 0, model_retries INTEGER NOT NULL DEFAULT 0, '
+        f'infra_retries INTEGER NOT NULL DEFAULT 0, host TEXT, scheduler_id TEXT, '
+        f'created {b.real}, started {b.real}, finished {b.real}, stdout_tail TEXT, '
+        f'stderr_tail TEXT, lease_owner TEXT, lease_expires {b.real}, '
+        f'PRIMARY KEY (run_id, case_id))',
+        'CREATE INDEX jobs_by_state ON jobs (run_id, state)',
+    ]
+
+
+#: Version -> the statements that bring a store of the version before it up to it.
+MIGRATIONS: dict[int, Callable[[Backend], list[str]]] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunInfo:
+    """What a store knows of a run (see `JobStore.run`)."""
+
+    id: str
+    name: str
+    state: str
+    driver: str | None
+    created: float | None
+    started: float | None
+    finished: float | None
+    total: int | None
+    runner: str | None
+    error: str | None
+    resources: dict[str, Any] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class JobInfo:
+    """One job of a run (see `JobStore.jobs`)."""
+
+    run_id: str
+    case_id: int
+    state: State
+    inputs: dict[str, Any]
+    outputs: dict[str, Any] | None
+    error: str | None
+    attempts: int
+    model_retries: int
+    infra_retries: int
+    host: str | None
+    scheduler_id: str | None
+    created: float | None
+    started: float | None
+    finished: float | None
+    stdout_tail: str | None
+    stderr_tail: str | None
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """How one job ended, for `JobStore.finish`: COMPLETED or FAILED (or READY again: lost)."""
+
+    case_id: int
+    state: State
+    outputs: dict[str, Any] | None = None
+    error: str | None = None
+    started: float | None = None
+    finished: float | None = None
+    host: str | None = None
+    stdout_tail: str | None = None
+    stderr_tail: str | None = None
+
+
+_RUN_COLUMNS = ('id', 'name', 'state', 'driver', 'created', 'started', 'finished', 'total',
+                'runner', 'error', 'resources')
+_JOB_COLUMNS = ('run_id', 'case_id', 'state', 'inputs', 'outputs', 'error', 'attempts',
+                'model_retries', 'infra_retries', 'host', 'scheduler_id', 'created', 'started',
+                'finished', 'stdout_tail', 'stderr_tail')
+
+
+class JobStore:
+    """The runs and jobs of the store at ``url``; creates its tables on first use.
+
+    Parameters
+    ----------
+    url : str, optional
+        ``sqlite:///path.db`` or ``postgresql://user:password@host:port/db``; default
+        ``$OML_JOB_STORE``, else ``sqlite:///~/.openmdao_like/jobs.db``.
+
+    Raises
+    ------
+    StoreError
+        The URL has an unknown scheme, the database refuses the connection, or its schema is
+        newer than this code's (the message names the URL, password hidden).
+    """
+
+    def __init__(self, url: str | None = None):
+        url = url or os.environ.get(STORE_ENV) or DEFAULT_STORE
+        if url.startswith('sqlite:///~'):
+            path = os.path.expanduser(url[len('sqlite:///'):])
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            url = 'sqlite:///' + path
+        self.url = url
+        self._db = connect(url)
+        try:
+            self._prepare()
+        except BaseException:
+            self._db.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f'JobStore({redact(self.url)!r})'
+
+    def __enter__(self) -> JobStore:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connection (the store's content stays)."""
+        self._db.close()
+
+    # -- schema ---------------------------------------------------------------------------------
+    def _prepare(self) -> None:
+        """Create the tables, or upgrade them (`MIGRATIONS`), or refuse a newer schema."""
+        with self._writing() as cur:
+            version = self._schema_version(cur)
+            if version is None:
+                for statement in _schema(self._db):
+                    cur.execute(statement)
+                cur.execute(self._db.sql('INSERT INTO meta (schema_version) VALUES (?)'),
+                            (SCHEMA_VERSION,))
+                return
+            if version > SCHEMA_VERSION:
+                raise StoreError(f'{self!r}: schema version {version} is newer than this '
+                                 f'openmdao_like reads ({SCHEMA_VERSION}): upgrade openmdao_like')
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[step](self._db):
+                    cur.execute(statement)
+            if version < SCHEMA_VERSION:
+                cur.execute(self._db.sql('UPDATE meta SET schema_version = ?'),
+                            (SCHEMA_VERSION,))
+
+    def _schema_version(self, cur: Any) -> int | None:
+        if not self._db.has_table(cur, 'meta'):
+            return None
+        cur.execute('SELECT schema_version FROM meta')
+        row = cur.fetchone()
+        if row is None or not isinstance(row[0], int):
+            raise StoreError(f'{self!r}: not a job store (its meta table holds '
+                             f'{row!r}, not a schema version)')
+        return row[0]
+
+    def schema_version(self) -> int:
+        """The schema version of the store (after any upgrade: `SCHEMA_VERSION`)."""
+        with self._reading() as cur:
+            return self._schema_version(cur)
+
+    # -- transactions ---------------------------------------------------------------------------
+    def _writing(self) -> Any:
+        """``with self._writing() as cur``: a transaction that writes."""
+        return _Guard(self, self._db.transaction(write=True))
+
+    def _reading(self) -> Any:
+        """``with self._reading() as cur``: a transaction that only reads."""
+        return _Guard(self, self._db.transaction(write=False))
+
+    # -- runs -----------------------------------------------------------------------------------
+    def create_run(self, name: str, model: bytes | None = None, model_format: str | None = None,
+                   driver: str | None = None, resources: Mapping[str, Any] | None = None,
+                   total: int | None = None) -> str:
+        """A new run (state WAITING) and its id (32 hex digits).
+
+        Parameters
+        ----------
+        name : str
+            What the run is called in listings (e.g. the model file).
+        model : bytes, optional
+            The saved model (issue-3 format ``model_format``) that resuming reloads.
+        driver : str, optional
+            Dotted path of the driver whose cases the jobs are.
+        resources : mapping, optional
+            The resource description the run was submitted with (JSON).
+        total : int, optional
+            How many cases the run has, when known.
+        """
+        if not isinstance(name, str) or not name:
+            raise StoreError(f'{self!r}: a run needs a name (str), got {name!r}')
+        run_id = uuid.uuid4().hex
+        with self._writing() as cur:
+            cur.execute(self._db.sql(
+                'INSERT INTO runs (id, name, state, driver, model, model_format, resources, '
+                'created, total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+                (run_id, name, State.WAITING.name, driver, model, model_format,
+                 None if resources is None else json.dumps(dict(resources)), time.time(),
+                 total))
+        return run_id
+
+    def run(self, run_id: str) -> RunInfo:
+        """The run whose id is or starts with ``run_id`` (at least 4 characters, unique).
+
+        Raises
+        ------
+        StoreError
+            No run, or several, match.
+        """
+        return self._run_row(self.resolve(run_id))
+
+    def resolve(self, run_id: str) -> str:
+        """The full id of the run ``run_id`` names (a unique prefix of at least 4 characters)."""
+        if not isinstance(run_id, str) or len(run_id) < 4 or \
+                not all(c in '0123456789abcdef' for c in run_id.lower()):
+            raise StoreError(f'{self!r}: expected a run id (at least 4 of its hex digits), got '
+                             f'{run_id!r}')
+        with self._reading() as cur:
+            cur.execute(self._db.sql('SELECT id FROM runs WHERE id LIKE ? ORDER BY id LIMIT 2'),
+                        (run_id.lower() + '%',))
+            found = [row[0] for row in cur.fetchall()]
+        if not found:
+            raise StoreError(f'{self!r}: no run {run_id!r}')
+        if len(found) > 1:
+            raise StoreError(f'{self!r}: {run_id!r} names several runs ({found[0]}, '
+                             f'{found[1]}, ...): give more of the id')
+        return found[0]
+
+    def runs(self) -> list[RunInfo]:
+        """Every run, newest first."""
+        with self._reading() as cur:
+            cur.execute(f'SELECT {", ".join(_RUN_COLUMNS)} FROM runs ORDER BY created DESC')
+            return [_run_info(row) for row in cur.fetchall()]
+
+    def _run_row(self, run_id: str) -> RunInfo:
+        with self._reading() as cur:
+            cur.execute(self._db.sql(f'SELECT {", ".join(_RUN_COLUMNS)} FROM runs WHERE id = ?'),
+                        (run_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise StoreError(f'{self!r}: no run {run_id!r}')
+        return _run_info(row)
+
+    def model(self, run_id: str) -> tuple[bytes | None, str | None]:
+        """The saved model of a run and its format."""
+        run_id = self.resolve(run_id)
+        with self._reading() as cur:
+            cur.execute(self._db.sql('SELECT model, model_format FROM runs WHERE id = ?'),
+                        (run_id,))
+            model, fmt = cur.fetchone()
+        return (None if model is None else bytes(model)), fmt
+
+    def update_run(self, run_id: str, **fields: Any) -> None:
+        """Set fields of a run: ``state``, ``started``, ``finished``, ``total``, ``runner``,
+        ``error``."""
+        allowed = {'state', 'started', 'finished', 'total', 'runner', 'error'}
+        unknown = sorted(set(fields) - allowed)
+        if unknown:
+            raise StoreError(f'{self!r}: cannot update run field(s) {", ".join(unknown)} '
+                             f'(fields: {", ".join(sorted(allowed))})')
+        if 'state' in fields:
+            fields['state'] = as_state(fields['state'], 'run state').name
+        run_id = self.resolve(run_id)
+        sets = ', '.join(f'{name} = ?' for name in fields)
+        with self._writing() as cur:
+            cur.execute(self._db.sql(f'UPDATE runs SET {sets} WHERE id = ?'),
+                        (*fields.values(), run_id))
+
+    # -- jobs -----------------------------------------------------------------------------------
+    def add_jobs(self, run_id: str, cases: Iterable[tuple[int, Mapping[str, Any]]],
+                 state: State = State.READY) -> int:
+        """Add the cases ``(case_id, inputs)`` of a run as jobs in ``state`` (READY, WAITING or
+        PAUSED), in one transaction; how many were added. A case id the run has already is an
+        error naming it."""
+        state = as_state(state)
+        if state not in (State.READY, State.WAITING, State.PAUSED):
+            raise IllegalTransitionError(f'{self!r}: new jobs start READY, WAITING or PAUSED, '
+                                         f'not {state.name}')
+        now = time.time()
+        rows = [(run_id, _case_id(case_id), state.name, codec.dumps(dict(inputs)), now)
+                for case_id, inputs in cases]
+        sql = self._db.sql('INSERT INTO jobs (run_id, case_id, state, inputs, created) '
+                           'VALUES (?, ?, ?, ?, ?)')
+        with self._writing() as cur:
+            try:
+                added = executemany(cur, sql, rows)
+                if added >= GROWN_ROWS:
+                    self._db.grown(cur, 'jobs')
+                return added
+            except self._db.errors as exc:
+                if 'unique' in str(exc).lower() or 'duplicate' in str(exc).lower():
+                    raise StoreError(f'{self!r}: run {run_id}: a case id is there already '
+                                     f'({" ".join(str(exc).split())})') from None
+                if 'foreign' in str(exc).lower():
+                    raise StoreError(f'{self!r}: no run {run_id!r}') from None
+                raise
+
+    def move(self, run_id: str, case_ids: Sequence[int], new: State | str,
+             count_attempt: bool = False, host: str | None = None,
+             scheduler_id: str | None = None) -> None:
+        """Move jobs of a run to state ``new``, all or none (`IllegalTransitionError` naming
+        the first job that cannot make the move). ``count_attempt``: a start (RUNNING), counted
+        in ``attempts`` and timed in ``started``."""
+        new = as_state(new)
+        sources = SOURCES[new]
+        extra, values = '', []
+        if count_attempt:
+            extra += ', attempts = attempts + 1, started = ?'
+            values.append(time.time())
+        if host is not None:
+            extra += ', host = ?'
+            values.append(host)
+        if scheduler_id is not None:
+            extra += ', scheduler_id = ?'
+            values.append(scheduler_id)
+        marks = ', '.join('?' * len(sources))
+        sql = self._db.sql(f'UPDATE jobs SET state = ?{extra} WHERE run_id = ? AND case_id = ? '
+                           f'AND state IN ({marks})')
+        rows = [(new.name, *values, run_id, _case_id(c), *names(sources)) for c in case_ids]
+        try:
+            with self._writing() as cur:
+                if executemany(cur, sql, rows) != len(rows):
+                    raise _Refused
+        except _Refused:
+            self._explain(run_id, case_ids, new)
+
+    def finish(self, run_id: str, results: Sequence[Result]) -> None:
+        """Record how jobs ended (COMPLETED, FAILED, or READY again when their worker was
+        lost: counted in ``infra_retries``), all or none, checking each move."""
+        groups: dict[State, list[tuple]] = {}
+        for r in results:
+            state = as_state(r.state)
+            if state not in (State.COMPLETED, State.FAILED, State.READY):
+                raise IllegalTransitionError(f'{self!r}: job {run_id}:{r.case_id}: a result is '
+                                             f'COMPLETED, FAILED or READY (lost), not '
+                                             f'{state.name}')
+            groups.setdefault(state, []).append(
+                (state.name, None if r.outputs is None else codec.dumps(r.outputs), r.error,
+                 r.started, r.finished, r.host, _tail(r.stdout_tail), _tail(r.stderr_tail),
+                 1 if state is State.READY else 0, 1 if state is State.FAILED else 0,
+                 run_id, _case_id(r.case_id)))
+        try:
+            with self._writing() as cur:
+                self._finish(cur, run_id, groups)
+        except _Refused as refused:
+            self._explain(run_id, refused.args[0], refused.args[1])
+
+    def _finish(self, cur: Any, run_id: str, groups: dict[State, list[tuple]]) -> None:
+        """The updates of `finish`; `_Refused` (case ids, state) when a job cannot move."""
+        for state, rows in groups.items():
+            marks = ', '.join('?' * len(SOURCES[state]))
+            sql = self._db.sql(
+                'UPDATE jobs SET state = ?, outputs = ?, error = ?, '
+                'started = COALESCE(?, started), finished = ?, host = COALESCE(?, host), '
+                'stdout_tail = ?, stderr_tail = ?, infra_retries = infra_retries + ?, '
+                'model_retries = model_retries + ? '
+                f'WHERE run_id = ? AND case_id = ? AND state IN ({marks})')
+            done = executemany(cur, sql, [(*row, *names(SOURCES[state])) for row in rows])
+            if done != len(rows):
+                raise _Refused([row[-1] for row in rows], state)
+
+    def record_cases(self, run_id: str, cases: Sequence[Any]) -> None:
+        """Record cases of an in-process run as they ended (`openmdao_like.cases.Case`:
+        ``ok`` -> COMPLETED, else FAILED), adding their jobs if the run has none yet, in one
+        transaction. A job that is COMPLETED or CANCELLED already is left as it is."""
+        rows = []
+        for case in cases:
+            ok = case.status == OK
+            rows.append((run_id, _case_id(case.id), (State.COMPLETED if ok else State.FAILED).name,
+                         codec.dumps(case.inputs), codec.dumps(case.outputs), case.error,
+                         case.retries + 1, int(case.retries) + (0 if ok else 1),
+                         case.t_start or None, case.t_start or None, case.t_end or None))
+        sql = self._db.sql(
+            'INSERT INTO jobs (run_id, case_id, state, inputs, outputs, error, attempts, '
+            'model_retries, created, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
+            'ON CONFLICT (run_id, case_id) DO UPDATE SET state = excluded.state, '
+            'outputs = excluded.outputs, error = excluded.error, '
+            'attempts = jobs.attempts + excluded.attempts, '
+            'model_retries = jobs.model_retries + excluded.model_retries, '
+            'started = excluded.started, finished = excluded.finished '
+            "WHERE jobs.state NOT IN ('COMPLETED', 'CANCELLED')")
+        with self._writing() as cur:
+            executemany(cur, sql, rows)
+
+    def completed_cases(self, run_id: str, driver: str | None = None) -> list[Any]:
+        """The COMPLETED jobs of a run as `openmdao_like.cases.Case`s of ``driver`` (default:
+        the run's), in case order: what resuming the run does not run again."""
+        run = self.run(run_id)
+        driver = driver or run.driver or 'driver'
+        return [Case(job.case_id, job.inputs, job.outputs or {}, OK, None, driver,
+                     job.started or 0.0, job.finished or 0.0)
+                for job in self.jobs(run.id, State.COMPLETED)]
+
+    def recorder(self, run_id: str, driver: str, done: Sequence[Any] = ()) -> Any:
+        """A `openmdao_like.jobs.durable.JobRecorder` of the cases of ``driver`` as the jobs
+        of run ``run_id`` (``done``: cases it holds already, passed over)."""
+        from .durable import JobRecorder
+        return JobRecorder(self, run_id, driver, done)
+
+    def retry(self, run_id: str, case_ids: Sequence[int] | None = None) -> int:
+        """Put FAILED jobs back to READY (all of the run's, or those of ``case_ids``, which must
+        all be FAILED); how many."""
+        run_id = self.resolve(run_id)
+        if case_ids is None:
+            case_ids = [j.case_id for j in self.jobs(run_id, State.FAILED)]
+        sql = self._db.sql('UPDATE jobs SET state = ?, outputs = NULL, error = NULL, '
+                           'finished = NULL WHERE run_id = ? AND case_id = ? AND state = ?')
+        rows = [(State.READY.name, run_id, _case_id(c), State.FAILED.name) for c in case_ids]
+        try:
+            with self._writing() as cur:
+                if executemany(cur, sql, rows) != len(rows):
+                    raise _Refused
+        except _Refused:
+            self._explain(run_id, case_ids, State.READY, only_from=State.FAILED)
+        return len(case_ids)
+
+    def _explain(self, run_id: str, case_ids: Sequence[int], new: State,
+                 only_from: State | None = None) -> None:
+        """Raise for the first of ``case_ids`` that cannot move to ``new`` (called after the
+        batch that tried was rolled back)."""
+        with self._reading() as cur:
+            cur.execute(self._db.sql('SELECT count(*) FROM runs WHERE id = ?'), (run_id,))
+            if not cur.fetchone()[0]:
+                raise StoreError(f'{self!r}: no run {run_id!r}')
+            sql = self._db.sql('SELECT state FROM jobs WHERE run_id = ? AND case_id = ?')
+            for case_id in case_ids:
+                cur.execute(sql, (run_id, _case_id(case_id)))
+                row = cur.fetchone()
+                job = f'{self!r}: job {run_id[:8]}:{case_id}'
+                if row is None:
+                    raise StoreError(f'{job}: no such job in run {run_id}')
+                old = State[row[0]]
+                if only_from is not None and old is not only_from:
+                    raise IllegalTransitionError(f'{job}: only a {only_from.name} job can go '
+                                                 f'to {new.name}, and this one is {old.name}')
+                check_transition(job, old, new)
+        raise StoreError(f'{self!r}: run {run_id}: jobs changed while they were moved to '
+                         f'{new.name}; nothing was changed (try again)')
+
+    def jobs(self, run_id: str, state: State | str | None = None,
+             case_ids: Sequence[int] | None = None) -> list[JobInfo]:
+        """The jobs of a run by case id, all or those in ``state`` or of ``case_ids``."""
+        run_id = self.resolve(run_id)
+        where, params = 'run_id = ?', [run_id]
+        if state is not None:
+            where += ' AND state = ?'
+            params.append(as_state(state).name)
+        with self._reading() as cur:
+            cur.execute(self._db.sql(f'SELECT {", ".join(_JOB_COLUMNS)} FROM jobs WHERE {where} '
+                                     f'ORDER BY case_id'), params)
+            found = [_job_info(row) for row in cur.fetchall()]
+        if case_ids is not None:
+            wanted = set(case_ids)
+            found = [job for job in found if job.case_id in wanted]
+        return found
+
+    def job(self, run_id: str, case_id: int) -> JobInfo:
+        """One job (``run_id`` may be a prefix); `StoreError` naming it if there is none."""
+        found = self.jobs(run_id, case_ids=[case_id])
+        if not found:
+            raise StoreError(f'{self!r}: run {run_id} has no job {case_id!r}')
+        return found[0]
+
+    def counts(self, run_id: str) -> dict[str, int]:
+        """Jobs per state name (every state, 0 included, in `State` order)."""
+        run_id = self.resolve(run_id)
+        with self._reading() as cur:
+            cur.execute(self._db.sql('SELECT state, count(*) FROM jobs WHERE run_id = ? '
+                                     'GROUP BY state'), (run_id,))
+            found = dict(cur.fetchall())
+        return {s.name: int(found.get(s.name, 0)) for s in State}
+
+    def ended(self, run_id: str) -> bool:
+        """Whether every job of the run has ended (COMPLETED, FAILED or CANCELLED)."""
+        counts = self.counts(run_id)
+        return not any(n for name, n in counts.items() if State[name] not in ENDED)
+
+
+def _case_id(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise StoreError(f'expected a case id (an int >= 0), got {value!r}')
+    return value
+
+
+def _tail(text: str | None) -> str | None:
+    return None if text is None else text[-TAIL_CHARS:]
+
+
+def _run_info(row: Sequence[Any]) -> RunInfo:
+    values = dict(zip(_RUN_COLUMNS, row))
+    values['resources'] = None if values['resources'] is None else json.loads(values['resources'])
+    return RunInfo(**values)
+
+
+def _job_info(row: Sequence[Any]) -> JobInfo:
+    values = dict(zip(_JOB_COLUMNS, row))
+    values['state'] = State[values['state']]
+    values['inputs'] = codec.loads(values['inputs']) if values['inputs'] else {}
+    values['outputs'] = None if values['outputs'] is None else codec.loads(values['outputs'])
+    return JobInfo(**values)
+
+
+class _Refused(Exception):
+    """A batch could not move every job it named (rolls the batch back; see `_explain`)."""
+
+
+class _Guard:
+    """A transaction whose database errors become `StoreError`s naming the store."""
+
+    def __init__(self, store: JobStore, inner: Any):
+        self._store, self._inner = store, inner
+
+    def __enter__(self) -> Any:
+        try:
+            return self._inner.__enter__()
+        except self._store._db.errors as exc:
+            raise StoreError(f'{self._store!r}: {" ".join(str(exc).split())}') from exc
+
+    def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool | None:
+        try:
+            self._inner.__exit__(kind, exc, tb)
+        except self._store._db.errors as err:
+            raise StoreError(f'{self._store!r}: {" ".join(str(err).split())}') from err
+        if exc is not None and isinstance(exc, self._store._db.errors):
+            raise StoreError(f'{self._store!r}: {" ".join(str(exc).split())}') from exc
+        return None
