@@ -5,6 +5,9 @@
   checked against the transition table); jobs per second over the whole, SQLite file and a
   private PostgreSQL server (started as the tests start it: tests/pg_server.py). Baseline: the
   issue's goal, 20,000 jobs/s.
+- ``latency``: how long after a case ends its job is COMPLETED in the store (the write's end
+  minus the case's ``t_end``), over a durable DOE of 200 cases of 10 ms each, median and p99,
+  beside jobflow-remote's default polling period (30 s; the issue's goal: median <= 0.1 s).
 - ``durable_run``: bench/cases.py's serial paraboloid DOE (5,000 cases, CaseIteratorDriver)
   with the SQLite recorder, run durably (`jobs.durable.start_run`: the model saved with a run
   of a SQLite store, each case recorded as a job) against the same run with the recorder only;
@@ -57,6 +60,44 @@ def durable_rate(points, durable, n):
     return len(points) / (time.perf_counter() - start)
 
 
+def latencies(cases=200, seconds=0.01):
+    """Seconds from each case's end to its job's write, over one durable run."""
+    import numpy as np
+
+    from openmdao_like import Assembly, Component, Float, set_as_top
+    from openmdao_like.drivers import CaseIteratorDriver
+    from openmdao_like.jobs import JobStore
+    from openmdao_like.jobs.durable import start_run
+
+    class Slow(Component):
+        x = Float(0.0, iotype="in")
+        f = Float(0.0, iotype="out")
+
+        def execute(self):
+            time.sleep(seconds)
+            self.f = self.x
+
+    top = set_as_top(Assembly())
+    top.add("p", Slow())
+    top.add("driver", CaseIteratorDriver(cases=[{"p.x": float(i)} for i in range(cases)]))
+    top.driver.workflow.add("p")
+    top.driver.add_response("p.f")
+    store = JobStore(f"sqlite:///{os.path.abspath('latency.db')}")
+    seen = []
+    write = store.record_cases
+
+    def timed(run_id, rows):
+        write(run_id, rows)
+        now = time.time()
+        seen.extend(now - case.t_end for case in rows)
+
+    store.record_cases = timed
+    start_run(top, store, "latency")
+    top.run()
+    assert len(seen) == cases
+    return float(np.median(seen)), float(np.percentile(seen, 99))
+
+
 def postgres():
     """A private PostgreSQL server (tests/pg_server.py), or None if it cannot start here."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -82,6 +123,14 @@ def body(rounds):
     harness.emit_result(BENCH, {"metric": "throughput", "store": "postgresql", "jobs": JOBS},
                         ours=harness.median(pg), baseline=20_000.0,
                         baseline_name="goal (issue 14)", unit="jobs/s", lower_is_better=False)
+
+    median, p99 = latencies()
+    harness.emit_result(BENCH, {"metric": "latency_median", "store": "sqlite", "case_ms": 10},
+                        ours=median, baseline=30.0, baseline_name="jobflow-remote polling period",
+                        unit="s", lower_is_better=True)
+    harness.emit_result(BENCH, {"metric": "latency_p99", "store": "sqlite", "case_ms": 10},
+                        ours=p99, baseline=30.0, baseline_name="jobflow-remote polling period",
+                        unit="s", lower_is_better=True)
 
     import cases
     points = cases.make_points(CASES)

@@ -17,7 +17,8 @@ was given, so a user can find the offending line of a model without a debugger::
         ├── PersistenceError (+ValueError)  a model cannot be saved, or a model file read
         │   └── VersionMismatchError        saved versions that are not the installed ones
         ├── StoreError (+ValueError)      a job store cannot be opened, or lacks what was asked
-        │   └── IllegalTransitionError      a job asked to move to a state it cannot reach
+        │   ├── IllegalTransitionError      a job asked to move to a state it cannot reach
+        │   └── RunCancelledError           the run being run was cancelled in its store
         ├── RemoteError                   a remote call failed, or its server was lost
         │   └── WireError (+ValueError)     a value cannot travel: not plain data, or a
         │                                   message that is not one (refused, never built)
@@ -106,6 +107,11 @@ class StoreError(OpenMDAOLikeError, ValueError):
 class IllegalTransitionError(StoreError):
     """A job was asked to move to a state it cannot reach from its own
     (`openmdao_like.jobs.states.TRANSITIONS`)."""
+
+
+class RunCancelledError(StoreError):
+    """The durable run being run was cancelled in its job store (``openmdao-like jobs
+    cancel``): the process running it stops."""
 
 
 class RemoteError(OpenMDAOLikeError):

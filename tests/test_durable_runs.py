@@ -144,7 +144,8 @@ def test_resume_bad_input_is_a_clear_error(tmp_path, store_url):
     model = _write_model(tmp_path, 5)
     proc = subprocess.run([str(CLI), 'run', '--resume', 'beefbeef', '--store', store_url],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0 and "no run 'beefbeef'" in proc.stderr
+    assert proc.returncode == 1 and "error: " in proc.stderr and "no run 'beefbeef'" in proc.stderr
+    assert 'internal error' not in proc.stderr
     proc = subprocess.run([str(CLI), 'run', '--resume', 'beefbeef'], cwd=tmp_path,
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and '--resume needs --store URL' in proc.stderr
@@ -159,4 +160,5 @@ def test_resume_bad_input_is_a_clear_error(tmp_path, store_url):
             load_run(store, run_id)
     proc = subprocess.run([str(CLI), 'run', '--resume', run_id, '--store', store_url],
                           cwd=tmp_path, capture_output=True, text=True, timeout=60)
-    assert proc.returncode != 0 and 'does not load here' in proc.stderr
+    assert proc.returncode == 1 and 'does not load here' in proc.stderr
+    assert 'internal error' not in proc.stderr

@@ -161,6 +161,8 @@ def test_unknown_runs_and_jobs_are_clear_errors(store):
     with pytest.raises(StoreError, match=rf'job {run_id[:8]}:7: no such job in run {run_id}'):
         store.move(run_id, [0, 7], State.RUNNING)
     assert store.job(run_id, 0).state is State.READY  # the batch changed nothing
+    with pytest.raises(StoreError, match=r'a case id is repeated in \[0, 1, 0\]'):
+        store.move(run_id, [0, 1, 0], State.RUNNING)
     with pytest.raises(StoreError, match=rf'run {run_id}: a case id is there already'):
         store.add_jobs(run_id, [(5, {}), (1, {})])
     assert [j.case_id for j in store.jobs(run_id)] == [0, 1]

@@ -454,7 +454,11 @@ def _solver_doe(path: Path, sequential: bool) -> list[dict[str, Any]]:
     top.driver.add_parameter('dis1.x1', low=1.0, high=2.0)
     top.driver.add_response('dis1.y1')
     top.driver.add_response('dis2.y2')
-    top.run()
+    try:
+        top.run()
+    finally:
+        if executor is not None:  # the user's executor stays warm until shut down
+            executor.shutdown()
     return read_cases(path)
 
 

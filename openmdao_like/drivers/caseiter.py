@@ -92,8 +92,9 @@ class CaseIteratorDriver(Driver):
 
     #: Attributes a worker does not need: not shipped with the model (see `ModelCaseRunner`).
     _not_shipped: tuple[str, ...] = ('cases', '_results', '_resumed')
-    #: While `resume` runs: case id -> the case done in the run resumed (not run again).
-    _resumed: dict[int, Case] | None = None
+    #: While `resume` runs: case id -> the case done in the run resumed, or None for one
+    #: paused or cancelled there (neither is run again; None is not recorded either).
+    _resumed: dict[int, Case | None] | None = None
 
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
@@ -143,12 +144,14 @@ class CaseIteratorDriver(Driver):
 
         The cases done before are kept in `results` and recorded in their place, so the
         recorders hold every case once; the cases run now are recorded in the store as well.
+        Cases paused or cancelled in the store are passed over.
         The cases must come out of the driver as they did (a DOE with a fixed seed, a list).
         """
         top = self._top()
         done = store.completed_cases(run_id, tree.where(self))
         recorder = store.recorder(run_id, tree.where(self), done=done)
-        self._resumed = {case.id: case for case in done}
+        self._resumed = {**dict.fromkeys(store.passed_over(run_id)),
+                         **{case.id: case for case in done}}
         top.recorders = [*getattr(top, 'recorders', ()), recorder]
         try:
             top.run()
@@ -366,17 +369,18 @@ class CaseIteratorDriver(Driver):
         results = self._results if self.keep_results else None
         inputs_of, retries, lost_retries = feed.inputs, feed.retries, feed.lost_retries
         # cases that completed before an earlier one, with the cases recorded inside them
-        pending: dict[int, tuple[Case, Any]] = {case_id: (case, ()) for case_id, case
-                                                in done.items()}
+        pending: dict[int, tuple[Case | None, Any]] = {case_id: (case, ()) for case_id, case
+                                                       in done.items()}
         abort: tuple[int, str | None] | None = None
         next_id = 0
         while next_id in pending:  # a resumed run whose first cases were done
             case, _ = pending.pop(next_id)
             next_id += 1
-            if results is not None:
-                results.append(case)
-            for rec in record:
-                rec(case)
+            if case is not None:
+                if results is not None:
+                    results.append(case)
+                for rec in record:
+                    rec(case)
         for case_id, outputs, status, error, t_start, t_end, lost, inner in outcomes:
             if status != OK:
                 counts = lost_retries if lost else retries
@@ -407,6 +411,8 @@ class CaseIteratorDriver(Driver):
                 while pending and next_id in pending:
                     done, inner = pending.pop(next_id)
                     next_id += 1
+                    if done is None:  # passed over by a resumed run
+                        continue
                     if results is not None:
                         results.append(done)
                     for rec in record:
@@ -433,11 +439,13 @@ class CaseIteratorDriver(Driver):
         return outputs
 
     @staticmethod
-    def _emit_pending(pending: dict[int, tuple[Case, Any]], results: list | None,
+    def _emit_pending(pending: dict[int, tuple[Case | None, Any]], results: list | None,
                       record: list) -> None:
         """Keep and record the cases still waiting for an earlier one (a run cut short)."""
         for case_id in sorted(pending):
             case, inner = pending.pop(case_id)
+            if case is None:  # passed over by a resumed run
+                continue
             if results is not None:
                 results.append(case)
             for rec in record:

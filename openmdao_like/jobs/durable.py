@@ -10,9 +10,11 @@
     top.driver.resume(run_id, store)           # runs only the cases not COMPLETED
 
 `JobRecorder` is how cases reach the store: a recorder (like the file recorders) for the cases
-of one driver, which writes them in batches (every `FLUSH_CASES` cases or `FLUSH_SECONDS`,
-whichever comes first, and when the run ends), so a run killed at any moment loses at most the
-cases of the last fraction of a second, and those only run again.
+of one driver. It writes a case at once unless it wrote less than `FLUSH_SECONDS` ago; then it
+keeps it for the next write, which comes with a later case (`FLUSH_CASES` at most) or when the
+run ends. Slow cases are thus in the store as soon as they end, and fast ones in batches, so a
+run killed at any moment loses at most the cases of its last fraction of a second (they only
+run again).
 """
 
 from __future__ import annotations
@@ -24,17 +26,18 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..cases import Case
-from ..errors import StoreError
+from ..errors import RunCancelledError, StoreError
 from ..persistence import load, save
 from .states import State
 from .store import JobStore
 
 logger = logging.getLogger(__name__)
 
-#: A `JobRecorder` writes its cases when it holds this many...
-FLUSH_CASES = 500
-#: ... or when the oldest has waited this long (seconds).
+#: A `JobRecorder` writes at most every FLUSH_SECONDS (a case that ends sooner waits for the
+#: next write)...
 FLUSH_SECONDS = 0.1
+#: ... unless it holds this many cases.
+FLUSH_CASES = 500
 
 
 class JobRecorder:
@@ -53,7 +56,7 @@ class JobRecorder:
         self.driver = driver
         self._done = {case.id for case in done}
         self._rows: list[Case] = []
-        self._since = 0.0
+        self._written = 0.0  # time.monotonic() of the last write
 
     def startup(self, model: Any = None) -> None:
         """Mark the run RUNNING."""
@@ -66,24 +69,33 @@ class JobRecorder:
         if case.driver != self.driver or case.id in self._done:
             return
         rows = self._rows
-        if not rows:
-            self._since = time.monotonic()
         rows.append(case)
-        if len(rows) >= FLUSH_CASES or time.monotonic() - self._since >= FLUSH_SECONDS:
+        if len(rows) >= FLUSH_CASES or time.monotonic() - self._written >= FLUSH_SECONDS:
             self.flush()
 
     def flush(self) -> None:
-        """Write the cases kept so far."""
+        """Write the cases kept so far; `RunCancelledError` when the run was cancelled
+        meanwhile (``openmdao-like jobs cancel``), which stops the driver."""
         if self._rows:
             rows, self._rows = self._rows, []
             self.store.record_cases(self.run_id, rows)
+            self._written = time.monotonic()
+            if self.store.run_state(self.run_id) == State.CANCELLED.name:
+                raise RunCancelledError(f'{self.store!r}: run {self.run_id} was cancelled '
+                                        f'(openmdao-like jobs cancel): stopping')
 
     def close(self) -> None:
-        """Write what is left; the run is COMPLETED when every job is, else FAILED."""
+        """Write what is left; the run is COMPLETED when every job is, else FAILED (a
+        cancelled run stays CANCELLED)."""
         if not self.is_open:
             return
         self.is_open = False
-        self.flush()
+        try:
+            self.flush()
+        except RunCancelledError:
+            pass
+        if self.store.run_state(self.run_id) == State.CANCELLED.name:
+            return
         counts = self.store.counts(self.run_id)
         failed = counts['FAILED'] + counts['CANCELLED']
         self.store.update_run(self.run_id, state=State.FAILED if failed else State.COMPLETED,

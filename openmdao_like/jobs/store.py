@@ -48,6 +48,8 @@ DEFAULT_STORE = 'sqlite:///' + os.path.join('~', '.openmdao_like', 'jobs.db')
 TAIL_CHARS = 4000
 #: Jobs added at once from which the database is told its table grew (`Backend.grown`).
 GROWN_ROWS = 1000
+#: Case ids one statement names at most (SQLite allows 32,766 parameters).
+IDS_PER_STATEMENT = 5000
 
 
 def _schema(b: Backend) -> list[str]:
@@ -365,16 +367,23 @@ class JobStore:
         if scheduler_id is not None:
             extra += ', scheduler_id = ?'
             values.append(scheduler_id)
+        ids = [_case_id(c) for c in case_ids]
+        if len(set(ids)) != len(ids):
+            raise StoreError(f'{self!r}: run {run_id}: a case id is repeated in {ids!r}')
         marks = ', '.join('?' * len(sources))
-        sql = self._db.sql(f'UPDATE jobs SET state = ?{extra} WHERE run_id = ? AND case_id = ? '
-                           f'AND state IN ({marks})')
-        rows = [(new.name, *values, run_id, _case_id(c), *names(sources)) for c in case_ids]
         try:
             with self._writing() as cur:
-                if executemany(cur, sql, rows) != len(rows):
-                    raise _Refused
+                # one statement per chunk of ids: a batch costs one round trip, not one per job
+                for first in range(0, len(ids), IDS_PER_STATEMENT):
+                    chunk = ids[first:first + IDS_PER_STATEMENT]
+                    cur.execute(self._db.sql(
+                        f'UPDATE jobs SET state = ?{extra} WHERE run_id = ? AND state IN '
+                        f'({marks}) AND case_id IN ({", ".join("?" * len(chunk))})'),
+                        (new.name, *values, run_id, *names(sources), *chunk))
+                    if cur.rowcount != len(chunk):
+                        raise _Refused
         except _Refused:
-            self._explain(run_id, case_ids, new)
+            self._explain(run_id, ids, new)
 
     def finish(self, run_id: str, results: Sequence[Result]) -> None:
         """Record how jobs ended (COMPLETED, FAILED, or READY again when their worker was
@@ -465,6 +474,53 @@ class JobStore:
         except _Refused:
             self._explain(run_id, case_ids, State.READY, only_from=State.FAILED)
         return len(case_ids)
+
+    def cancel(self, run_id: str) -> int:
+        """Cancel a run: every job of it that has not ended becomes CANCELLED, and the run
+        CANCELLED (a process running it stops at its next write: see `JobRecorder`); how many
+        jobs."""
+        run_id = self.resolve(run_id)
+        changed = self._move_all(run_id, State.CANCELLED)
+        self.update_run(run_id, state=State.CANCELLED, finished=time.time(),
+                        error='cancelled (openmdao-like jobs cancel)')
+        return changed
+
+    def pause(self, run_id: str) -> int:
+        """Hold the jobs of a run that have not started (READY, WAITING): PAUSED; how many."""
+        return self._move_all(self.resolve(run_id), State.PAUSED,
+                              (State.READY, State.WAITING))
+
+    def unpause(self, run_id: str) -> int:
+        """Let the PAUSED jobs of a run go again: READY; how many."""
+        return self._move_all(self.resolve(run_id), State.READY, (State.PAUSED,))
+
+    def _move_all(self, run_id: str, new: State, sources: Iterable[State] | None = None) -> int:
+        """Move every job of a run in one of ``sources`` (default: every state it may come
+        from) to ``new``; how many moved."""
+        sources = names(SOURCES[new] if sources is None else sources)
+        marks = ', '.join('?' * len(sources))
+        with self._writing() as cur:
+            cur.execute(self._db.sql(f'UPDATE jobs SET state = ? WHERE run_id = ? AND state IN '
+                                     f'({marks})'), (new.name, run_id, *sources))
+            return cur.rowcount
+
+    def passed_over(self, run_id: str) -> list[int]:
+        """Case ids of a run that resuming it must not run (PAUSED or CANCELLED)."""
+        run_id = self.resolve(run_id)
+        with self._reading() as cur:
+            cur.execute(self._db.sql('SELECT case_id FROM jobs WHERE run_id = ? AND state IN '
+                                     '(?, ?) ORDER BY case_id'),
+                        (run_id, State.PAUSED.name, State.CANCELLED.name))
+            return [row[0] for row in cur.fetchall()]
+
+    def run_state(self, run_id: str) -> str:
+        """The state of a run (its full id: the quick check a running process makes)."""
+        with self._reading() as cur:
+            cur.execute(self._db.sql('SELECT state FROM runs WHERE id = ?'), (run_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise StoreError(f'{self!r}: no run {run_id!r}')
+        return row[0]
 
     def _explain(self, run_id: str, case_ids: Sequence[int], new: State,
                  only_from: State | None = None) -> None:
