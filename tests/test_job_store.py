@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -242,3 +243,53 @@ def test_two_store_objects_share_one_store_and_threads_share_one_object(url):
         assert not errors
         assert second.counts(run_id)['COMPLETED'] == 200 and second.ended(run_id)
         assert [j.outputs['p.f'] for j in first.jobs(run_id)] == [float(i) for i in range(200)]
+
+
+def test_a_store_of_schema_1_is_upgraded_in_place(tmp_path):
+    """A store written by the first release of the job store (schema 1: no runs.lease_expires)
+    opens, is upgraded to the current schema, and keeps its runs and jobs."""
+    path = tmp_path / 'old.db'
+    conn = sqlite3.connect(path)
+    for statement in (
+            'CREATE TABLE meta (schema_version INTEGER NOT NULL)',
+            'CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL, '
+            'driver TEXT, model BLOB, model_format TEXT, resources TEXT, created DOUBLE '
+            'PRECISION, started DOUBLE PRECISION, finished DOUBLE PRECISION, total BIGINT, '
+            'runner TEXT, error TEXT)',
+            'CREATE TABLE jobs (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, '
+            'case_id BIGINT NOT NULL, state TEXT NOT NULL, inputs TEXT, outputs TEXT, error TEXT, '
+            'attempts INTEGER NOT NULL DEFAULT 0, model_retries INTEGER NOT NULL DEFAULT 0, '
+            'infra_retries INTEGER NOT NULL DEFAULT 0, host TEXT, scheduler_id TEXT, created '
+            'DOUBLE PRECISION, started DOUBLE PRECISION, finished DOUBLE PRECISION, stdout_tail '
+            'TEXT, stderr_tail TEXT, lease_owner TEXT, lease_expires DOUBLE PRECISION, '
+            'PRIMARY KEY (run_id, case_id))',
+            'INSERT INTO meta VALUES (1)',
+            "INSERT INTO runs (id, name, state, created) VALUES ('" + 'a' * 32 + "', 'old', "
+            "'COMPLETED', 1.0)",
+            "INSERT INTO jobs (run_id, case_id, state, inputs, outputs) VALUES ('" + 'a' * 32 +
+            """', 0, 'COMPLETED', '{"p.x":1.0}', '{"p.f":2.0}')"""):
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    with JobStore(f'sqlite:///{path}') as store:
+        assert store.schema_version() == SCHEMA_VERSION == 2
+        run = store.run('aaaa')
+        assert (run.name, run.state, run.lease_expires) == ('old', 'COMPLETED', None)
+        assert store.job('aaaa', 0).outputs == {'p.f': 2.0}
+        assert store.claim_run('r1', 10.0) is None  # a COMPLETED run is nobody's work
+
+
+def test_runners_claim_each_run_once_and_take_over_expired_leases(store):
+    first = store.create_run('one')
+    second = store.create_run('two')
+    in_process = store.create_run('here', state=State.RUNNING)  # run in-process: no runner
+    assert store.claim_run('r1', 60.0) == first
+    assert store.claim_run('r2', 0.01) == second
+    assert store.claim_run('r3', 60.0) is None  # r2's lease has not expired yet...
+    time.sleep(0.05)
+    assert store.claim_run('r3', 60.0) == second  # ... now it has: r3 takes the run over
+    assert not store.renew_lease(second, 'r2', 60.0) and store.renew_lease(second, 'r3', 60.0)
+    assert store.run(second).runner == 'r3' and store.run(in_process).runner is None
+    store.release_run(first, 'r1', State.WAITING)
+    assert (store.run(first).state, store.run(first).runner) == ('WAITING', None)
+    assert store.claim_run('r4', 60.0) == first

@@ -15,10 +15,10 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import component_notes
-from . import CommandError, UsageError, jobs, plugin, resources, run, server
+from . import CommandError, UsageError, jobs, plugin, resources, run, runner, server
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (run, jobs, plugin, server, resources)
+COMMANDS = (run, runner, jobs, plugin, server, resources)
 
 _LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 

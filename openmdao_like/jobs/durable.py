@@ -107,14 +107,25 @@ class JobRecorder:
 
 
 def start_run(top: Any, store: JobStore, name: str, driver: str = 'driver') -> str:
-    """Make ``top`` a durable run of ``store``: save it with a new run (named ``name``), and
-    record the cases of its driver at path ``driver`` there as they end; the run's id."""
-    buffer = io.BytesIO()
-    save(top, buffer, 'pickle')
-    run_id = store.create_run(name, model=buffer.getvalue(), model_format='pickle',
-                              driver=driver)
+    """Make ``top`` a durable run of ``store`` run in this process: save it with a new run
+    (named ``name``, RUNNING), and record the cases of its driver at path ``driver`` there as
+    they end; the run's id."""
+    run_id = _create(top, store, name, driver, State.RUNNING)
     top.recorders = [*getattr(top, 'recorders', ()), JobRecorder(store, run_id, driver)]
     return run_id
+
+
+def submit(top: Any, store: JobStore, name: str, driver: str = 'driver') -> str:
+    """Save ``top`` with a new run of ``store`` (named ``name``, WAITING) for a runner
+    (`openmdao_like.jobs.runner`) to run; the run's id. The model is not run here."""
+    return _create(top, store, name, driver, State.WAITING)
+
+
+def _create(top: Any, store: JobStore, name: str, driver: str, state: State) -> str:
+    buffer = io.BytesIO()
+    save(top, buffer, 'pickle')
+    return store.create_run(name, model=buffer.getvalue(), model_format='pickle',
+                            driver=driver, state=state)
 
 
 def load_run(store: JobStore, run_id: str, on_version_mismatch: str = 'error') -> Any:

@@ -19,6 +19,8 @@ was lost), as the execution loop counts them.
 Schema versions (`SCHEMA_VERSION`; `MIGRATIONS` upgrades an older store when it is opened, and a
 store of a newer version is refused rather than misread):
   1 -- tables ``meta(schema_version)``, ``runs`` and ``jobs`` (below).
+  2 -- ``runs.lease_expires``: until when the runner named in ``runs.runner`` holds the run
+       (`claim_run`); a run whose lease has expired may be claimed by another runner.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from .backends import Backend, connect, executemany, redact
 from .states import ENDED, SOURCES, State, as_state, check_transition, names
 
 #: The schema this code writes and reads.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Environment variable naming the default store; else `DEFAULT_STORE`.
 STORE_ENV = 'OML_JOB_STORE'
@@ -57,7 +59,8 @@ def _schema(b: Backend) -> list[str]:
         'CREATE TABLE meta (schema_version INTEGER NOT NULL)',
         f'CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL, '
         f'driver TEXT, model {b.blob}, model_format TEXT, resources TEXT, created {b.real}, '
-        f'started {b.real}, finished {b.real}, total BIGINT, runner TEXT, error TEXT)',
+        f'started {b.real}, finished {b.real}, total BIGINT, runner TEXT, error TEXT, '
+        f'lease_expires {b.real})',
         f'CREATE TABLE jobs (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, '
         f'case_id BIGINT NOT NULL, state TEXT NOT NULL, inputs TEXT, outputs TEXT, error TEXT, '
         f'attempts INTEGER NOT NULL DEFAULT 0, model_retries INTEGER NOT NULL DEFAULT 0, '
@@ -70,7 +73,9 @@ def _schema(b: Backend) -> list[str]:
 
 
 #: Version -> the statements that bring a store of the version before it up to it.
-MIGRATIONS: dict[int, Callable[[Backend], list[str]]] = {}
+MIGRATIONS: dict[int, Callable[[Backend], list[str]]] = {
+    2: lambda b: [f'ALTER TABLE runs ADD COLUMN lease_expires {b.real}'],
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +93,7 @@ class RunInfo:
     runner: str | None
     error: str | None
     resources: dict[str, Any] | None
+    lease_expires: float | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,7 +134,7 @@ class Result:
 
 
 _RUN_COLUMNS = ('id', 'name', 'state', 'driver', 'created', 'started', 'finished', 'total',
-                'runner', 'error', 'resources')
+                'runner', 'error', 'resources', 'lease_expires')
 _JOB_COLUMNS = ('run_id', 'case_id', 'state', 'inputs', 'outputs', 'error', 'attempts',
                 'model_retries', 'infra_retries', 'host', 'scheduler_id', 'created', 'started',
                 'finished', 'stdout_tail', 'stderr_tail')
@@ -225,8 +231,9 @@ class JobStore:
     # -- runs -----------------------------------------------------------------------------------
     def create_run(self, name: str, model: bytes | None = None, model_format: str | None = None,
                    driver: str | None = None, resources: Mapping[str, Any] | None = None,
-                   total: int | None = None) -> str:
-        """A new run (state WAITING) and its id (32 hex digits).
+                   total: int | None = None, state: State | str = State.WAITING) -> str:
+        """A new run and its id (32 hex digits). A WAITING run (the default) waits for a
+        runner to claim it (`claim_run`); one run in-process starts RUNNING.
 
         Parameters
         ----------
@@ -248,7 +255,7 @@ class JobStore:
             cur.execute(self._db.sql(
                 'INSERT INTO runs (id, name, state, driver, model, model_format, resources, '
                 'created, total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-                (run_id, name, State.WAITING.name, driver, model, model_format,
+                (run_id, name, as_state(state, 'run state').name, driver, model, model_format,
                  None if resources is None else json.dumps(dict(resources)), time.time(),
                  total))
         return run_id
@@ -512,6 +519,46 @@ class JobStore:
                                      '(?, ?) ORDER BY case_id'),
                         (run_id, State.PAUSED.name, State.CANCELLED.name))
             return [row[0] for row in cur.fetchall()]
+
+    # -- runners --------------------------------------------------------------------------------
+    def claim_run(self, runner: str, lease: float) -> str | None:
+        """Give runner ``runner`` the oldest run that is WAITING (submitted) or whose runner's
+        lease has expired (it died), for ``lease`` seconds (`renew_lease`); its id, or None.
+        Two runners never get the same run: the claim is one transaction, and on PostgreSQL
+        the row is locked (``FOR UPDATE SKIP LOCKED``)."""
+        now = time.time()
+        lock = ' FOR UPDATE SKIP LOCKED' if self._db.blob == 'BYTEA' else ''
+        with self._writing() as cur:
+            cur.execute(self._db.sql(
+                "SELECT id FROM runs WHERE state = 'WAITING' OR (runner IS NOT NULL AND "
+                "state = 'RUNNING' AND lease_expires < ?) ORDER BY created LIMIT 1" + lock),
+                (now,))
+            row = cur.fetchone()
+            if row is None:
+                return None
+            cur.execute(self._db.sql('UPDATE runs SET runner = ?, lease_expires = ?, state = ? '
+                                     'WHERE id = ?'),
+                        (runner, now + lease, State.RUNNING.name, row[0]))
+        return row[0]
+
+    def renew_lease(self, run_id: str, runner: str, lease: float) -> bool:
+        """Extend ``runner``'s hold on a run by ``lease`` seconds from now; False when it does
+        not hold it any more."""
+        with self._writing() as cur:
+            cur.execute(self._db.sql('UPDATE runs SET lease_expires = ? WHERE id = ? AND '
+                                     'runner = ?'), (time.time() + lease, run_id, runner))
+            return cur.rowcount == 1
+
+    def release_run(self, run_id: str, runner: str, state: State | str | None = None) -> None:
+        """``runner`` lets go of a run (``state``: the run's state from now on, e.g. WAITING
+        for another runner to take it up)."""
+        extra, values = '', []
+        if state is not None:
+            extra, values = ', state = ?', [as_state(state, 'run state').name]
+        with self._writing() as cur:
+            cur.execute(self._db.sql(f'UPDATE runs SET runner = NULL, lease_expires = NULL'
+                                     f'{extra} WHERE id = ? AND runner = ?'),
+                        (*values, run_id, runner))
 
     def run_state(self, run_id: str) -> str:
         """The state of a run (its full id: the quick check a running process makes)."""

@@ -1,0 +1,154 @@
+"""The runner (`openmdao-like submit`, `openmdao-like runner serve|start|stop|status`): runs
+submitted to a job store run in a daemon while the submitting terminal may close; a runner killed
+with SIGKILL leaves its run to the next runner once its lease expires, and the run completes with
+no case lost or recorded twice. Against a SQLite file and a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from openmdao_like.jobs import JobStore
+from openmdao_like.jobs.runner import Runner
+from openmdao_like.recorders import read_cases
+
+from test_durable_runs import MODEL
+
+CLI = Path(sys.executable).parent / 'openmdao-like'
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """An environment whose HOME (where runner daemons keep their pid files) is the test's."""
+    monkeypatch.setenv('HOME', str(tmp_path / 'home'))
+    return {**os.environ, 'RUNS_FILE': str(tmp_path / 'runs.txt')}
+
+
+def cli(*args: str, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def _model(tmp_path: Path, cases: int) -> Path:
+    path = tmp_path / 'doe_model.py'
+    path.write_text(MODEL.replace('CASES', str(cases)), encoding='utf-8')
+    return path
+
+
+def _daemon_pid(env: dict, store_url: str) -> int:
+    from openmdao_like.cli.runner import state_files
+    old = os.environ.get('HOME')
+    os.environ['HOME'] = env['HOME']
+    try:
+        pid_file = state_files(store_url)[1]
+    finally:
+        os.environ['HOME'] = old
+    return int(Path(pid_file).read_text().split()[0])
+
+
+def test_a_submitted_run_is_run_by_a_runner(tmp_path, store_url, home):
+    model = _model(tmp_path, 30)
+    submitted = cli('submit', str(model), '--store', store_url, '--name', 'sweep',
+                    cwd=tmp_path, env=home)
+    assert submitted.returncode == 0, submitted.stderr
+    run_id = submitted.stdout.strip()
+    with JobStore(store_url) as store:
+        assert store.run(run_id).state == 'WAITING' and store.run(run_id).name == 'sweep'
+    os.environ['RUNS_FILE'] = home['RUNS_FILE']
+    cwd = os.getcwd()
+    os.chdir(tmp_path)  # the model's recorder writes cases.csv here
+    try:
+        assert Runner(store_url, poll=0.1).serve(once=True) == 1
+    finally:
+        os.chdir(cwd)
+    with JobStore(store_url) as store:
+        run = store.run(run_id)
+        assert (run.state, run.runner, store.counts(run_id)['COMPLETED']) == \
+            ('COMPLETED', None, 30)
+    assert len(read_cases(tmp_path / 'cases.csv')) == 30
+
+
+def test_a_killed_runner_leaves_its_run_to_the_next_one(tmp_path, store_url, home):
+    model = _model(tmp_path, 2000)
+    home = {**home, 'CASE_SECONDS': '0.002'}
+    run_id = cli('submit', str(model), '--store', store_url, cwd=tmp_path,
+                 env=home).stdout.strip()
+    started = cli('runner', 'start', '--store', store_url, '--lease', '2', '--poll', '0.2',
+                  cwd=tmp_path, env=home)
+    assert started.returncode == 0, started.stderr
+    pid = _daemon_pid(home, store_url)
+    with JobStore(store_url) as store:
+        deadline = time.monotonic() + 60
+        while store.counts(run_id)['COMPLETED'] < 300:
+            assert time.monotonic() < deadline, cli('runner', 'status', '--store', store_url,
+                                                    cwd=tmp_path, env=home).stdout
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        while os.path.exists(f'/proc/{pid}') and 'Z' not in \
+                Path(f'/proc/{pid}/stat').read_text().rsplit(') ', 1)[1][:1]:
+            time.sleep(0.01)
+        done = {job.case_id for job in store.jobs(run_id, 'COMPLETED')}
+        assert 300 <= len(done) < 2000 and store.run(run_id).state == 'RUNNING'
+    ran_before = collections.Counter((tmp_path / 'runs.txt').read_text().splitlines())
+
+    home['CASE_SECONDS'] = '0'
+    again = cli('runner', 'start', '--store', store_url, '--lease', '2', '--poll', '0.2',
+                cwd=tmp_path, env=home)
+    assert again.returncode == 0, again.stderr
+    try:
+        with JobStore(store_url) as store:
+            deadline = time.monotonic() + 120
+            while store.run(run_id).state != 'COMPLETED':  # once the dead one's lease expired
+                assert time.monotonic() < deadline, store.counts(run_id)
+                time.sleep(0.1)
+            assert store.counts(run_id)['COMPLETED'] == 2000 and store.run(run_id).runner is None
+    finally:
+        stopped = cli('runner', 'stop', '--store', store_url, cwd=tmp_path, env=home)
+    assert stopped.returncode == 0, stopped.stderr
+    runs = collections.Counter((tmp_path / 'runs.txt').read_text().splitlines())
+    assert len(runs) == 2000
+    twice = [x for x, n in runs.items() if n > 1]
+    assert all(ran_before[x] == 1 for x in twice) and len(twice) < 100  # only those in flight
+    rows = read_cases(tmp_path / 'cases.csv')
+    assert [row['iteration'] for row in rows] == [f'driver:{k}' for k in range(2000)]
+
+
+def test_runner_stop_hands_the_run_back_and_one_runner_per_sqlite_store(tmp_path, store_url,
+                                                                       home):
+    model = _model(tmp_path, 500)
+    home = {**home, 'CASE_SECONDS': '0.01'}
+    run_id = cli('submit', str(model), '--store', store_url, cwd=tmp_path,
+                 env=home).stdout.strip()
+    assert cli('runner', 'start', '--store', store_url, '--poll', '0.2', cwd=tmp_path,
+               env=home).returncode == 0
+    try:
+        with JobStore(store_url) as store:
+            deadline = time.monotonic() + 60
+            while store.counts(run_id)['COMPLETED'] < 20:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        status = cli('runner', 'status', '--store', store_url, cwd=tmp_path, env=home)
+        assert 'runner daemon: pid' in status.stdout and run_id[:8] in status.stdout
+        second = cli('runner', 'start', '--store', store_url, cwd=tmp_path, env=home)
+        assert second.returncode == 1 and 'a runner daemon runs already' in second.stderr
+        if store_url.startswith('sqlite:'):  # PostgreSQL takes several runners
+            serve = cli('runner', 'serve', '--store', store_url, cwd=tmp_path, env=home)
+            assert serve.returncode == 1 and 'one runner per SQLite store' in serve.stderr
+    finally:
+        stopped = cli('runner', 'stop', '--store', store_url, cwd=tmp_path, env=home)
+    assert stopped.returncode == 0 and 'stopped' in stopped.stdout, stopped.stderr
+    with JobStore(store_url) as store:
+        run = store.run(run_id)
+        assert (run.state, run.runner) == ('WAITING', None)  # for the next runner
+        assert 20 <= store.counts(run_id)['COMPLETED'] < 500
+    status = cli('runner', 'status', '--store', store_url, cwd=tmp_path, env=home)
+    assert 'runner daemon: not running' in status.stdout
+    stop = cli('runner', 'stop', '--store', store_url, cwd=tmp_path, env=home)
+    assert stop.returncode == 1 and 'no runner daemon runs for this store here' in stop.stderr
