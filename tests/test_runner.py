@@ -152,3 +152,46 @@ def test_runner_stop_hands_the_run_back_and_one_runner_per_sqlite_store(tmp_path
     assert 'runner daemon: not running' in status.stdout
     stop = cli('runner', 'stop', '--store', store_url, cwd=tmp_path, env=home)
     assert stop.returncode == 1 and 'no runner daemon runs for this store here' in stop.stderr
+
+
+def test_the_python_api_submit_wait_cases_and_cancel(tmp_path, store_url, monkeypatch):
+    """`jobs.submit` gives a `Run` handle: a runner (here in a thread) runs it; `wait`,
+    `state`, `counts` and `cases` follow it; `cancel` stops a run in the middle."""
+    import threading
+
+    from openmdao_like.cli.run import find_model, load_module
+    from openmdao_like.jobs import open_run, submit
+
+    monkeypatch.setenv('RUNS_FILE', str(tmp_path / 'runs.txt'))
+    monkeypatch.chdir(tmp_path)
+    path = str(_model(tmp_path, 40))
+
+    def model():
+        return find_model(load_module(path), path)
+
+    with submit(model(), store=store_url, name='api') as run:
+        assert run.state == 'WAITING' and not run.wait(timeout=0.2)
+        runner = threading.Thread(target=Runner(store_url, poll=0.1).serve,
+                                  kwargs={'once': True})
+        runner.start()
+        assert run.wait(timeout=60)
+        runner.join(timeout=60)
+        assert run.state == 'COMPLETED' and run.counts()['COMPLETED'] == 40
+        cases = run.cases()
+        assert [c.id for c in cases] == list(range(40))
+        assert all(c.outputs['p.f'] == pytest.approx(c.inputs['p.x'] ** 2) for c in cases)
+
+    monkeypatch.setenv('CASE_SECONDS', '0.05')
+    with submit(model(), store=store_url, name='slow') as slow:
+        runner = threading.Thread(target=Runner(store_url, poll=0.1).serve,
+                                  kwargs={'once': True})
+        runner.start()
+        deadline = time.monotonic() + 60
+        while slow.counts()['COMPLETED'] < 3:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        with open_run(slow.id[:8], store_url) as same:
+            assert same.cancel() == 0  # an in-process run has no job waiting to cancel
+        runner.join(timeout=60)  # the runner stops the cancelled run at its next write
+        assert not runner.is_alive()
+        assert slow.state == 'CANCELLED' and slow.counts()['COMPLETED'] < 40

@@ -24,7 +24,7 @@ from typing import Any
 
 from ..errors import StoreError
 from ..jobs.backends import redact
-from ..jobs.durable import submit
+from ..jobs.durable import submit_run
 from ..jobs.runner import LEASE, POLL, Runner
 from ..processes import PidProcess, spawn
 from . import CommandError
@@ -108,7 +108,7 @@ def submit_command(args: argparse.Namespace) -> int:
     driver = _case_driver(top, top.driver, args.model)
     store = _open_store(args.store)
     with store:
-        run_id = submit(top, store, args.name or args.model, driver.get_pathname())
+        run_id = submit_run(top, store, args.name or args.model, driver.get_pathname())
     print(run_id)
     return 0
 

@@ -11,12 +11,14 @@ using it.
 
 `JobStore` (`openmdao_like.jobs.store`) keeps runs and jobs in SQLite (the embedded default) or
 PostgreSQL; `State` and its transition table (`openmdao_like.jobs.states`) say what a job may
-become.
+become; `submit` hands a model to a runner (`openmdao_like.jobs.runner`) and gives a `Run`
+handle, as `open_run` does for a run already there.
 """
 
+from openmdao_like.jobs.handle import Run, open_run, submit
 from openmdao_like.jobs.states import ENDED, TRANSITIONS, State, check_transition
 from openmdao_like.jobs.store import (DEFAULT_STORE, SCHEMA_VERSION, JobInfo, JobStore, Result,
                                       RunInfo)
 
-__all__ = ['DEFAULT_STORE', 'ENDED', 'JobInfo', 'JobStore', 'Result', 'RunInfo',
-           'SCHEMA_VERSION', 'State', 'TRANSITIONS', 'check_transition']
+__all__ = ['DEFAULT_STORE', 'ENDED', 'JobInfo', 'JobStore', 'Result', 'Run', 'RunInfo',
+           'SCHEMA_VERSION', 'State', 'TRANSITIONS', 'check_transition', 'open_run', 'submit']

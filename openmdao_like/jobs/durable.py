@@ -115,7 +115,7 @@ def start_run(top: Any, store: JobStore, name: str, driver: str = 'driver') -> s
     return run_id
 
 
-def submit(top: Any, store: JobStore, name: str, driver: str = 'driver') -> str:
+def submit_run(top: Any, store: JobStore, name: str, driver: str = 'driver') -> str:
     """Save ``top`` with a new run of ``store`` (named ``name``, WAITING) for a runner
     (`openmdao_like.jobs.runner`) to run; the run's id. The model is not run here."""
     return _create(top, store, name, driver, State.WAITING)

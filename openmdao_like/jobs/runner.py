@@ -25,7 +25,7 @@ import time
 import traceback
 from typing import Any
 
-from ..errors import error_summary
+from ..errors import RunCancelledError, error_summary
 from .durable import load_run
 from .states import State
 from .store import JobStore
@@ -108,6 +108,8 @@ class Runner:
         except Stopping:
             self.store.release_run(run_id, self.name, State.WAITING)
             raise
+        except RunCancelledError:
+            logger.info('%r: run %s was cancelled', self, run_id)
         except Exception as exc:  # noqa: BLE001 - the run failed, not the runner
             logger.warning('%r: run %s failed: %s', self, run_id, exc)
             self.store.update_run(run_id, state=State.FAILED, finished=time.time(),
