@@ -27,6 +27,7 @@ from typing import Any
 from ..errors import StoreError, error_summary
 from ..jobs import JobStore, State
 from . import CommandError, UsageError
+from .run import open_store
 from .table import format_table
 
 #: Failed jobs ``info`` lists before saying how many more there are.
@@ -70,13 +71,6 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     return parser
 
 
-def _store(args: argparse.Namespace) -> JobStore:
-    try:
-        return JobStore(args.store)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _run_in(store: JobStore, run: str) -> Any:
     try:
         return store.run(run)
@@ -105,7 +99,7 @@ def _print(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> int:
 
 def list_command(args: argparse.Namespace) -> int:
     """``jobs list``."""
-    with _store(args) as store:
+    with open_store(args.store) as store:
         runs = [(run, store.counts(run.id)) for run in store.runs()]
     data = [{**dataclasses.asdict(run), 'counts': counts} for run, counts in runs]
     rows = [[run.id[:8], run.name, run.state, _progress(counts, run.total), _when(run.created),
@@ -117,7 +111,7 @@ def list_command(args: argparse.Namespace) -> int:
 
 def info_command(args: argparse.Namespace) -> int:
     """``jobs info RUN``."""
-    with _store(args) as store:
+    with open_store(args.store) as store:
         run = _run_in(store, args.run)
         counts = store.counts(run.id)
         failed = store.jobs(run.id, State.FAILED)
@@ -159,7 +153,7 @@ def logs_command(args: argparse.Namespace) -> int:
     if not sep or not case.strip().isdigit():
         raise UsageError(f'expected RUN:CASE (a run id and a case number, e.g. 7f3a:123), got '
                          f'{args.job!r}')
-    with _store(args) as store:
+    with open_store(args.store) as store:
         try:
             job = store.job(run, int(case))
         except StoreError as exc:
@@ -184,7 +178,7 @@ def logs_command(args: argparse.Namespace) -> int:
 def _control(args: argparse.Namespace, verb: str,
              change: Callable[[JobStore, str], int]) -> int:
     """Apply ``change(store, run_id)`` (how many jobs it changed) and report it."""
-    with _store(args) as store:
+    with open_store(args.store) as store:
         run = _run_in(store, args.run)
         try:
             changed = change(store, run.id)

@@ -104,13 +104,10 @@ def run_command(args: argparse.Namespace) -> int:
         return resume_command(args)
     if args.model is None:
         raise UsageError('expected MODEL (a model file), or --resume RUN_ID --store URL')
-    saved = is_saved_model(args.model)
-    with model_directory_on_path(args.model) if saved else contextlib.nullcontext():
-        if saved:
-            top = load_saved(args.model, args.on_version_mismatch, args.trust_paths,
-                             args.trust_commands)
-        else:
-            top = find_model(load_module(args.model), args.model)
+    with model_directory_on_path(args.model) if is_saved_model(args.model) else \
+            contextlib.nullcontext():
+        top = load_model(args.model, args.on_version_mismatch, args.trust_paths,
+                         args.trust_commands)
         for path, value, raw in args.settings:
             try:
                 top.set(path, value)
@@ -118,8 +115,8 @@ def run_command(args: argparse.Namespace) -> int:
                 raise UsageError(f'--set {path}={raw}: {exc}') from exc
             logger.info('set %s = %r', path, value)
         if args.store is not None:
-            store = _open_store(args.store)
-            driver = _case_driver(top, top.driver, args.model)
+            store = open_store(args.store)
+            driver = case_driver(top.driver, args.model)
             run_id = start_run(top, store, args.model, driver.get_pathname())
             print(f'run {run_id} in {redact(args.store)}', file=sys.stderr, flush=True)
         start = time.perf_counter()
@@ -140,13 +137,13 @@ def resume_command(args: argparse.Namespace) -> int:
                          f'{args.model!r})')
     if args.store is None:
         raise UsageError('--resume needs --store URL: the job store that holds the run')
-    store = _open_store(args.store)
+    store = open_store(args.store)
     try:
         run = store.run(args.resume)
         top = load_run(store, run.id, args.on_version_mismatch)
     except StoreError as exc:
         raise CommandError(str(exc)) from None
-    driver = _case_driver(top, top.get(run.driver or 'driver'), run.name)
+    driver = case_driver(top.get(run.driver or 'driver'), run.name)
     counts = store.counts(run.id)
     print(f'resuming run {run.id}: {counts["COMPLETED"]} case(s) COMPLETED are not run again',
           file=sys.stderr, flush=True)
@@ -160,7 +157,7 @@ def resume_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_store(url: str) -> JobStore:
+def open_store(url: str) -> JobStore:
     """The job store at ``url``; a `CommandError` saying why it cannot be opened."""
     try:
         return JobStore(url)
@@ -168,7 +165,7 @@ def _open_store(url: str) -> JobStore:
         raise CommandError(str(exc)) from None
 
 
-def _case_driver(top: Assembly, driver: Any, name: str) -> Any:
+def case_driver(driver: Any, name: str) -> Any:
     """``driver``, checked to be one whose cases a job store can hold."""
     if not callable(getattr(driver, 'resume', None)):
         raise UsageError(f'{name}: --store records the cases of a case-running driver '
@@ -179,6 +176,14 @@ def _case_driver(top: Assembly, driver: Any, name: str) -> Any:
 
 # -- finding the model ----------------------------------------------------------------------------
 SAVED_SUFFIXES = ('.yaml', '.yml', '.pkl', '.pickle', '.zip')
+
+
+def load_model(path: str, on_version_mismatch: str = 'error', trust_paths: bool = False,
+               trust_commands: bool = False) -> Assembly:
+    """The model in ``path``: a saved model (`load_saved`) or a Python file (`find_model`)."""
+    if is_saved_model(path):
+        return load_saved(path, on_version_mismatch, trust_paths, trust_commands)
+    return find_model(load_module(path), path)
 
 
 def is_saved_model(path: str) -> bool:

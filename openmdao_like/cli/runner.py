@@ -28,8 +28,7 @@ from ..jobs.durable import submit_run
 from ..jobs.runner import LEASE, POLL, Runner
 from ..processes import PidProcess, spawn
 from . import CommandError
-from .run import (_case_driver, _open_store, find_model, is_saved_model, load_module,
-                  load_saved, model_directory_on_path)
+from .run import case_driver, is_saved_model, load_model, model_directory_on_path, open_store
 from .table import format_table
 
 #: Where runner daemons keep their pid and log files.
@@ -101,12 +100,11 @@ def _daemon(pid_file: str) -> PidProcess | None:
 
 def submit_command(args: argparse.Namespace) -> int:
     """``submit MODEL``."""
-    saved = is_saved_model(args.model)
-    with model_directory_on_path(args.model) if saved else contextlib.nullcontext():
-        top = (load_saved(args.model, 'error') if saved
-               else find_model(load_module(args.model), args.model))
-    driver = _case_driver(top, top.driver, args.model)
-    store = _open_store(args.store)
+    with model_directory_on_path(args.model) if is_saved_model(args.model) else \
+            contextlib.nullcontext():
+        top = load_model(args.model)
+    driver = case_driver(top.driver, args.model)
+    store = open_store(args.store)
     with store:
         run_id = submit_run(top, store, args.name or args.model, driver.get_pathname())
     print(run_id)
@@ -148,7 +146,7 @@ def start_command(args: argparse.Namespace) -> int:
     if running is not None:
         raise CommandError(f'{redact(url)}: a runner daemon runs already (pid {running.pid}); '
                            f'openmdao-like runner stop first')
-    _open_store(args.store).close()  # a bad URL is reported here, not in the log
+    open_store(args.store).close()  # a bad URL is reported here, not in the log
     os.makedirs(os.path.dirname(pid_file), exist_ok=True)
     command = [sys.executable, '-m', 'openmdao_like.cli.main', 'runner', 'serve',
                '--lease', str(args.lease), '--poll', str(args.poll)]
@@ -185,7 +183,7 @@ def status_command(args: argparse.Namespace) -> int:
     """``runner status``."""
     url, pid_file, log_file = state_files(args.store)
     daemon = _daemon(pid_file)
-    with _open_store(args.store) as store:
+    with open_store(args.store) as store:
         held = [run for run in store.runs() if run.runner]
     print(f'runner daemon: {"pid " + str(daemon.pid) if daemon else "not running"} '
           f'({redact(url) or "default store"}; log {log_file})')
