@@ -24,10 +24,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import StoreError, error_summary
+from ..errors import error_summary
 from ..jobs import JobStore, State
-from . import CommandError, UsageError
-from .run import open_store
+from . import UsageError
 from .table import format_table
 
 #: Failed jobs ``info`` lists before saying how many more there are.
@@ -71,13 +70,6 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     return parser
 
 
-def _run_in(store: JobStore, run: str) -> Any:
-    try:
-        return store.run(run)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def _when(stamp: float | None) -> str:
     return '-' if stamp is None else time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(stamp))
 
@@ -99,7 +91,7 @@ def _print(args: argparse.Namespace, data: Any, text: Callable[[], str]) -> int:
 
 def list_command(args: argparse.Namespace) -> int:
     """``jobs list``."""
-    with open_store(args.store) as store:
+    with JobStore(args.store) as store:
         runs = [(run, store.counts(run.id)) for run in store.runs()]
     data = [{**dataclasses.asdict(run), 'counts': counts} for run, counts in runs]
     rows = [[run.id[:8], run.name, run.state, _progress(counts, run.total), _when(run.created),
@@ -111,8 +103,8 @@ def list_command(args: argparse.Namespace) -> int:
 
 def info_command(args: argparse.Namespace) -> int:
     """``jobs info RUN``."""
-    with open_store(args.store) as store:
-        run = _run_in(store, args.run)
+    with JobStore(args.store) as store:
+        run = store.run(args.run)
         counts = store.counts(run.id)
         failed = store.jobs(run.id, State.FAILED)
         jobs = store.jobs(run.id)
@@ -153,11 +145,8 @@ def logs_command(args: argparse.Namespace) -> int:
     if not sep or not case.strip().isdigit():
         raise UsageError(f'expected RUN:CASE (a run id and a case number, e.g. 7f3a:123), got '
                          f'{args.job!r}')
-    with open_store(args.store) as store:
-        try:
-            job = store.job(run, int(case))
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
+    with JobStore(args.store) as store:
+        job = store.job(run, int(case))
     data = dataclasses.asdict(job)
     data['state'] = job.state.name
 
@@ -178,12 +167,9 @@ def logs_command(args: argparse.Namespace) -> int:
 def _control(args: argparse.Namespace, verb: str,
              change: Callable[[JobStore, str], int]) -> int:
     """Apply ``change(store, run_id)`` (how many jobs it changed) and report it."""
-    with open_store(args.store) as store:
-        run = _run_in(store, args.run)
-        try:
-            changed = change(store, run.id)
-        except StoreError as exc:
-            raise CommandError(str(exc)) from None
+    with JobStore(args.store) as store:
+        run = store.run(args.run)
+        changed = change(store, run.id)
         counts = store.counts(run.id)
         state = store.run(run.id).state
     data = {'run': run.id, 'action': verb, 'changed': changed, 'state': state,

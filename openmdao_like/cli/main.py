@@ -14,7 +14,7 @@ import traceback
 from typing import Sequence
 
 from .._version import __version__
-from ..errors import component_notes
+from ..errors import StoreError, component_notes
 from . import CommandError, UsageError, jobs, plugin, resources, run, runner, server
 
 #: Subcommand modules, in the order ``--help`` lists them.
@@ -58,6 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except CommandError as exc:
         _report(f'{args.parser.prog}: error: {exc}', exc.__cause__, verbose)
+        return 1
+    except StoreError as exc:  # its message names the store, what was asked and why not
+        _report(f'{args.parser.prog}: error: {exc}', None, verbose)
         return 1
     except KeyboardInterrupt:
         print(f'{args.parser.prog}: interrupted', file=sys.stderr)

@@ -30,7 +30,7 @@ from ..assembly import Assembly
 from ..component import Component
 from ..container import set_as_top
 from ..drivers import Driver
-from ..errors import StoreError, error_summary
+from ..errors import error_summary
 from ..jobs import JobStore
 from ..jobs.backends import redact
 from ..jobs.durable import load_run, start_run
@@ -115,7 +115,7 @@ def run_command(args: argparse.Namespace) -> int:
                 raise UsageError(f'--set {path}={raw}: {exc}') from exc
             logger.info('set %s = %r', path, value)
         if args.store is not None:
-            store = open_store(args.store)
+            store = JobStore(args.store)
             driver = case_driver(top.driver, args.model)
             run_id = start_run(top, store, args.model, driver.get_pathname())
             print(f'run {run_id} in {redact(args.store)}', file=sys.stderr, flush=True)
@@ -137,12 +137,9 @@ def resume_command(args: argparse.Namespace) -> int:
                          f'{args.model!r})')
     if args.store is None:
         raise UsageError('--resume needs --store URL: the job store that holds the run')
-    store = open_store(args.store)
-    try:
-        run = store.run(args.resume)
-        top = load_run(store, run.id, args.on_version_mismatch)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
+    store = JobStore(args.store)
+    run = store.run(args.resume)
+    top = load_run(store, run.id, args.on_version_mismatch)
     driver = case_driver(top.get(run.driver or 'driver'), run.name)
     counts = store.counts(run.id)
     print(f'resuming run {run.id}: {counts["COMPLETED"]} case(s) COMPLETED are not run again',
@@ -155,14 +152,6 @@ def resume_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report(top, run.name, time.perf_counter() - start))
     return 0
-
-
-def open_store(url: str) -> JobStore:
-    """The job store at ``url``; a `CommandError` saying why it cannot be opened."""
-    try:
-        return JobStore(url)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
 
 
 def case_driver(driver: Any, name: str) -> Any:

@@ -22,13 +22,13 @@ import sys
 import time
 from typing import Any
 
-from ..errors import StoreError
+from ..jobs import JobStore
 from ..jobs.backends import redact
 from ..jobs.durable import submit_run
 from ..jobs.runner import LEASE, POLL, Runner
 from ..processes import PidProcess, spawn
 from . import CommandError
-from .run import case_driver, is_saved_model, load_model, model_directory_on_path, open_store
+from .run import case_driver, is_saved_model, load_model, model_directory_on_path
 from .table import format_table
 
 #: Where runner daemons keep their pid and log files.
@@ -104,7 +104,7 @@ def submit_command(args: argparse.Namespace) -> int:
             contextlib.nullcontext():
         top = load_model(args.model)
     driver = case_driver(top.driver, args.model)
-    store = open_store(args.store)
+    store = JobStore(args.store)
     with store:
         run_id = submit_run(top, store, args.name or args.model, driver.get_pathname())
     print(run_id)
@@ -119,10 +119,7 @@ def serve_command(args: argparse.Namespace) -> int:
         raise CommandError(f'{redact(url)}: a runner (pid {other.pid}) serves this SQLite '
                            f'store already; one runner per SQLite store (PostgreSQL takes '
                            f'several)')
-    try:
-        runner = Runner(args.store, lease=args.lease, poll=args.poll)
-    except StoreError as exc:
-        raise CommandError(str(exc)) from None
+    runner = Runner(args.store, lease=args.lease, poll=args.poll)
     os.makedirs(os.path.dirname(pid_file), exist_ok=True)
     with open(pid_file, 'w', encoding='utf-8') as fh:
         fh.write(f'{os.getpid()}\n')
@@ -146,7 +143,7 @@ def start_command(args: argparse.Namespace) -> int:
     if running is not None:
         raise CommandError(f'{redact(url)}: a runner daemon runs already (pid {running.pid}); '
                            f'openmdao-like runner stop first')
-    open_store(args.store).close()  # a bad URL is reported here, not in the log
+    JobStore(args.store).close()  # a bad URL is reported here, not in the log
     os.makedirs(os.path.dirname(pid_file), exist_ok=True)
     command = [sys.executable, '-m', 'openmdao_like.cli.main', 'runner', 'serve',
                '--lease', str(args.lease), '--poll', str(args.poll)]
@@ -183,7 +180,7 @@ def status_command(args: argparse.Namespace) -> int:
     """``runner status``."""
     url, pid_file, log_file = state_files(args.store)
     daemon = _daemon(pid_file)
-    with open_store(args.store) as store:
+    with JobStore(args.store) as store:
         held = [run for run in store.runs() if run.runner]
     print(f'runner daemon: {"pid " + str(daemon.pid) if daemon else "not running"} '
           f'({redact(url) or "default store"}; log {log_file})')
