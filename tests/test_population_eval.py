@@ -23,6 +23,8 @@ from openmdao_like.recorders import JSONRecorder, read_cases
 from openmdao_like.resources import LocalAllocator
 from openmdao_like.resources.manager import ResourceAllocationManager
 
+from remote_servers import pid_alive
+
 TESTS = Path(__file__).resolve().parent
 CONSTRAINED = (7.0 + 1.0 / 6.0, -7.0 - 5.0 / 6.0, -27.0 - 1.0 / 12.0)
 UNCONSTRAINED = (20.0 / 3.0, -22.0 / 3.0, -27.0 - 1.0 / 3.0)
@@ -84,15 +86,6 @@ class Model(Assembly):
         self.driver.add_response('p.loads')
         if self._constrained:
             self.driver.add_constraint('p.x - p.y >= 15.0')
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(') ', 1)[1][:1] != 'Z'
-    except OSError:
-        return False
 
 
 def parent_of(pid: int) -> int:

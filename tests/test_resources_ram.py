@@ -28,6 +28,8 @@ from openmdao_like.resources.description import (RESOURCE_KEYS, RESOURCE_LIMITS,
                                                  validate_resource_desc)
 from openmdao_like.resources.manager import RAM, ResourceAllocationManager
 
+from remote_servers import pid_alive
+
 TESTS = Path(__file__).resolve().parent
 
 
@@ -96,15 +98,6 @@ class FakeAllocator(Allocator):
         with self._lock:
             self.released.extend(self.live)
             self.live.clear()
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists and is not a zombie."""
-    try:
-        with open(f'/proc/{pid}/stat') as f:
-            return f.read().rsplit(') ', 1)[1][:1] != 'Z'
-    except OSError:
-        return False
 
 
 def wait_gone(pid: int, limit: float = 30.0) -> bool:
