@@ -1,6 +1,7 @@
 """Variable types: traits-based, carrying iotype, units and bounds, with errors that name the
 variable's full path."""
 
+from . import pickling  # noqa: F401 - registers how CTraits pickle
 from .array import Array
 from .base import Variable
 from .file import File, FileRef
