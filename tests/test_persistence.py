@@ -331,3 +331,36 @@ def test_saving_leaves_no_temporary_files(examples, tmp_path):
     paraboloid, _ = examples
     set_as_top(paraboloid.OptimizationConstrained()).save(tmp_path / 'm.yaml')
     assert os.listdir(tmp_path) == ['m.yaml']
+
+
+def test_a_model_of_a_model_file_loaded_from_a_pickle_runs_on_process_workers(tmp_path):
+    """A model whose classes come from a model file (not importable: pickled by value) saved
+    and loaded pickles again, so it ships to the workers of a LocalExecutor: what a runner
+    does with the model saved with a submitted run."""
+    from openmdao_like.cli.run import load_model
+
+    source = tmp_path / 'square_model.py'
+    source.write_text(
+        'from openmdao_like import Assembly, Component, Float\n'
+        'from openmdao_like.drivers import CaseIteratorDriver\n\n\n'
+        'class Square(Component):\n'
+        "    x = Float(0.0, iotype='in')\n"
+        "    y = Float(0.0, iotype='out')\n\n"
+        '    def execute(self):\n'
+        '        self.y = self.x ** 2\n\n\n'
+        'class Model(Assembly):\n'
+        '    def configure(self):\n'
+        "        self.add('p', Square())\n"
+        "        self.add('driver', CaseIteratorDriver(\n"
+        "            cases=[{'p.x': float(i)} for i in range(6)], sequential=False))\n"
+        "        self.driver.workflow.add('p')\n"
+        "        self.driver.add_response('p.y')\n", encoding='utf-8')
+    from openmdao_like.persistence import save
+
+    stream = io.BytesIO()
+    save(load_model(str(source)), stream, 'pickle')
+    stream.seek(0)
+    top = load(stream)
+    top.run()
+    assert [case.outputs['p.y'] for case in top.driver.results] == [i * i for i in range(6)]
+    assert top.p.pathname == 'p'
