@@ -246,8 +246,9 @@ def test_two_store_objects_share_one_store_and_threads_share_one_object(url):
 
 
 def test_a_store_of_schema_1_is_upgraded_in_place(tmp_path):
-    """A store written by the first release of the job store (schema 1: no runs.lease_expires)
-    opens, is upgraded to the current schema, and keeps its runs and jobs."""
+    """A store written by the first release of the job store (schema 1: no runs.lease_expires,
+    runs.kind nor pilots) opens, is upgraded to the current schema, and keeps its runs and jobs:
+    a run that waited for a runner is a submitted one."""
     path = tmp_path / 'old.db'
     conn = sqlite3.connect(path)
     for statement in (
@@ -266,30 +267,50 @@ def test_a_store_of_schema_1_is_upgraded_in_place(tmp_path):
             'INSERT INTO meta VALUES (1)',
             "INSERT INTO runs (id, name, state, created) VALUES ('" + 'a' * 32 + "', 'old', "
             "'COMPLETED', 1.0)",
+            "INSERT INTO runs (id, name, state, created) VALUES ('" + 'b' * 32 + "', 'sent', "
+            "'WAITING', 2.0)",
             "INSERT INTO jobs (run_id, case_id, state, inputs, outputs) VALUES ('" + 'a' * 32 +
             """', 0, 'COMPLETED', '{"p.x":1.0}', '{"p.f":2.0}')"""):
         conn.execute(statement)
     conn.commit()
     conn.close()
     with JobStore(f'sqlite:///{path}') as store:
-        assert store.schema_version() == SCHEMA_VERSION == 2
+        assert store.schema_version() == SCHEMA_VERSION == 3
         run = store.run('aaaa')
-        assert (run.name, run.state, run.lease_expires) == ('old', 'COMPLETED', None)
+        assert (run.name, run.state, run.lease_expires, run.kind) == \
+            ('old', 'COMPLETED', None, 'in-process')
         assert store.job('aaaa', 0).outputs == {'p.f': 2.0}
-        assert store.claim_run('r1', 10.0) is None  # a COMPLETED run is nobody's work
+        assert store.pilots('aaaa') == []
+        # the COMPLETED run is nobody's work; the WAITING one (not planned yet) is
+        assert store.claim_run('r1', 10.0) == 'b' * 32
+        assert store.run('bbbb').kind == 'submitted'
 
 
-def test_runners_claim_each_run_once_and_take_over_expired_leases(store):
-    first = store.create_run('one')
-    second = store.create_run('two')
+def test_runners_share_a_run_by_claiming_its_jobs_and_take_over_expired_leases(store):
+    """Runners claim submitted runs with work, and their jobs a batch at a time, lowest case
+    ids first, never one job twice; a job whose runner's lease expired goes to the next runner
+    (an infrastructure retry); a runner that stops hands its jobs back."""
+    run_id = store.create_run('doe')
     in_process = store.create_run('here', state=State.RUNNING)  # run in-process: no runner
-    assert store.claim_run('r1', 60.0) == first
-    assert store.claim_run('r2', 0.01) == second
-    assert store.claim_run('r3', 60.0) is None  # r2's lease has not expired yet...
-    time.sleep(0.05)
-    assert store.claim_run('r3', 60.0) == second  # ... now it has: r3 takes the run over
-    assert not store.renew_lease(second, 'r2', 60.0) and store.renew_lease(second, 'r3', 60.0)
-    assert store.run(second).runner == 'r3' and store.run(in_process).runner is None
-    store.release_run(first, 'r1', State.WAITING)
-    assert (store.run(first).state, store.run(first).runner) == ('WAITING', None)
-    assert store.claim_run('r4', 60.0) == first
+    assert store.plan_run(run_id, [(i, {'p.x': float(i)}) for i in range(6)]) == 6
+    assert store.plan_run(run_id, [(0, {'p.x': 9.0})]) == 6  # planned once
+    assert store.run(run_id).state == 'WAITING'
+    assert store.claim_run('r1', 60.0) == run_id
+    assert (store.run(run_id).state, store.run(run_id).runner) == ('RUNNING', 'r1')
+    assert store.claim_jobs(run_id, 'r1', 60.0, 2) == [(0, {'p.x': 0.0}), (1, {'p.x': 1.0})]
+    assert store.claim_run('r2', 0.01) == run_id  # READY jobs left: r2 joins
+    assert [c for c, _ in store.claim_jobs(run_id, 'r2', 0.01, 3)] == [2, 3, 4]
+    assert store.heartbeat(run_id, 'r1', 60.0) == 'RUNNING'
+    time.sleep(0.05)  # r2's lease expires (it died); r1's was renewed
+    assert [c for c, _ in store.claim_jobs(run_id, 'r3', 60.0, 10)] == [2, 3, 4, 5]
+    assert [store.job(run_id, c).infra_retries for c in range(6)] == [0, 0, 1, 1, 1, 0]
+    assert store.claim_jobs(run_id, 'r1', 60.0, 10) == []
+    assert store.claim_run('r4', 60.0) is None  # every job is held
+    store.release_run(run_id, 'r3', hand_back=True)  # r3 stops: 2..5 go back
+    assert store.counts(run_id)['READY'] == 4 and store.run(run_id).state == 'RUNNING'
+    assert store.run(in_process).runner is None
+    store.release_run(run_id, 'r1', hand_back=True)
+    assert (store.run(run_id).state, store.counts(run_id)['READY']) == ('WAITING', 6)
+    assert all(job.state is State.READY for job in store.jobs(run_id))
+    store.cancel(run_id)
+    assert store.claim_run('r1', 60.0) is None  # a cancelled run is nobody's work

@@ -116,8 +116,10 @@ def test_a_killed_runner_leaves_its_run_to_the_next_one(tmp_path, store_url, hom
     assert len(runs) == 2000
     twice = [x for x, n in runs.items() if n > 1]
     assert all(ran_before[x] == 1 for x in twice) and len(twice) < 100  # only those in flight
+    # the model's recorder holds every case once: those done before the kill recorded again in
+    # their place, the ones in flight at the kill when they ended (taken over last)
     rows = read_cases(tmp_path / 'cases.csv')
-    assert [row['iteration'] for row in rows] == [f'driver:{k}' for k in range(2000)]
+    assert sorted(int(row['iteration'].split(':')[1]) for row in rows) == list(range(2000))
 
 
 def test_runner_stop_hands_the_run_back_and_one_runner_per_sqlite_store(tmp_path, store_url,
@@ -191,7 +193,9 @@ def test_the_python_api_submit_wait_cases_and_cancel(tmp_path, store_url, monkey
             assert time.monotonic() < deadline
             time.sleep(0.05)
         with open_run(slow.id[:8], store_url) as same:
-            assert same.cancel() == 0  # an in-process run has no job waiting to cancel
+            cancelled = same.cancel()  # the jobs not COMPLETED yet
         runner.join(timeout=60)  # the runner stops the cancelled run at its next write
         assert not runner.is_alive()
-        assert slow.state == 'CANCELLED' and slow.counts()['COMPLETED'] < 40
+        counts = slow.counts()
+        assert slow.state == 'CANCELLED' and counts['COMPLETED'] < 40
+        assert counts['CANCELLED'] == cancelled == 40 - counts['COMPLETED']

@@ -3,12 +3,15 @@
 - ``list``: every run, newest first: id, name, state, progress (jobs per state), times.
 - ``info RUN``: one run: its fields, jobs per state, the failed jobs with their errors, hosts.
 - ``logs RUN:CASE``: one job: its state, attempts, host, times, error and output tails.
-- ``cancel RUN``: every job that has not ended becomes CANCELLED, and the run too; a process
-  running it in-process (``run --store``) stops at its next write to the store.
-- ``retry RUN --failed``: the FAILED jobs become READY (a new attempt each), for
-  ``run --resume``.
+- ``cancel RUN``: every job that has not ended becomes CANCELLED, and the run too; the runners
+  running it stop within a second or two, releasing its servers (their batch jobs cancelled);
+  batch jobs of the run still alive after ``--grace`` seconds (their runner died) are cancelled
+  here (scancel, qdel). A process running it in-process (``run --store``) stops at its next
+  write to the store.
+- ``retry RUN --failed``: the FAILED jobs become READY (a new attempt each), for the runners
+  (a submitted run) or ``run --resume``.
 - ``pause RUN`` / ``resume RUN``: hold the jobs that have not started (READY, WAITING), or let
-  them go again; ``run --resume`` passes over paused jobs.
+  them go again; runners and ``run --resume`` pass over paused jobs.
 
 RUN is a run id or a unique prefix of it (4 hex digits at least). The store is ``--store URL``,
 else ``$OML_JOB_STORE``, else ``~/.openmdao_like/jobs.db``. ``--json`` prints machine-readable
@@ -26,6 +29,7 @@ from typing import Any
 
 from ..errors import error_summary
 from ..jobs import JobStore, State
+from ..jobs.pilots import CANCEL_GRACE, cancel_run
 from . import UsageError
 from .table import format_table
 
@@ -61,7 +65,11 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
            'run', 'run id (or a unique prefix of 4 hex digits or more)')
     action('logs', logs_command, "show one job: state, attempts, error and output tails",
            'job', 'RUN:CASE, e.g. 7f3a:123')
-    action('cancel', cancel_command, 'cancel every job of a run that has not ended', 'run')
+    cancel = action('cancel', cancel_command, 'cancel every job of a run that has not ended, '
+                    'and its batch jobs', 'run')
+    cancel.add_argument('--grace', type=float, default=CANCEL_GRACE,
+                        help='seconds the runners get to release the servers of the run before '
+                             f'their batch jobs are cancelled from here (default {CANCEL_GRACE:g})')
     retry = action('retry', retry_command, 'put the failed jobs of a run back to READY', 'run')
     retry.add_argument('--failed', action='store_true', required=True,
                        help='retry the FAILED jobs (required: the only kind retried)')
@@ -164,23 +172,34 @@ def logs_command(args: argparse.Namespace) -> int:
     return _print(args, data, text)
 
 
-def _control(args: argparse.Namespace, verb: str,
-             change: Callable[[JobStore, str], int]) -> int:
-    """Apply ``change(store, run_id)`` (how many jobs it changed) and report it."""
+def _control(args: argparse.Namespace, verb: str, change: Callable[[JobStore, str], int],
+             more: Callable[[], dict[str, Any]] = dict) -> int:
+    """Apply ``change(store, run_id)`` (how many jobs it changed) and report it (with what
+    ``more()`` adds)."""
     with JobStore(args.store) as store:
         run = store.run(args.run)
         changed = change(store, run.id)
         counts = store.counts(run.id)
         state = store.run(run.id).state
     data = {'run': run.id, 'action': verb, 'changed': changed, 'state': state,
-            'counts': counts}
+            'counts': counts, **more()}
+    extra = ''.join(f'; {key.replace("_", " ")}: {" ".join(map(str, value))}'
+                    for key, value in data.items() if key not in
+                    ('run', 'action', 'changed', 'state', 'counts') and value)
     return _print(args, data, lambda: f'run {run.id}: {verb} {changed} job(s); run {state}, '
-                                      f'{_progress(counts, run.total)}')
+                                      f'{_progress(counts, run.total)}{extra}')
 
 
 def cancel_command(args: argparse.Namespace) -> int:
     """``jobs cancel RUN``."""
-    return _control(args, 'cancelled', lambda store, run_id: store.cancel(run_id))
+    reached: list[Any] = []
+
+    def cancel(store: JobStore, run_id: str) -> int:
+        cancelled, pilots = cancel_run(store, run_id, args.grace)
+        reached.extend(pilots)
+        return cancelled
+    return _control(args, 'cancelled', cancel,
+                    lambda: {'batch_jobs_cancelled': [p.scheduler_id for p in reached]})
 
 
 def retry_command(args: argparse.Namespace) -> int:

@@ -59,8 +59,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     return parser
 
 
-def parse_desc(text: str | None) -> dict[str, Any]:
-    """The description ``--desc`` gives (text or a file; None: empty), validated;
+def parse_desc(text: str | None, option: str = '--desc') -> dict[str, Any]:
+    """The description option ``option`` gives (text or a file; None: empty), validated;
     `UsageError` when it cannot be read or parsed, `CommandError` when it is not valid."""
     import yaml
 
@@ -68,9 +68,9 @@ def parse_desc(text: str | None) -> dict[str, Any]:
 
     if text is None:
         return {}
-    source = '--desc'
+    source = option
     if os.path.isfile(text):
-        source = f'--desc file {text!r}'
+        source = f'{option} file {text!r}'
         try:
             with open(text, encoding='utf-8') as f:
                 text = f.read()

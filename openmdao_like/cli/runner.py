@@ -2,7 +2,9 @@
 runner daemon takes from a job store (`openmdao_like.jobs.runner`), while the terminal that
 submitted them may close.
 
-- ``submit MODEL --store URL [--name N]``: save the model with a new WAITING run; print its id.
+- ``submit MODEL --store URL [--name N] [--resources D]``: save the model with a new WAITING
+  run, its cases READY jobs; print its id. D (a resource description, JSON or YAML text or a
+  file) says which servers its cases run on (e.g. ``'{"allocator": "SLURM"}'``).
 - ``runner serve --store URL``: run submitted runs in this process until SIGTERM/Ctrl-C.
 - ``runner start --store URL``: ``runner serve`` as a daemon (a session of its own, output to
   a log file), its pid in a file named after the store (`state_files`); refused while another
@@ -27,7 +29,8 @@ from ..jobs.backends import redact
 from ..jobs.durable import submit_run
 from ..jobs.runner import LEASE, POLL, Runner
 from ..processes import PidProcess, spawn
-from . import CommandError
+from . import CommandError, UsageError
+from .resources import parse_desc
 from .run import case_driver, is_saved_model, load_model, model_directory_on_path
 from .table import format_table
 
@@ -52,6 +55,10 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     sub.add_argument('model', metavar='MODEL', help='Python file defining the model, or a '
                                                     'model saved with save()')
     sub.add_argument('--name', help='what listings call the run (default: MODEL)')
+    sub.add_argument('--resources', metavar='D',
+                     help='resource description of the servers the cases run on: JSON or YAML '
+                          'text, or a file holding it (e.g. \'{"allocator": "SLURM"}\'); '
+                          "default: where the model's driver runs them")
     sub.set_defaults(handler=submit_command, parser=sub)
 
     parser = subparsers.add_parser(
@@ -65,6 +72,9 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
                              f'its run waits this long for the next (default {LEASE:g})')
     timing.add_argument('--poll', type=float, default=POLL,
                         help=f'seconds between looks for work (default {POLL:g})')
+    timing.add_argument('--max-jobs', metavar='[ALLOCATOR=]N', action='append', default=[],
+                        help='most servers (batch jobs) a run holds at once, for every '
+                             'allocator or for the one named (repeat for several)')
     for name, handler, summary, parents in (
             ('serve', serve_command, 'run submitted runs in this process until SIGTERM',
              [common, store, timing]),
@@ -98,15 +108,33 @@ def _daemon(pid_file: str) -> PidProcess | None:
     return proc if proc.running() else None
 
 
+def max_jobs(given: list[str]) -> dict[str, int] | None:
+    """The ``--max-jobs`` options as ``{allocator: limit}`` (``'*'``: every other)."""
+    limits: dict[str, int] = {}
+    for text in given:
+        name, _, number = text.rpartition('=')
+        try:
+            limit = int(number)
+        except ValueError:
+            limit = 0
+        if limit < 1:
+            raise UsageError(f'--max-jobs: expected N or ALLOCATOR=N with N a whole number >= '
+                             f'1, got {text!r}')
+        limits[name or '*'] = limit
+    return limits or None
+
+
 def submit_command(args: argparse.Namespace) -> int:
     """``submit MODEL``."""
     with model_directory_on_path(args.model) if is_saved_model(args.model) else \
             contextlib.nullcontext():
         top = load_model(args.model)
     driver = case_driver(top.driver, args.model)
+    resources = None if args.resources is None else parse_desc(args.resources, '--resources')
     store = JobStore(args.store)
     with store:
-        run_id = submit_run(top, store, args.name or args.model, driver.get_pathname())
+        run_id = submit_run(top, store, args.name or args.model, driver.get_pathname(),
+                            resources)
     print(run_id)
     return 0
 
@@ -119,7 +147,8 @@ def serve_command(args: argparse.Namespace) -> int:
         raise CommandError(f'{redact(url)}: a runner (pid {other.pid}) serves this SQLite '
                            f'store already; one runner per SQLite store (PostgreSQL takes '
                            f'several)')
-    runner = Runner(args.store, lease=args.lease, poll=args.poll)
+    runner = Runner(args.store, lease=args.lease, poll=args.poll,
+                    max_jobs=max_jobs(args.max_jobs))
     os.makedirs(os.path.dirname(pid_file), exist_ok=True)
     with open(pid_file, 'w', encoding='utf-8') as fh:
         fh.write(f'{os.getpid()}\n')
@@ -145,8 +174,10 @@ def start_command(args: argparse.Namespace) -> int:
                            f'openmdao-like runner stop first')
     JobStore(args.store).close()  # a bad URL is reported here, not in the log
     os.makedirs(os.path.dirname(pid_file), exist_ok=True)
+    max_jobs(args.max_jobs)  # checked here, not in the log
     command = [sys.executable, '-m', 'openmdao_like.cli.main', 'runner', 'serve',
-               '--lease', str(args.lease), '--poll', str(args.poll)]
+               '--lease', str(args.lease), '--poll', str(args.poll),
+               *(f'--max-jobs={limit}' for limit in args.max_jobs)]
     if args.store:
         command += ['--store', args.store]
     proc = spawn(command, log_path=log_file, stdin=subprocess.DEVNULL)

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -91,10 +91,12 @@ class CaseIteratorDriver(Driver):
     """
 
     #: Attributes a worker does not need: not shipped with the model (see `ModelCaseRunner`).
-    _not_shipped: tuple[str, ...] = ('cases', '_results', '_resumed')
+    _not_shipped: tuple[str, ...] = ('cases', '_results', '_resumed', '_claims')
     #: While `resume` runs: case id -> the case done in the run resumed, or None for one
     #: paused or cancelled there (neither is run again; None is not recorded either).
     _resumed: dict[int, Case | None] | None = None
+    #: While `run_claimed` runs: makes the feed of the cases claimed from a job store.
+    _claims: Callable[[Any, dict], CaseFeed] | None = None
 
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
@@ -147,19 +149,45 @@ class CaseIteratorDriver(Driver):
         Cases paused or cancelled in the store are passed over.
         The cases must come out of the driver as they did (a DOE with a fixed seed, a list).
         """
-        top = self._top()
         done = store.completed_cases(run_id, tree.where(self))
-        recorder = store.recorder(run_id, tree.where(self), done=done)
         self._resumed = {**dict.fromkeys(store.passed_over(run_id)),
                          **{case.id: case for case in done}}
+        try:
+            self._run_top_with(store.recorder(run_id, tree.where(self)))
+        finally:
+            self._resumed = None
+
+    def run_claimed(self, claims: Callable[[Any, dict], CaseFeed], recorder: Any,
+                    done: Iterable[Case] = ()) -> None:
+        """Run the model with this driver's cases coming from ``claims(driver, pending)``, a
+        feed (`CaseFeed`) that hands out the cases a runner claimed from a job store
+        (`openmdao_like.jobs.claims`), which marks the case ids it passes over (other runners'
+        cases) in ``pending`` as ``{case_id: (None, ())}``; each case is recorded in
+        ``recorder`` (a `records_as_ended` recorder) as well as in the model's recorders.
+        ``done``: cases of the run done before (kept in `results` and recorded in their
+        place, as by `resume`)."""
+        self._claims = claims
+        self._resumed = {case.id: case for case in done}
+        try:
+            self._run_top_with(recorder)
+        finally:
+            self._claims = self._resumed = None
+
+    def _run_top_with(self, recorder: Any) -> None:
+        """Run the top assembly with ``recorder`` added to its recorders meanwhile."""
+        top = self._top()
         top.recorders = [*getattr(top, 'recorders', ()), recorder]
         try:
             top.run()
         finally:
-            self._resumed = None
             top.recorders = [rec for rec in top.recorders if rec is not recorder]
 
     # -- what the cases are -------------------------------------------------------------------
+    def iter_cases(self) -> Iterator[Mapping[str, Any]]:
+        """The inputs of each case a run of this driver has, in case order (what
+        ``openmdao-like submit`` stores as the jobs of a run)."""
+        return self._case_source()
+
     def _case_source(self) -> Iterator[Mapping[str, Any]]:
         """The cases of this run, as an iterator (subclasses generate them)."""
         cases = self.cases
@@ -315,13 +343,14 @@ class CaseIteratorDriver(Driver):
         for rec in opened:  # run on its own, not from the top's run(): open them here
             rec.startup(self._top())
         try:
-            self._run_cases(self._case_source(), [rec.record for rec in recorders])
+            self._run_cases(self._case_source(), recorders)
         finally:
             for rec in opened:
                 rec.close()
 
-    def _run_cases(self, source: Iterator[Mapping[str, Any]], record: list[Any]) -> None:
-        """Run the cases of ``source`` through the executor; record them in case order.
+    def _run_cases(self, source: Iterator[Mapping[str, Any]], recorders: list[Any]) -> None:
+        """Run the cases of ``source`` through the executor; record them in case order (but
+        each as it ends in a recorder whose ``records_as_ended`` is true, e.g. a job store's).
 
         An executor the driver makes (sequential, or the default `LocalExecutor`) is shut down
         after the run; one the user gave stays warm for the next run (its workers or servers
@@ -335,11 +364,19 @@ class CaseIteratorDriver(Driver):
             executor = LocalExecutor() if executor is None else executor
             runner = ModelCaseRunner(self)
         bar = Progress(desc=tree.where(self), unit='case', enabled=self.progress)
-        count = self._case_count()
+        done = self._resumed or {}
+        # cases waiting for an earlier one to be recorded first (None: not to be recorded)
+        pending: dict[int, tuple[Case | None, Any]] = {case_id: (case, ()) for case_id, case
+                                                       in done.items()}
+        if self._claims is None:
+            count = self._case_count()
+            feed = CaseFeed(source, self, count, skip=done)
+        else:
+            count, feed = None, self._claims(self, pending)
         if bar.enabled:
             bar.set_total(count)
-        done = self._resumed or {}
-        feed = CaseFeed(source, self, count, skip=done)
+        record = [rec.record for rec in recorders if not getattr(rec, 'records_as_ended', False)]
+        ended = [rec.record for rec in recorders if getattr(rec, 'records_as_ended', False)]
         with contextlib.ExitStack() as stack:
             stack.callback(bar.close)
             try:
@@ -351,7 +388,8 @@ class CaseIteratorDriver(Driver):
                                 f'{executor!r} (sequential=False): {exc}') from exc
             outcomes = executor.run(feed)
             try:
-                self._collect(outcomes, feed, record, bar if bar.enabled else None, done)
+                self._collect(outcomes, feed, record, ended, bar if bar.enabled else None,
+                              pending)
             except BrokenExecutor as exc:
                 raise BrokenExecutor(f'{tree.where(self)}: {exc}', exc.traceback) from exc
             finally:
@@ -359,18 +397,18 @@ class CaseIteratorDriver(Driver):
                 self.current_iteration = feed.next_id
 
     def _collect(self, outcomes: Iterator[CaseOutcome], feed: CaseFeed, record: list[Any],
-                 bar: Progress | None, done: Mapping[int, Case]) -> None:
-        """Turn outcomes into cases: retry, keep, record in order, abort (the hot loop);
-        ``done``: cases of the run being resumed, kept and recorded in their place."""
+                 ended: list[Any], bar: Progress | None,
+                 pending: dict[int, tuple[Case | None, Any]]) -> None:
+        """Turn outcomes into cases: retry, keep, record in order (``record``) and as they
+        end (``ended``), abort (the hot loop). ``pending``: cases waiting for an earlier one,
+        at first those of the run being resumed, kept and recorded in their place (None: a
+        case passed over, not recorded)."""
         where = tree.where(self)
         prefix = self.iteration_prefix()
         retry = self.error_policy == RETRY
         max_retries = self.max_retries
         results = self._results if self.keep_results else None
         inputs_of, retries, lost_retries = feed.inputs, feed.retries, feed.lost_retries
-        # cases that completed before an earlier one, with the cases recorded inside them
-        pending: dict[int, tuple[Case | None, Any]] = {case_id: (case, ()) for case_id, case
-                                                       in done.items()}
         abort: tuple[int, str | None] | None = None
         next_id = 0
         while next_id in pending:  # a resumed run whose first cases were done
@@ -398,6 +436,10 @@ class CaseIteratorDriver(Driver):
                 inner = inner_cases(inner, f'{prefix}{case_id}|')
             if bar is not None:
                 bar.update()
+            for rec in ended:  # a job store: each case as soon as it is final
+                for sub in inner:
+                    rec(sub)
+                rec(case)
             if case_id != next_id:
                 pending[case_id] = (case, inner)
             else:
@@ -408,17 +450,17 @@ class CaseIteratorDriver(Driver):
                     for sub in inner:
                         rec(sub)
                     rec(case)
-                while pending and next_id in pending:
-                    done, inner = pending.pop(next_id)
-                    next_id += 1
-                    if done is None:  # passed over by a resumed run
-                        continue
-                    if results is not None:
-                        results.append(done)
-                    for rec in record:
-                        for sub in inner:
-                            rec(sub)
-                        rec(done)
+            while pending and next_id in pending:
+                done, inner = pending.pop(next_id)
+                next_id += 1
+                if done is None:  # passed over (resumed run; another runner's case)
+                    continue
+                if results is not None:
+                    results.append(done)
+                for rec in record:
+                    for sub in inner:
+                        rec(sub)
+                    rec(done)
             if status != OK and not retry and abort is None:
                 abort = (case_id, error)
                 feed.stop()  # no new case; those in flight finish and are recorded

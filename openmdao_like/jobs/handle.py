@@ -14,10 +14,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from ..cases import Case
 from .durable import submit_run
+from .pilots import CANCEL_GRACE, cancel_run
 from .states import State
 from .store import JobStore
 
@@ -75,19 +77,22 @@ class Run:
         """The COMPLETED cases of the run, in case order."""
         return self.store.completed_cases(self.id)
 
-    def cancel(self) -> int:
-        """Cancel the run (`JobStore.cancel`); how many jobs were cancelled."""
-        return self.store.cancel(self.id)
+    def cancel(self, grace: float = CANCEL_GRACE) -> int:
+        """Cancel the run and its batch jobs (`openmdao_like.jobs.pilots.cancel_run`); how
+        many jobs were cancelled."""
+        return cancel_run(self.store, self.id, grace)[0]
 
 
 def submit(model: Any, store: JobStore | str | None = None, name: str | None = None,
-           driver: str = 'driver') -> Run:
-    """Save ``model`` (a top assembly) with a new WAITING run of ``store`` for a runner to run
-    (`openmdao_like.jobs.runner`); its handle (which closes the store it opened)."""
+           driver: str = 'driver', resources: Mapping[str, Any] | None = None) -> Run:
+    """Save ``model`` (a top assembly) with a new WAITING run of ``store`` for runners to run
+    (`openmdao_like.jobs.runner`), on servers fitting the resource description ``resources``
+    when given; its handle (which closes the store it opened)."""
+    name = name or type(model).__name__
     if isinstance(store, JobStore):
-        return Run(submit_run(model, store, name or type(model).__name__, driver), store)
+        return Run(submit_run(model, store, name, driver, resources), store)
     with JobStore(store) as opened:
-        run_id = submit_run(model, opened, name or type(model).__name__, driver)
+        run_id = submit_run(model, opened, name, driver, resources)
     return Run(run_id, store)
 
 

@@ -19,8 +19,13 @@ was lost), as the execution loop counts them.
 Schema versions (`SCHEMA_VERSION`; `MIGRATIONS` upgrades an older store when it is opened, and a
 store of a newer version is refused rather than misread):
   1 -- tables ``meta(schema_version)``, ``runs`` and ``jobs`` (below).
-  2 -- ``runs.lease_expires``: until when the runner named in ``runs.runner`` holds the run
-       (`claim_run`); a run whose lease has expired may be claimed by another runner.
+  2 -- ``runs.lease_expires``: until when the runner named in ``runs.runner`` last said it
+       works on the run.
+  3 -- ``runs.kind`` (``'submitted'``: runners run it; ``'in-process'``: the process that
+       started it does) and the table ``pilots``: the batch jobs and servers runners allocated
+       for a run (so that cancelling it reaches the scheduler even when its runner is gone).
+       Jobs are claimed one by one under leases (``jobs.lease_owner``, ``jobs.lease_expires``):
+       several runners share a run, and a dead runner's jobs go to the next one.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from .backends import Backend, connect, executemany, redact
 from .states import ENDED, SOURCES, State, as_state, check_transition, names
 
 #: The schema this code writes and reads.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Environment variable naming the default store; else `DEFAULT_STORE`.
 STORE_ENV = 'OML_JOB_STORE'
@@ -60,7 +65,7 @@ def _schema(b: Backend) -> list[str]:
         f'CREATE TABLE runs (id TEXT PRIMARY KEY, name TEXT NOT NULL, state TEXT NOT NULL, '
         f'driver TEXT, model {b.blob}, model_format TEXT, resources TEXT, created {b.real}, '
         f'started {b.real}, finished {b.real}, total BIGINT, runner TEXT, error TEXT, '
-        f'lease_expires {b.real})',
+        f'lease_expires {b.real}, kind TEXT)',
         f'CREATE TABLE jobs (run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE, '
         f'case_id BIGINT NOT NULL, state TEXT NOT NULL, inputs TEXT, outputs TEXT, error TEXT, '
         f'attempts INTEGER NOT NULL DEFAULT 0, model_retries INTEGER NOT NULL DEFAULT 0, '
@@ -69,13 +74,29 @@ def _schema(b: Backend) -> list[str]:
         f'stderr_tail TEXT, lease_owner TEXT, lease_expires {b.real}, '
         f'PRIMARY KEY (run_id, case_id))',
         'CREATE INDEX jobs_by_state ON jobs (run_id, state)',
+        *_pilots_table(b),
     ]
+
+
+def _pilots_table(b: Backend) -> list[str]:
+    return [f'CREATE TABLE pilots (id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) '
+            f'ON DELETE CASCADE, runner TEXT, allocator TEXT, scheduler_id TEXT, host TEXT, '
+            f'workdir TEXT, started {b.real}, ended {b.real})',
+            'CREATE INDEX pilots_by_run ON pilots (run_id)']
 
 
 #: Version -> the statements that bring a store of the version before it up to it.
 MIGRATIONS: dict[int, Callable[[Backend], list[str]]] = {
     2: lambda b: [f'ALTER TABLE runs ADD COLUMN lease_expires {b.real}'],
+    # a run that waited for a runner or had one was submitted; the others ran in-process
+    3: lambda b: ['ALTER TABLE runs ADD COLUMN kind TEXT',
+                  "UPDATE runs SET kind = CASE WHEN state = 'WAITING' OR runner IS NOT NULL "
+                  "THEN 'submitted' ELSE 'in-process' END",
+                  *_pilots_table(b)],
 }
+
+#: `RunInfo.kind` of a run that runners run (``submit``) and of one run where it was started.
+SUBMITTED, IN_PROCESS = 'submitted', 'in-process'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +115,7 @@ class RunInfo:
     error: str | None
     resources: dict[str, Any] | None
     lease_expires: float | None
+    kind: str | None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,8 +155,25 @@ class Result:
     stderr_tail: str | None = None
 
 
+@dataclasses.dataclass(frozen=True)
+class PilotInfo:
+    """A server a runner allocated for a run (see `JobStore.pilots`)."""
+
+    id: str
+    run_id: str
+    runner: str | None
+    allocator: str | None
+    scheduler_id: str | None
+    host: str | None
+    workdir: str | None
+    started: float | None
+    ended: float | None
+
+
+_PILOT_COLUMNS = ('id', 'run_id', 'runner', 'allocator', 'scheduler_id', 'host', 'workdir',
+                  'started', 'ended')
 _RUN_COLUMNS = ('id', 'name', 'state', 'driver', 'created', 'started', 'finished', 'total',
-                'runner', 'error', 'resources', 'lease_expires')
+                'runner', 'error', 'resources', 'lease_expires', 'kind')
 _JOB_COLUMNS = ('run_id', 'case_id', 'state', 'inputs', 'outputs', 'error', 'attempts',
                 'model_retries', 'infra_retries', 'host', 'scheduler_id', 'created', 'started',
                 'finished', 'stdout_tail', 'stderr_tail')
@@ -232,8 +271,8 @@ class JobStore:
     def create_run(self, name: str, model: bytes | None = None, model_format: str | None = None,
                    driver: str | None = None, resources: Mapping[str, Any] | None = None,
                    total: int | None = None, state: State | str = State.WAITING) -> str:
-        """A new run and its id (32 hex digits). A WAITING run (the default) waits for a
-        runner to claim it (`claim_run`); one run in-process starts RUNNING.
+        """A new run and its id (32 hex digits). A WAITING run (the default) is submitted: it
+        waits for runners (`claim_run`); one run in-process starts RUNNING.
 
         Parameters
         ----------
@@ -251,13 +290,14 @@ class JobStore:
         if not isinstance(name, str) or not name:
             raise StoreError(f'{self!r}: a run needs a name (str), got {name!r}')
         run_id = uuid.uuid4().hex
+        state = as_state(state, 'run state')
         with self._writing() as cur:
             cur.execute(self._db.sql(
                 'INSERT INTO runs (id, name, state, driver, model, model_format, resources, '
-                'created, total) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)'),
-                (run_id, name, as_state(state, 'run state').name, driver, model, model_format,
+                'created, total, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'),
+                (run_id, name, state.name, driver, model, model_format,
                  None if resources is None else json.dumps(dict(resources)), time.time(),
-                 total))
+                 total, SUBMITTED if state is State.WAITING else IN_PROCESS))
         return run_id
 
     def run(self, run_id: str) -> RunInfo:
@@ -445,8 +485,8 @@ class JobStore:
             'outputs = excluded.outputs, error = excluded.error, '
             'attempts = jobs.attempts + excluded.attempts, '
             'model_retries = jobs.model_retries + excluded.model_retries, '
-            'started = excluded.started, finished = excluded.finished '
-            "WHERE jobs.state NOT IN ('COMPLETED', 'CANCELLED')")
+            'started = excluded.started, finished = excluded.finished, lease_owner = NULL, '
+            "lease_expires = NULL WHERE jobs.state NOT IN ('COMPLETED', 'CANCELLED')")
         with self._writing() as cur:
             executemany(cur, sql, rows)
 
@@ -459,15 +499,15 @@ class JobStore:
                      job.started or 0.0, job.finished or 0.0)
                 for job in self.jobs(run.id, State.COMPLETED)]
 
-    def recorder(self, run_id: str, driver: str, done: Sequence[Any] = ()) -> Any:
+    def recorder(self, run_id: str, driver: str) -> Any:
         """A `openmdao_like.jobs.durable.JobRecorder` of the cases of ``driver`` as the jobs
-        of run ``run_id`` (``done``: cases it holds already, passed over)."""
+        of run ``run_id``."""
         from .durable import JobRecorder
-        return JobRecorder(self, run_id, driver, done)
+        return JobRecorder(self, run_id, driver)
 
     def retry(self, run_id: str, case_ids: Sequence[int] | None = None) -> int:
         """Put FAILED jobs back to READY (all of the run's, or those of ``case_ids``, which must
-        all be FAILED); how many."""
+        all be FAILED); how many. A submitted run waits for runners again."""
         run_id = self.resolve(run_id)
         if case_ids is None:
             case_ids = [j.case_id for j in self.jobs(run_id, State.FAILED)]
@@ -480,7 +520,17 @@ class JobStore:
                     raise _Refused
         except _Refused:
             self._explain(run_id, case_ids, State.READY, only_from=State.FAILED)
+        if case_ids:
+            self._wait_again(run_id)
         return len(case_ids)
+
+    def _wait_again(self, run_id: str) -> None:
+        """A submitted run that ended or was paused has jobs READY again: WAITING for runners."""
+        with self._writing() as cur:
+            cur.execute(self._db.sql(
+                f"UPDATE runs SET state = 'WAITING', finished = NULL, error = NULL WHERE id = ? "
+                f"AND kind = '{SUBMITTED}' AND state IN ('COMPLETED', 'FAILED', 'PAUSED')"),
+                (run_id,))
 
     def cancel(self, run_id: str) -> int:
         """Cancel a run: every job of it that has not ended becomes CANCELLED, and the run
@@ -498,8 +548,13 @@ class JobStore:
                               (State.READY, State.WAITING))
 
     def unpause(self, run_id: str) -> int:
-        """Let the PAUSED jobs of a run go again: READY; how many."""
-        return self._move_all(self.resolve(run_id), State.READY, (State.PAUSED,))
+        """Let the PAUSED jobs of a run go again: READY; how many. A submitted run waits for
+        runners again."""
+        run_id = self.resolve(run_id)
+        moved = self._move_all(run_id, State.READY, (State.PAUSED,))
+        if moved:
+            self._wait_again(run_id)
+        return moved
 
     def _move_all(self, run_id: str, new: State, sources: Iterable[State] | None = None) -> int:
         """Move every job of a run in one of ``sources`` (default: every state it may come
@@ -507,7 +562,8 @@ class JobStore:
         sources = names(SOURCES[new] if sources is None else sources)
         marks = ', '.join('?' * len(sources))
         with self._writing() as cur:
-            cur.execute(self._db.sql(f'UPDATE jobs SET state = ? WHERE run_id = ? AND state IN '
+            cur.execute(self._db.sql(f'UPDATE jobs SET state = ?, lease_owner = NULL, '
+                                     f'lease_expires = NULL WHERE run_id = ? AND state IN '
                                      f'({marks})'), (new.name, run_id, *sources))
             return cur.rowcount
 
@@ -522,43 +578,142 @@ class JobStore:
 
     # -- runners --------------------------------------------------------------------------------
     def claim_run(self, runner: str, lease: float) -> str | None:
-        """Give runner ``runner`` the oldest run that is WAITING (submitted) or whose runner's
-        lease has expired (it died), for ``lease`` seconds (`renew_lease`); its id, or None.
-        Two runners never get the same run: the claim is one transaction, and on PostgreSQL
-        the row is locked (``FOR UPDATE SKIP LOCKED``)."""
+        """The oldest submitted run, WAITING or RUNNING, with work for runner ``runner``: one
+        whose cases are not planned yet (`plan_run`), or that has a READY job or a RUNNING job
+        whose runner's lease expired (it died); its id, or None. Several runners may work on
+        one run: they share its jobs through `claim_jobs`. The run names ``runner`` as the
+        last to join, and is RUNNING once its cases are planned. (A FAILED run, e.g. stopped
+        by an ABORT, waits again once its failed jobs are retried: `retry`.)"""
         now = time.time()
         lock = ' FOR UPDATE SKIP LOCKED' if self._db.blob == 'BYTEA' else ''
         with self._writing() as cur:
             cur.execute(self._db.sql(
-                "SELECT id FROM runs WHERE state = 'WAITING' OR (runner IS NOT NULL AND "
-                "state = 'RUNNING' AND lease_expires < ?) ORDER BY created LIMIT 1" + lock),
+                f"SELECT id, total FROM runs WHERE kind = '{SUBMITTED}' AND state IN ('WAITING', "
+                "'RUNNING') AND ((total IS NULL AND state = 'WAITING') OR EXISTS (SELECT 1 FROM "
+                "jobs WHERE jobs.run_id = runs.id AND (jobs.state = 'READY' OR (jobs.state = "
+                "'RUNNING' AND COALESCE(jobs.lease_expires, 0) < ?)))) ORDER BY created LIMIT 1"
+                + lock),
                 (now,))
             row = cur.fetchone()
             if row is None:
                 return None
-            cur.execute(self._db.sql('UPDATE runs SET runner = ?, lease_expires = ?, state = ? '
-                                     'WHERE id = ?'),
-                        (runner, now + lease, State.RUNNING.name, row[0]))
+            run_id, total = row
+            cur.execute(self._db.sql(
+                'UPDATE runs SET runner = ?, lease_expires = ?, started = COALESCE(started, ?)'
+                + ('' if total is None else ', state = ?, finished = NULL, error = NULL')
+                + ' WHERE id = ?'),
+                (runner, now + lease, now, *(() if total is None else (State.RUNNING.name,)),
+                 run_id))
+        return run_id
+
+    def plan_run(self, run_id: str, cases: Iterable[tuple[int, Mapping[str, Any]]]) -> int:
+        """Add the cases ``(case_id, inputs)`` of a submitted run as READY jobs and set its
+        total, in one transaction; the total. When the run has its cases already
+        (another runner planned it first), nothing changes."""
+        now = time.time()
+        rows = [(run_id, _case_id(case_id), State.READY.name, codec.dumps(dict(inputs)), now)
+                for case_id, inputs in cases]
+        with self._writing() as cur:
+            cur.execute(self._db.sql('SELECT total FROM runs WHERE id = ?'), (run_id,))
+            row = cur.fetchone()
+            if row is None:
+                raise StoreError(f'{self!r}: no run {run_id!r}')
+            if row[0] is not None:
+                return row[0]
+            executemany(cur, self._db.sql(
+                'INSERT INTO jobs (run_id, case_id, state, inputs, created) VALUES '
+                '(?, ?, ?, ?, ?) ON CONFLICT (run_id, case_id) DO NOTHING'), rows)
+            if len(rows) >= GROWN_ROWS:
+                self._db.grown(cur, 'jobs')
+            cur.execute(self._db.sql('UPDATE runs SET total = ? WHERE id = ?'),
+                        (len(rows), run_id))
+        return len(rows)
+
+    def claim_jobs(self, run_id: str, runner: str, lease: float, limit: int
+                   ) -> list[tuple[int, dict[str, Any]]]:
+        """Give runner ``runner`` up to ``limit`` jobs of a run to run, lowest case ids first:
+        READY ones, and RUNNING ones whose runner's lease expired (counted in
+        ``infra_retries``). They are RUNNING under ``runner``'s lease for ``lease`` seconds
+        (`heartbeat` renews it); their ``(case_id, inputs)``. Two runners never get the same
+        job: the claim is one transaction, and on PostgreSQL the rows are locked (``FOR UPDATE
+        SKIP LOCKED``)."""
+        now = time.time()
+        lock = ' FOR UPDATE SKIP LOCKED' if self._db.blob == 'BYTEA' else ''
+        with self._writing() as cur:
+            cur.execute(self._db.sql(
+                "SELECT case_id, inputs FROM jobs WHERE run_id = ? AND (state = 'READY' OR "
+                "(state = 'RUNNING' AND COALESCE(lease_expires, 0) < ?)) ORDER BY case_id "
+                "LIMIT ?" + lock), (run_id, now, limit))
+            found = cur.fetchall()
+            for first in range(0, len(found), IDS_PER_STATEMENT):
+                chunk = [row[0] for row in found[first:first + IDS_PER_STATEMENT]]
+                cur.execute(self._db.sql(
+                    "UPDATE jobs SET infra_retries = infra_retries + CASE WHEN state = 'RUNNING' "
+                    "THEN 1 ELSE 0 END, state = 'RUNNING', lease_owner = ?, lease_expires = ?, "
+                    f"started = ? WHERE run_id = ? AND case_id IN ({', '.join('?' * len(chunk))})"),
+                    (runner, now + lease, now, run_id, *chunk))
+        return [(case_id, codec.loads(inputs) if inputs else {}) for case_id, inputs in found]
+
+    def heartbeat(self, run_id: str, runner: str, lease: float) -> str:
+        """Extend ``runner``'s leases on a run and on its RUNNING jobs by ``lease`` seconds from
+        now; the run's state (a runner stops a run found CANCELLED)."""
+        until = time.time() + lease
+        with self._writing() as cur:
+            cur.execute(self._db.sql("UPDATE jobs SET lease_expires = ? WHERE run_id = ? AND "
+                                     "lease_owner = ? AND state = 'RUNNING'"),
+                        (until, run_id, runner))
+            cur.execute(self._db.sql('UPDATE runs SET lease_expires = ? WHERE id = ? AND '
+                                     'runner = ?'), (until, run_id, runner))
+            cur.execute(self._db.sql('SELECT state FROM runs WHERE id = ?'), (run_id,))
+            row = cur.fetchone()
+        if row is None:
+            raise StoreError(f'{self!r}: no run {run_id!r}')
         return row[0]
 
-    def renew_lease(self, run_id: str, runner: str, lease: float) -> bool:
-        """Extend ``runner``'s hold on a run by ``lease`` seconds from now; False when it does
-        not hold it any more."""
+    def release_run(self, run_id: str, runner: str, hand_back: bool = False) -> None:
+        """``runner`` lets go of a run. ``hand_back`` (it stops before the run ends): its
+        RUNNING jobs go back to READY for the next runner, and the run, if no other runner
+        holds a job of it, back to WAITING."""
         with self._writing() as cur:
-            cur.execute(self._db.sql('UPDATE runs SET lease_expires = ? WHERE id = ? AND '
-                                     'runner = ?'), (time.time() + lease, run_id, runner))
-            return cur.rowcount == 1
+            if hand_back:
+                cur.execute(self._db.sql(
+                    "UPDATE jobs SET state = 'READY', lease_owner = NULL, lease_expires = NULL "
+                    "WHERE run_id = ? AND lease_owner = ? AND state = 'RUNNING'"), (run_id, runner))
+                cur.execute(self._db.sql(
+                    "UPDATE runs SET state = 'WAITING' WHERE id = ? AND state = 'RUNNING' AND NOT "
+                    "EXISTS (SELECT 1 FROM jobs WHERE run_id = ? AND state = 'RUNNING')"),
+                    (run_id, run_id))
+            cur.execute(self._db.sql('UPDATE runs SET runner = NULL, lease_expires = NULL '
+                                     'WHERE id = ? AND runner = ?'), (run_id, runner))
 
-    def release_run(self, run_id: str, runner: str, state: State | str | None = None) -> None:
-        """``runner`` lets go of a run (``state``: the run's state from now on, e.g. WAITING
-        for another runner to take it up)."""
-        extra, values = '', []
-        if state is not None:
-            extra, values = ', state = ?', [as_state(state, 'run state').name]
+    # -- pilots ---------------------------------------------------------------------------------
+    def add_pilot(self, run_id: str, runner: str, allocator: str, scheduler_id: str | None,
+                  host: str | None, workdir: str | None = None) -> str:
+        """Note a server runner ``runner`` allocated for a run (``scheduler_id``: its batch
+        job, if it is one; ``workdir``: the job's directory); the pilot's id, for
+        `end_pilot`."""
+        pilot_id = uuid.uuid4().hex
         with self._writing() as cur:
-            cur.execute(self._db.sql(f'UPDATE runs SET runner = NULL, lease_expires = NULL'
-                                     f'{extra} WHERE id = ? AND runner = ?'),
-                        (*values, run_id, runner))
+            cur.execute(self._db.sql(
+                'INSERT INTO pilots (id, run_id, runner, allocator, scheduler_id, host, workdir, '
+                'started) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+                (pilot_id, run_id, runner, allocator, scheduler_id, host, workdir, time.time()))
+        return pilot_id
+
+    def end_pilot(self, pilot_id: str) -> None:
+        """Note that a pilot (`add_pilot`) was released."""
+        with self._writing() as cur:
+            cur.execute(self._db.sql('UPDATE pilots SET ended = ? WHERE id = ? AND ended IS '
+                                     'NULL'), (time.time(), pilot_id))
+
+    def pilots(self, run_id: str, live: bool = False) -> list[PilotInfo]:
+        """The servers allocated for a run, oldest first (``live``: those not released)."""
+        run_id = self.resolve(run_id)
+        with self._reading() as cur:
+            cur.execute(self._db.sql(
+                f'SELECT {", ".join(_PILOT_COLUMNS)} FROM pilots WHERE run_id = ?'
+                + (' AND ended IS NULL' if live else '') + ' ORDER BY started'), (run_id,))
+            return [PilotInfo(*row) for row in cur.fetchall()]
 
     def run_state(self, run_id: str) -> str:
         """The state of a run (its full id: the quick check a running process makes)."""
