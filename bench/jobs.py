@@ -5,9 +5,10 @@
   checked against the transition table); jobs per second over the whole, SQLite file and a
   private PostgreSQL server (started as the tests start it: tests/pg_server.py). Baseline: the
   issue's goal, 20,000 jobs/s.
-- ``latency``: how long after a case ends its job is COMPLETED in the store (the write's end
-  minus the case's ``t_end``), over a durable DOE of 200 cases of 10 ms each, median and p99,
-  beside jobflow-remote's default polling period (30 s; the issue's goal: median <= 0.1 s).
+- ``latency``: how long after a case ends its job is COMPLETED in the store (the write's end,
+  on whichever connection of the job recorder wrote it, minus the case's ``t_end``), over a
+  durable DOE of 200 cases of 10 ms each, median and p99, beside jobflow-remote's default
+  polling period (30 s; the issue's goal: median <= 0.1 s).
 - ``durable_run``: bench/cases.py's serial paraboloid DOE (5,000 cases, CaseIteratorDriver)
   with the SQLite recorder, run durably (`jobs.durable.start_run`: the model saved with a run
   of a SQLite store, each case recorded as a job) against the same run with the recorder only;
@@ -84,16 +85,19 @@ def latencies(cases=200, seconds=0.01):
     top.driver.add_response("p.f")
     store = JobStore(f"sqlite:///{os.path.abspath('latency.db')}")
     seen = []
-    write = store.record_cases
+    write = JobStore.record_cases
 
-    def timed(run_id, rows):
-        write(run_id, rows)
+    def timed(self, run_id, rows):  # on whichever connection writes (the recorder's thread)
+        write(self, run_id, rows)
         now = time.time()
         seen.extend(now - case.t_end for case in rows)
 
-    store.record_cases = timed
-    start_run(top, store, "latency")
-    top.run()
+    JobStore.record_cases = timed
+    try:
+        start_run(top, store, "latency")
+        top.run()
+    finally:
+        JobStore.record_cases = write
     assert len(seen) == cases
     return float(np.median(seen)), float(np.percentile(seen, 99))
 

@@ -35,10 +35,18 @@ class Case:
         Where the case sits in the run: ``'driver:3|solver:2'``, the path and iteration number
         of each enclosing running driver, outermost first, then those of ``driver``
         (default: `iteration_of` ``driver`` and ``id``).
+
+    Attributes
+    ----------
+    encoded : tuple of str or None
+        The inputs and outputs as the recorders' JSON, once a recorder encoded them
+        (`openmdao_like.recorders.codec.encode_case`): the next recorder does not again.
     """
 
-    __slots__ = ('id', 'inputs', 'outputs', 'status', 'error', 'driver', 't_start', 't_end',
-                 'retries', 'iteration')
+    #: What a case is (compared, pickled, sent home from a worker).
+    _FIELDS = ('id', 'inputs', 'outputs', 'status', 'error', 'driver', 't_start', 't_end',
+               'retries', 'iteration')
+    __slots__ = _FIELDS + ('encoded',)
 
     def __init__(self, id: int, inputs: dict[str, Any], outputs: dict[str, Any] | None = None,
                  status: str = OK, error: str | None = None, driver: str = '',
@@ -54,6 +62,7 @@ class Case:
         self.t_end = t_end
         self.retries = retries
         self.iteration = iteration_of(driver, id) if iteration is None else iteration
+        self.encoded: tuple[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -70,14 +79,14 @@ class Case:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Case):
             return NotImplemented
-        return all(_same(getattr(self, s), getattr(other, s)) for s in self.__slots__)
+        return all(_same(getattr(self, s), getattr(other, s)) for s in self._FIELDS)
 
     def __repr__(self) -> str:
         return (f'Case(id={self.id}, status={self.status!r}, inputs={self.inputs!r}, '
                 f'outputs={self.outputs!r})')
 
     def __getstate__(self):
-        return tuple(getattr(self, s) for s in self.__slots__)
+        return tuple(getattr(self, s) for s in self._FIELDS)
 
     def as_record(self) -> tuple:
         """The case as a tuple of plain data (what travels back from a worker; see
@@ -92,10 +101,11 @@ class Case:
         return case
 
     def __setstate__(self, state):
-        for name, value in zip(self.__slots__, state):
+        for name, value in zip(self._FIELDS, state):
             setattr(self, name, value)
-        if len(state) < len(self.__slots__):  # pickled before cases had an iteration
+        if len(state) < len(self._FIELDS):  # pickled before cases had an iteration
             self.iteration = iteration_of(self.driver, self.id)
+        self.encoded = None
 
 
 def iteration_of(driver: str, number: Any) -> str:

@@ -104,6 +104,11 @@ class StoreError(OpenMDAOLikeError, ValueError):
     hold the run or job asked for."""
 
 
+class StoreUnavailableError(StoreError):
+    """A job store's database cannot be reached now (a refused or lost connection, PostgreSQL
+    restarting, a lock held too long): worth trying again later."""
+
+
 class IllegalTransitionError(StoreError):
     """A job was asked to move to a state it cannot reach from its own
     (`openmdao_like.jobs.states.TRANSITIONS`)."""

@@ -177,6 +177,15 @@ class PostgresServer:
             if self.pid == 0 or not pid_alive(self.pid):
                 shutil.rmtree(self.root, ignore_errors=True)
 
+    def restart(self, down: float = 0.0) -> None:
+        """Stop the server (``-m fast``: its clients' connections are cut), wait ``down``
+        seconds, and start it again on the same port and data."""
+        self._run([self._bin('pg_ctl'), '-D', str(self.data), '-m', 'fast', '-w', '-t',
+                   str(int(STOP_TIMEOUT)), 'stop'], STOP_TIMEOUT + 10)
+        self._wait_gone(self.pid, 10.0)
+        time.sleep(down)
+        self._start_on(self.port)
+
     def __enter__(self) -> PostgresServer:
         return self
 
@@ -227,24 +236,28 @@ class PostgresServer:
 
     def _start(self) -> None:
         for attempt in range(PORT_ATTEMPTS):
-            self.port = _free_port()
-            options = (f'-c listen_addresses=127.0.0.1 -p {self.port} '
-                       f'-k {shlex.quote(str(self.root))} -c fsync=off')
             try:
-                self._run([self._bin('pg_ctl'), '-D', str(self.data), '-o', options,
-                           '-l', str(self.log), '-w', '-t', str(int(START_TIMEOUT)), 'start'],
-                          START_TIMEOUT + 10)
+                self._start_on(_free_port())
             except PostgresUnavailable:
-                self.pid = self._read_pid()
                 if 'Address already in use' in self._log_tail() and attempt + 1 < PORT_ATTEMPTS:
                     self.log.unlink(missing_ok=True)
                     continue
                 raise
-            self.pid = self._read_pid()
-            if not self.pid:
-                raise PostgresUnavailable(f'PostgreSQL started but wrote no PID to '
-                                          f'{self.data}/postmaster.pid{self._log_tail()}')
             return
+
+    def _start_on(self, port: int) -> None:
+        self.port = port
+        options = (f'-c listen_addresses=127.0.0.1 -p {self.port} '
+                   f'-k {shlex.quote(str(self.root))} -c fsync=off')
+        try:
+            self._run([self._bin('pg_ctl'), '-D', str(self.data), '-o', options,
+                       '-l', str(self.log), '-w', '-t', str(int(START_TIMEOUT)), 'start'],
+                      START_TIMEOUT + 10)
+        finally:
+            self.pid = self._read_pid()
+        if not self.pid:
+            raise PostgresUnavailable(f'PostgreSQL started but wrote no PID to '
+                                      f'{self.data}/postmaster.pid{self._log_tail()}')
 
     def _read_pid(self) -> int:
         try:

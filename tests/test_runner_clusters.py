@@ -17,12 +17,14 @@ from typing import Iterator
 
 import pytest
 
+from openmdao_like.errors import StoreError
 from openmdao_like.jobs import JobStore
 from openmdao_like.jobs.pilots import cancel_run
 from openmdao_like.recorders import read_cases
 from openmdao_like.resources.manager import ResourceAllocationManager
 from openmdao_like.resources.slurm import SlurmAllocator
 
+from pg_server import PostgresServer
 from ram_models import eventually, leftovers
 from remote_servers import pid_alive
 from test_durable_runs import MODEL as DURABLE_MODEL
@@ -111,6 +113,42 @@ def test_two_runners_on_postgresql_share_a_run_without_running_a_case_twice(
     ran = executions(*files)
     assert len(ran) == 400 and set(ran.values()) == {1}  # every case once, no case twice
     assert all(executions(path) for path in files)  # both runners ran cases
+
+
+def test_a_runner_and_its_run_outlive_a_postgresql_restart(tmp_path, env):
+    """PostgreSQL restarted (down 2 s) in the middle of a run: the runner and its job recorder
+    keep their cases and try again, and the run completes, every case recorded once."""
+    with PostgresServer() as server:
+        url = server.create_database('restarted')
+        run_id = submit(tmp_path, env, url, 300)
+        runner = subprocess.Popen(
+            [str(CLI), 'runner', 'serve', '--store', url, '--poll', '0.1', '--lease', '5'],
+            cwd=tmp_path, env={**env, 'CASE_SECONDS': '0.01'}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: completed(url, run_id) >= 50, '50 cases done')
+            server.restart(down=2.0)
+            wait_for(lambda: completed(url, run_id) == 300, 'the run to complete')
+            with JobStore(url) as store:
+                assert store.run_state(run_id) == 'COMPLETED'
+                no_lock_left(store, run_id)
+            assert runner.poll() is None  # it lived through the outage
+        finally:
+            runner.send_signal(signal.SIGTERM)
+            log = runner.communicate(timeout=60)[1]
+        assert runner.returncode == 0, log
+        assert 'trying again' in log  # it saw the outage
+    ran = executions(tmp_path / 'runs.txt')
+    assert len(ran) == 300 and sum(ran.values()) - 300 <= 64  # again: only cases in flight
+
+
+def completed(url: str, run_id: str) -> int:
+    """COMPLETED jobs of the run, on a new connection (0 while the store is down)."""
+    try:
+        with JobStore(url) as store:
+            return store.counts(run_id)['COMPLETED']
+    except StoreError:
+        return 0
 
 
 # -- SLURM ----------------------------------------------------------------------------------------

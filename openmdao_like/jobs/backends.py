@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from ..errors import StoreError
+from ..errors import StoreError, StoreUnavailableError
 
 #: The URL schemes a store may have.
 SCHEMES = ('sqlite', 'postgresql', 'postgres')
@@ -46,6 +46,11 @@ class Backend:
         self.url = url
         self.conn = conn
         self.lock = threading.RLock()
+
+    def unavailable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` (one of `errors`) says the database cannot be reached now, rather
+        than that the statement is wrong."""
+        return False
 
     def sql(self, text: str) -> str:
         """``text`` with the placeholders this driver wants."""
@@ -95,6 +100,11 @@ class SQLiteBackend(Backend):
                     (name,))
         return bool(cur.fetchone()[0])
 
+    def unavailable(self, exc: BaseException) -> bool:
+        text = str(exc).lower()
+        return isinstance(exc, sqlite3.OperationalError) and \
+            any(word in text for word in ('locked', 'busy', 'disk i/o'))
+
 
 class PostgresBackend(Backend):
     """PostgreSQL through psycopg 3 (one connection; transactions explicit)."""
@@ -105,6 +115,10 @@ class PostgresBackend(Backend):
         import psycopg
         super().__init__(url, conn)
         self.errors = (psycopg.Error,)
+        self._operational = psycopg.OperationalError
+
+    def unavailable(self, exc: BaseException) -> bool:
+        return isinstance(exc, self._operational) or self.conn.closed
 
     def sql(self, text: str) -> str:
         return _QMARK.sub('%s', text)
@@ -174,7 +188,9 @@ def _postgres(url: str) -> PostgresBackend:
                                autocommit=True, connect_timeout=10)
     except psycopg.Error as exc:
         why = ' '.join(str(exc).split())
-        raise StoreError(f'{redact(url)}: cannot connect to PostgreSQL: {why}') from None
+        refused = 'authentication' in why or 'does not exist' in why  # not worth another try
+        raise (StoreError if refused else StoreUnavailableError)(
+            f'{redact(url)}: cannot connect to PostgreSQL: {why}') from None
     return PostgresBackend(url, conn)
 
 

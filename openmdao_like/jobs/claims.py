@@ -29,7 +29,8 @@ class ClaimFeed(CaseFeed):
                  run_id: str, runner: str, lease: float, batch: int = CLAIM_BATCH):
         super().__init__(iter(()), driver)
         self._pending = pending
-        self._claim = lambda: store.claim_jobs(run_id, runner, lease, batch)
+        self._claim = lambda: store.through_outages(
+            lambda: store.claim_jobs(run_id, runner, lease, batch), 'claiming cases')
         self._claimed: deque[tuple[int, Mapping[str, Any]]] = deque()
         self._last = -1  # the highest case id handed out
 

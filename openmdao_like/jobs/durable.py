@@ -11,22 +11,22 @@
 
 `JobRecorder` is how cases reach the store: a recorder (like the file recorders) for the cases
 of one driver, which gets each case as soon as it ends rather than in case order
-(``records_as_ended``). It writes a case at once unless it wrote less than `FLUSH_SECONDS`
-ago; then it keeps it for the next write, which comes with a later case (`FLUSH_CASES` at most)
-or when the run ends. Slow cases are thus in the store as soon as they end, and fast ones in
-batches, so a run killed at any moment loses at most the cases of its last fraction of a second
-(they only run again).
+(``records_as_ended``) and writes them in batches, each within `FLUSH_SECONDS` of its end. A
+run killed at any moment thus loses at most the cases of its last fraction of a second (they
+only run again).
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import RunCancelledError, StoreError
+from ..cases import Case
+from ..errors import RunCancelledError, StoreError, StoreUnavailableError
 from ..persistence import load, save
 from ..resources.description import validate_resource_desc
 from .states import State
@@ -34,17 +34,25 @@ from .store import JobStore
 
 logger = logging.getLogger(__name__)
 
-#: A `JobRecorder` writes at most every FLUSH_SECONDS (a case that ends sooner waits for the
-#: next write)...
+#: A `JobRecorder` writes the cases that ended at most every FLUSH_SECONDS, in one transaction,
+#: and no case waits longer...
 FLUSH_SECONDS = 0.1
-#: ... unless it holds this many cases.
+#: ... or as soon as this many wait.
 FLUSH_CASES = 500
 
 
 class JobRecorder:
     """Records the cases of driver ``driver`` (a dotted path) as the jobs of run ``run_id`` in
-    ``store``, each when it ends (COMPLETED or FAILED), in batches; other drivers' cases are
-    not jobs and are left to the file recorders.
+    ``store``, each when it ends (COMPLETED or FAILED); other drivers' cases are not jobs and
+    are left to the file recorders.
+
+    A case is written at once unless a write happened less than `FLUSH_SECONDS` ago; then it
+    waits for the next, which comes with a later case (quick cases are thus written in
+    batches, by the driver's thread) or, when none comes within `FLUSH_SECONDS` (the next case
+    is slow), from a thread of the recorder on a connection of its own. So every case is in
+    the store a fraction of a second after it ended. While the store is unavailable
+    (PostgreSQL restarting, the network), the cases are kept and written again
+    (`JobStore.through_outages`).
     """
 
     is_open = False
@@ -56,34 +64,81 @@ class JobRecorder:
         self.run_id = store.resolve(run_id)
         self.driver = driver
         self._rows: list[Case] = []
+        self._lock = threading.Lock()  # guards _rows: the driver adds, both threads take
         self._written = 0.0  # time.monotonic() of the last write
+        self._closing = threading.Event()
+        self._cancelled = False  # a write saw the run CANCELLED
+        self._error: BaseException | None = None  # what stopped the recorder's thread
+        self._writer: threading.Thread | None = None
 
     def startup(self, model: Any = None) -> None:
-        """Mark the run RUNNING."""
+        """Mark the run RUNNING; start the thread that writes the cases left waiting."""
         if self.store.run_state(self.run_id) != State.RUNNING.name:  # (a runner's: it is)
             self.store.update_run(self.run_id, state=State.RUNNING, started=time.time(),
                                   finished=None, error=None)
+        self._closing.clear()
+        self._writer = threading.Thread(target=self._write_late, args=(JobStore(self.store.url),),
+                                        daemon=True, name=f'job-recorder-{self.run_id[:8]}')
+        self._writer.start()
         self.is_open = True
 
     def record(self, case: Case) -> None:
-        """Keep a case of the driver to write (soon); ignore the others."""
+        """Keep a case of the driver to write (soon); ignore the others. `RunCancelledError`
+        once the run was cancelled (``openmdao-like jobs cancel``): it stops the driver."""
         if case.driver != self.driver:
             return
-        rows = self._rows
-        rows.append(case)
+        with self._lock:
+            rows = self._rows
+            rows.append(case)
         if len(rows) >= FLUSH_CASES or time.monotonic() - self._written >= FLUSH_SECONDS:
             self.flush()
+        if self._cancelled or self._error is not None:
+            self._raise()
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+        raise RunCancelledError(f'{self.store!r}: run {self.run_id} was cancelled '
+                                f'(openmdao-like jobs cancel): stopping')
+
+    def _take(self) -> list[Case]:
+        with self._lock:
+            rows, self._rows = self._rows, []
+        return rows
+
+    def _write(self, store: JobStore, rows: list[Case]) -> None:
+        """Write ``rows`` through ``store`` (through outages), or keep them when it fails."""
+        try:
+            store.through_outages(lambda: store.record_cases(self.run_id, rows),
+                                  'recording cases', self._closing)
+            self._written = time.monotonic()
+            if store.run_state(self.run_id) == State.CANCELLED.name:
+                self._cancelled = True
+        except BaseException:
+            with self._lock:  # kept, before those handed over since
+                self._rows[:0] = rows
+            raise
 
     def flush(self) -> None:
-        """Write the cases kept so far; `RunCancelledError` when the run was cancelled
-        meanwhile (``openmdao-like jobs cancel``), which stops the driver."""
-        if self._rows:
-            rows, self._rows = self._rows, []
-            self.store.record_cases(self.run_id, rows)
-            self._written = time.monotonic()
-            if self.store.run_state(self.run_id) == State.CANCELLED.name:
-                raise RunCancelledError(f'{self.store!r}: run {self.run_id} was cancelled '
-                                        f'(openmdao-like jobs cancel): stopping')
+        """Write the cases kept so far, now, in this thread."""
+        rows = self._take()
+        if rows:
+            self._write(self.store, rows)
+
+    def _write_late(self, store: JobStore) -> None:
+        """The recorder's thread: write the cases that waited FLUSH_SECONDS for the next."""
+        try:
+            while not self._closing.wait(FLUSH_SECONDS):
+                if self._rows and time.monotonic() - self._written >= FLUSH_SECONDS:
+                    rows = self._take()
+                    if rows:
+                        self._write(store, rows)
+        except StoreUnavailableError:
+            pass  # closing while the store is unavailable: close() tries again
+        except BaseException as exc:  # noqa: BLE001 - raised in the driver's thread
+            self._error = exc
+        finally:
+            store.close()
 
     def close(self) -> None:
         """Write what is left. Once every job of the run has ended, the run is COMPLETED, or
@@ -93,10 +148,12 @@ class JobRecorder:
         if not self.is_open:
             return
         self.is_open = False
-        try:
-            self.flush()
-        except RunCancelledError:
-            pass
+        self._closing.set()
+        self._writer.join()
+        self._closing.clear()  # the last write below goes through outages
+        if self._error is not None:
+            raise self._error
+        self.flush()
         if self.store.run_state(self.run_id) == State.CANCELLED.name:
             return
         counts = self.store.counts(self.run_id)

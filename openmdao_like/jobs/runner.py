@@ -36,7 +36,7 @@ import traceback
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import RunCancelledError, error_summary
+from ..errors import RunCancelledError, StoreUnavailableError, error_summary
 from .claims import ClaimFeed
 from .durable import load_run
 from .pilots import PilotLog, reap_pilots
@@ -111,7 +111,9 @@ class Runner:
         ran = 0
         try:
             while not self._stop.is_set():
-                run_id = self.store.claim_run(self.name, self.lease)
+                run_id = self.store.through_outages(
+                    lambda: self.store.claim_run(self.name, self.lease), 'looking for work',
+                    self._stop)
                 if run_id is None:
                     if once:
                         break
@@ -121,6 +123,8 @@ class Runner:
                 ran += 1
         except Stopping:
             logger.info('%r: SIGTERM: stopping', self)
+        except StoreUnavailableError:
+            logger.info('%r: stopped while its store was unavailable', self)
         finally:
             if handled:
                 self._handles_cancel = False
@@ -141,23 +145,33 @@ class Runner:
         except (Cancelled, RunCancelledError):
             self._reconnect()
             logger.info('%r: run %s was cancelled', self, run_id)
+        except StoreUnavailableError as exc:  # its cases go to whoever claims them next
+            logger.warning('%r: run %s: the store failed: %s', self, run_id, exc)
         except Exception as exc:  # noqa: BLE001 - the run failed, not the runner
             logger.warning('%r: run %s failed: %s', self, run_id, exc)
-            self.store.update_run(run_id, state=State.FAILED, finished=time.time(),
-                                  error=error_summary(traceback.format_exc()))
+            error = error_summary(traceback.format_exc())
+            self.store.through_outages(lambda: self.store.update_run(
+                run_id, state=State.FAILED, finished=time.time(), error=error),
+                'recording the failure')
         finally:
             self._interruptible = False
-            # cases claimed but not run (an ABORT, a stop) go back to READY
-            self.store.release_run(run_id, self.name, hand_back=True)
-            if self.store.pilots(run_id, live=True):  # a dead runner's (they end by themselves)
-                reap_pilots(self.store, run_id, self.name, self.ram)
+            self.store.through_outages(lambda: self._let_go(run_id), 'letting the run go')
         logger.info('%r: run %s: %s', self, run_id, self.store.run_state(run_id))
+
+    def _let_go(self, run_id: str) -> None:
+        """Hand back the cases claimed but not run (an ABORT, a stop: READY again), and
+        clean up after the pilots of a dead runner (they ended by themselves)."""
+        self.store.release_run(run_id, self.name, hand_back=True)
+        if self.store.pilots(run_id, live=True):
+            reap_pilots(self.store, run_id, self.name, self.ram)
 
     def _reconnect(self) -> None:
         """A new connection to the store: a signal (SIGTERM, a cancel) may have interrupted
         the main thread in the middle of a statement on the old one."""
-        self.store.close()
-        self.store = JobStore(self.store.url)
+        try:
+            self.store.reconnect()
+        except StoreUnavailableError:
+            pass  # the next use tries again (JobStore.through_outages)
 
     def _run(self, run_id: str) -> None:
         top = load_run(self.store, run_id)
@@ -223,7 +237,9 @@ class _Heartbeat:
         store = JobStore(runner.store.url)  # a connection of its own: the run uses the other
         try:
             while not self._done.wait(period):
-                state = store.heartbeat(self._run_id, runner.name, runner.lease)
+                state = store.through_outages(
+                    lambda: store.heartbeat(self._run_id, runner.name, runner.lease),
+                    'renewing leases', self._done)
                 if state == State.CANCELLED.name:
                     logger.info('%r: run %s cancelled: stopping it', runner, self._run_id)
                     if runner._interruptible:

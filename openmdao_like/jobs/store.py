@@ -25,21 +25,24 @@ store of a newer version is refused rather than misread):
        started it does) and the table ``pilots``: the batch jobs and servers runners allocated
        for a run (so that cancelling it reaches the scheduler even when its runner is gone).
        Jobs are claimed one by one under leases (``jobs.lease_owner``, ``jobs.lease_expires``):
-       several runners share a run, and a dead runner's jobs go to the next one.
+       several runners share a run, and a dead runner's jobs go to the next one. The index of
+       jobs by state gives way to ``jobs_to_run``: the READY and RUNNING jobs by case id.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from ..cases import OK, Case
-from ..errors import IllegalTransitionError, StoreError
+from ..errors import IllegalTransitionError, StoreError, StoreUnavailableError
 from ..recorders import codec
 from .backends import Backend, connect, executemany, redact
 from .states import ENDED, SOURCES, State, as_state, check_transition, names
@@ -57,6 +60,13 @@ TAIL_CHARS = 4000
 GROWN_ROWS = 1000
 #: Case ids one statement names at most (SQLite allows 32,766 parameters).
 IDS_PER_STATEMENT = 5000
+#: Jobs one `record_cases` statement writes at most (11 parameters each).
+ROWS_PER_STATEMENT = 2000
+#: Seconds between tries while a store is unavailable (`through_outages`); the last repeats.
+OUTAGE_DELAYS = (0.5, 1.0, 2.0, 5.0)
+
+logger = logging.getLogger(__name__)
+T = TypeVar('T')
 
 
 def _schema(b: Backend) -> list[str]:
@@ -73,16 +83,20 @@ def _schema(b: Backend) -> list[str]:
         f'created {b.real}, started {b.real}, finished {b.real}, stdout_tail TEXT, '
         f'stderr_tail TEXT, lease_owner TEXT, lease_expires {b.real}, '
         f'PRIMARY KEY (run_id, case_id))',
-        'CREATE INDEX jobs_by_state ON jobs (run_id, state)',
-        *_pilots_table(b),
+        *_schema_3(b),
     ]
 
 
-def _pilots_table(b: Backend) -> list[str]:
-    return [f'CREATE TABLE pilots (id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) '
+def _schema_3(b: Backend) -> list[str]:
+    """What schema 3 added: the jobs runners claim, by case id (partial: a job written
+    COMPLETED costs no index entry), and the pilots."""
+    return ["CREATE INDEX jobs_to_run ON jobs (run_id, case_id) WHERE state IN ('READY', "
+            "'RUNNING')",
+            f'CREATE TABLE pilots (id TEXT PRIMARY KEY, run_id TEXT NOT NULL REFERENCES runs(id) '
             f'ON DELETE CASCADE, runner TEXT, allocator TEXT, scheduler_id TEXT, host TEXT, '
             f'workdir TEXT, started {b.real}, ended {b.real})',
             'CREATE INDEX pilots_by_run ON pilots (run_id)']
+
 
 
 #: Version -> the statements that bring a store of the version before it up to it.
@@ -92,7 +106,7 @@ MIGRATIONS: dict[int, Callable[[Backend], list[str]]] = {
     3: lambda b: ['ALTER TABLE runs ADD COLUMN kind TEXT',
                   "UPDATE runs SET kind = CASE WHEN state = 'WAITING' OR runner IS NOT NULL "
                   "THEN 'submitted' ELSE 'in-process' END",
-                  *_pilots_table(b)],
+                  'DROP INDEX IF EXISTS jobs_by_state', *_schema_3(b)],
 }
 
 #: `RunInfo.kind` of a run that runners run (``submit``) and of one run where it was started.
@@ -221,6 +235,40 @@ class JobStore:
     def close(self) -> None:
         """Close the connection (the store's content stays)."""
         self._db.close()
+
+    def reconnect(self) -> None:
+        """A new connection in place of the old one (after `StoreUnavailableError`: the
+        database restarted, the network failed); `StoreUnavailableError` while it cannot be
+        reached."""
+        try:
+            self._db.close()
+        except Exception:  # noqa: BLE001 - a connection already lost may not close cleanly
+            pass
+        self._db = connect(self.url)
+
+    def through_outages(self, call: Callable[[], T], what: str,
+                        stop: threading.Event | None = None) -> T:
+        """``call()``, tried again while the store is unavailable, after each of
+        `OUTAGE_DELAYS` (the last repeating) and a `reconnect`, until it works or ``stop`` is
+        set (then the last error is raised). Other errors are raised at once. The retries of
+        every process that must outlive a PostgreSQL restart: runners, job recorders."""
+        failures = 0
+        while True:
+            try:
+                return call()
+            except StoreUnavailableError as exc:
+                failures += 1
+                delay = OUTAGE_DELAYS[min(failures, len(OUTAGE_DELAYS)) - 1]
+                logger.warning('%r: %s failed (%s): trying again in %g s', self, what, exc,
+                               delay)
+                if stop is None:
+                    time.sleep(delay)
+                elif stop.wait(delay):
+                    raise
+                try:
+                    self.reconnect()
+                except StoreUnavailableError:
+                    pass  # the next try fails the same way, and waits longer
 
     # -- schema ---------------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -471,24 +519,37 @@ class JobStore:
         """Record cases of an in-process run as they ended (`openmdao_like.cases.Case`:
         ``ok`` -> COMPLETED, else FAILED), adding their jobs if the run has none yet, in one
         transaction. A job that is COMPLETED or CANCELLED already is left as it is."""
+        encode, completed, failed = codec.encode_case, State.COMPLETED.name, State.FAILED.name
         rows = []
-        for case in cases:
+        for case in cases:  # (per case: this loop is most of a durable run's overhead)
             ok = case.status == OK
-            rows.append((run_id, _case_id(case.id), (State.COMPLETED if ok else State.FAILED).name,
-                         codec.dumps(case.inputs), codec.dumps(case.outputs), case.error,
-                         case.retries + 1, int(case.retries) + (0 if ok else 1),
-                         case.t_start or None, case.t_start or None, case.t_end or None))
-        sql = self._db.sql(
+            case_id = case.id
+            if type(case_id) is not int or case_id < 0:
+                _case_id(case_id)  # raises, naming it
+            retries = int(case.retries)
+            rows.append((run_id, case_id, completed if ok else failed, *encode(case), case.error,
+                         retries + 1, retries if ok else retries + 1, case.t_start or None,
+                         case.t_start or None, case.t_end or None))
+        with self._writing() as cur:
+            # one statement of many rows per chunk: SQLite runs it in one step, without
+            # Python's GIL (executemany takes and drops the GIL at each row)
+            for first in range(0, len(rows), ROWS_PER_STATEMENT):
+                chunk = rows[first:first + ROWS_PER_STATEMENT]
+                cur.execute(self._record_sql(len(chunk)),
+                            [value for row in chunk for value in row])
+
+    def _record_sql(self, count: int) -> str:
+        """The upsert of `record_cases` for ``count`` rows."""
+        return self._db.sql(
             'INSERT INTO jobs (run_id, case_id, state, inputs, outputs, error, attempts, '
-            'model_retries, created, started, finished) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) '
-            'ON CONFLICT (run_id, case_id) DO UPDATE SET state = excluded.state, '
+            'model_retries, created, started, finished) VALUES '
+            + ', '.join(['(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'] * count) +
+            ' ON CONFLICT (run_id, case_id) DO UPDATE SET state = excluded.state, '
             'outputs = excluded.outputs, error = excluded.error, '
             'attempts = jobs.attempts + excluded.attempts, '
             'model_retries = jobs.model_retries + excluded.model_retries, '
             'started = excluded.started, finished = excluded.finished, lease_owner = NULL, '
             "lease_expires = NULL WHERE jobs.state NOT IN ('COMPLETED', 'CANCELLED')")
-        with self._writing() as cur:
-            executemany(cur, sql, rows)
 
     def completed_cases(self, run_id: str, driver: str | None = None) -> list[Any]:
         """The COMPLETED jobs of a run as `openmdao_like.cases.Case`s of ``driver`` (default:
@@ -590,8 +651,9 @@ class JobStore:
             cur.execute(self._db.sql(
                 f"SELECT id, total FROM runs WHERE kind = '{SUBMITTED}' AND state IN ('WAITING', "
                 "'RUNNING') AND ((total IS NULL AND state = 'WAITING') OR EXISTS (SELECT 1 FROM "
-                "jobs WHERE jobs.run_id = runs.id AND (jobs.state = 'READY' OR (jobs.state = "
-                "'RUNNING' AND COALESCE(jobs.lease_expires, 0) < ?)))) ORDER BY created LIMIT 1"
+                "jobs WHERE jobs.run_id = runs.id AND jobs.state IN ('READY', 'RUNNING') AND "
+                "(jobs.state = 'READY' OR COALESCE(jobs.lease_expires, 0) < ?))) ORDER BY "
+                "created LIMIT 1"
                 + lock),
                 (now,))
             row = cur.fetchone()
@@ -641,9 +703,9 @@ class JobStore:
         lock = ' FOR UPDATE SKIP LOCKED' if self._db.blob == 'BYTEA' else ''
         with self._writing() as cur:
             cur.execute(self._db.sql(
-                "SELECT case_id, inputs FROM jobs WHERE run_id = ? AND (state = 'READY' OR "
-                "(state = 'RUNNING' AND COALESCE(lease_expires, 0) < ?)) ORDER BY case_id "
-                "LIMIT ?" + lock), (run_id, now, limit))
+                "SELECT case_id, inputs FROM jobs WHERE run_id = ? AND state IN ('READY', "
+                "'RUNNING') AND (state = 'READY' OR COALESCE(lease_expires, 0) < ?) ORDER BY "
+                "case_id LIMIT ?" + lock), (run_id, now, limit))
             found = cur.fetchall()
             for first in range(0, len(found), IDS_PER_STATEMENT):
                 chunk = [row[0] for row in found[first:first + IDS_PER_STATEMENT]]
@@ -815,22 +877,28 @@ class _Refused(Exception):
 
 
 class _Guard:
-    """A transaction whose database errors become `StoreError`s naming the store."""
+    """A transaction whose database errors become `StoreError`s naming the store
+    (`StoreUnavailableError` when the database cannot be reached now)."""
 
     def __init__(self, store: JobStore, inner: Any):
         self._store, self._inner = store, inner
+
+    def _error(self, exc: BaseException) -> StoreError:
+        db = self._store._db
+        kind = StoreUnavailableError if db.unavailable(exc) else StoreError
+        return kind(f'{self._store!r}: {" ".join(str(exc).split())}')
 
     def __enter__(self) -> Any:
         try:
             return self._inner.__enter__()
         except self._store._db.errors as exc:
-            raise StoreError(f'{self._store!r}: {" ".join(str(exc).split())}') from exc
+            raise self._error(exc) from exc
 
     def __exit__(self, kind: Any, exc: Any, tb: Any) -> bool | None:
         try:
             self._inner.__exit__(kind, exc, tb)
         except self._store._db.errors as err:
-            raise StoreError(f'{self._store!r}: {" ".join(str(err).split())}') from err
+            raise self._error(err) from err
         if exc is not None and isinstance(exc, self._store._db.errors):
-            raise StoreError(f'{self._store!r}: {" ".join(str(exc).split())}') from exc
+            raise self._error(exc) from exc
         return None

@@ -77,6 +77,15 @@ def dumps(value: Any) -> str:
     return ''.join(_C_ENCODER(value, 0))
 
 
+def encode_case(case: Any) -> tuple[str, str]:
+    """The JSON text of a case's inputs and outputs, encoded once for every recorder that
+    stores them (kept in ``case.encoded``)."""
+    encoded = case.encoded
+    if encoded is None:
+        encoded = case.encoded = (dumps(case.inputs), dumps(case.outputs))
+    return encoded
+
+
 def loads(text: str) -> Any:
     """The value that `dumps` wrote."""
     return _DECODER.decode(text)

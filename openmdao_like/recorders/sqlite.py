@@ -119,7 +119,7 @@ class SQLiteRecorder(CaseRecorder):
         """Encode the case into a row now; write the batch once it is full."""
         self._rows.append((self._count, case.driver, case.iteration, case.status, case.error,
                            float(case.t_start), float(case.t_end), int(case.retries),
-                           codec.dumps(case.inputs), codec.dumps(case.outputs)))
+                           *codec.encode_case(case)))
         if len(self._rows) >= self.batch_size:
             self._flush()
 
