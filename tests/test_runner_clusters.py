@@ -9,6 +9,7 @@ import collections
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -109,6 +110,8 @@ def test_two_runners_on_postgresql_share_a_run_without_running_a_case_twice(
             proc.send_signal(signal.SIGTERM)
         errors = [proc.communicate(timeout=60)[1] for proc in runners]
     assert [proc.returncode for proc in runners] == [0, 0], errors
+    with JobStore(postgres_url) as store:  # cases ran on the runners' machine
+        assert {job.host for job in store.jobs(run_id)} == {socket.gethostname()}
     files = [tmp_path / f'runner{k}' / 'runs.txt' for k in (1, 2)]
     ran = executions(*files)
     assert len(ran) == 400 and set(ran.values()) == {1}  # every case once, no case twice
@@ -231,6 +234,9 @@ def test_cancelling_a_run_on_slurm_leaves_no_batch_job_and_no_process(
             pilots = {p.scheduler_id for p in store.pilots(run_id, live=True)}
             workers = pids(tmp_path / 'runs.txt')
             assert len(pilots) == 2 and pilots <= {j for j, _, _ in slurm_cluster.active_jobs()}
+            info = cli('jobs', 'info', run_id[:8], '--store', store_url, cwd=tmp_path, env=slow)
+            assert info.returncode == 0 and 'servers' in info.stdout and \
+                all(job in info.stdout for job in pilots), info.stdout
             done = cli('jobs', 'cancel', run_id[:8], '--store', store_url, '--json',
                        cwd=tmp_path, env=slow)
             assert done.returncode == 0, done.stderr

@@ -1,7 +1,8 @@
 """``openmdao-like jobs list|info|logs|cancel|retry|pause|resume``: the runs of a job store.
 
 - ``list``: every run, newest first: id, name, state, progress (jobs per state), times.
-- ``info RUN``: one run: its fields, jobs per state, the failed jobs with their errors, hosts.
+- ``info RUN``: one run: its fields, jobs per state, the failed jobs with their errors, hosts,
+  the servers (batch jobs) runners allocated for it.
 - ``logs RUN:CASE``: one job: its state, attempts, host, times, error and output tails.
 - ``cancel RUN``: every job that has not ended becomes CANCELLED, and the run too; the runners
   running it stop within a second or two, releasing its servers (their batch jobs cancelled);
@@ -116,13 +117,15 @@ def info_command(args: argparse.Namespace) -> int:
         counts = store.counts(run.id)
         failed = store.jobs(run.id, State.FAILED)
         jobs = store.jobs(run.id)
+        pilots = store.pilots(run.id)
     hosts: dict[str, int] = {}
     for job in jobs:
         if job.host:
             hosts[job.host] = hosts.get(job.host, 0) + 1
     data = {**dataclasses.asdict(run), 'counts': counts, 'hosts': hosts,
             'failed': [{'case_id': j.case_id, 'error': j.error, 'attempts': j.attempts}
-                       for j in failed]}
+                       for j in failed],
+            'servers': [dataclasses.asdict(p) for p in pilots]}
 
     def text() -> str:
         lines = [f'run {run.id} ({run.name})', f'  state: {run.state}',
@@ -136,6 +139,11 @@ def info_command(args: argparse.Namespace) -> int:
                                                               if v])]
         if hosts:
             blocks.append('hosts\n' + format_table(['host', 'jobs'], sorted(hosts.items())))
+        if pilots:
+            blocks.append('servers\n' + format_table(
+                ['allocator', 'batch job', 'host', 'runner', 'started', 'released'],
+                [[p.allocator, p.scheduler_id or '-', p.host or '-', p.runner,
+                  _when(p.started), _when(p.ended) if p.ended else 'in use'] for p in pilots]))
         if failed:
             title = 'failed jobs' if len(failed) <= MAX_FAILURES_SHOWN else \
                 f'failed jobs (first {MAX_FAILURES_SHOWN} of {len(failed)})'

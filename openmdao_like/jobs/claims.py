@@ -21,16 +21,18 @@ CLAIM_BATCH = 32
 
 class ClaimFeed(CaseFeed):
     """The cases runner ``runner`` claims from run ``run_id`` of ``store``, under a lease of
-    ``lease`` seconds, ``batch`` at a time; for ``driver`` (``pending``: see the module)."""
+    ``lease`` seconds, ``batch`` at a time, to run on ``host`` (if known); for ``driver``
+    (``pending``: see the module)."""
 
     __slots__ = ('_pending', '_claim', '_claimed', '_last')
 
     def __init__(self, driver: Any, pending: dict[int, tuple[Any, Any]], store: JobStore,
-                 run_id: str, runner: str, lease: float, batch: int = CLAIM_BATCH):
+                 run_id: str, runner: str, lease: float, batch: int = CLAIM_BATCH,
+                 host: str | None = None):
         super().__init__(iter(()), driver)
         self._pending = pending
         self._claim = lambda: store.through_outages(
-            lambda: store.claim_jobs(run_id, runner, lease, batch), 'claiming cases')
+            lambda: store.claim_jobs(run_id, runner, lease, batch, host), 'claiming cases')
         self._claimed: deque[tuple[int, Mapping[str, Any]]] = deque()
         self._last = -1  # the highest case id handed out
 

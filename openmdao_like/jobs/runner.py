@@ -179,8 +179,9 @@ class Runner:
         driver = top.get(run.driver or 'driver')
         if run.total is None:  # submitted before runs were planned at submission
             self.store.plan_run(run_id, enumerate(driver.iter_cases()))
-        claims = functools.partial(ClaimFeed, store=self.store, run_id=run_id,
-                                   runner=self.name, lease=self.lease)
+        claims = functools.partial(  # cases run here unless on the servers of resources
+            ClaimFeed, store=self.store, run_id=run_id, runner=self.name, lease=self.lease,
+            host=None if run.resources else socket.gethostname())
         with self._executor(run) as executor:
             if executor is not None:
                 driver.executor, driver.sequential = executor, False

@@ -691,12 +691,13 @@ class JobStore:
                         (len(rows), run_id))
         return len(rows)
 
-    def claim_jobs(self, run_id: str, runner: str, lease: float, limit: int
-                   ) -> list[tuple[int, dict[str, Any]]]:
+    def claim_jobs(self, run_id: str, runner: str, lease: float, limit: int,
+                   host: str | None = None) -> list[tuple[int, dict[str, Any]]]:
         """Give runner ``runner`` up to ``limit`` jobs of a run to run, lowest case ids first:
         READY ones, and RUNNING ones whose runner's lease expired (counted in
         ``infra_retries``). They are RUNNING under ``runner``'s lease for ``lease`` seconds
-        (`heartbeat` renews it); their ``(case_id, inputs)``. Two runners never get the same
+        (`heartbeat` renews it), run on ``host`` if known; their ``(case_id, inputs)``. Two
+        runners never get the same
         job: the claim is one transaction, and on PostgreSQL the rows are locked (``FOR UPDATE
         SKIP LOCKED``)."""
         now = time.time()
@@ -712,8 +713,9 @@ class JobStore:
                 cur.execute(self._db.sql(
                     "UPDATE jobs SET infra_retries = infra_retries + CASE WHEN state = 'RUNNING' "
                     "THEN 1 ELSE 0 END, state = 'RUNNING', lease_owner = ?, lease_expires = ?, "
-                    f"started = ? WHERE run_id = ? AND case_id IN ({', '.join('?' * len(chunk))})"),
-                    (runner, now + lease, now, run_id, *chunk))
+                    "started = ?, host = COALESCE(?, host) WHERE run_id = ? AND case_id IN "
+                    f"({', '.join('?' * len(chunk))})"),
+                    (runner, now + lease, now, host, run_id, *chunk))
         return [(case_id, codec.loads(inputs) if inputs else {}) for case_id, inputs in found]
 
     def heartbeat(self, run_id: str, runner: str, lease: float) -> str:
