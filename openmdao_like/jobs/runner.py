@@ -7,7 +7,7 @@
 
 A runner takes the oldest submitted run with work (`JobStore.claim_run`) and runs its cases
 with the model saved with the run: it claims them from the store a batch at a time
-(`openmdao_like.jobs.claims`), each under a lease it renews every `heartbeat` while it runs
+(`openmdao_like.jobs.claims`), each under a lease it renews every `POLL` seconds while it runs
 them, and records each in the store as it ends. Several runners on one PostgreSQL store thus
 share a run, no case going to two of them. A runner killed with SIGKILL leaves its cases
 RUNNING under a lease that expires: the next runner to look (the same one started again, or
