@@ -23,6 +23,7 @@ from openmdao_like.jobs import JobStore
 from openmdao_like.jobs.pilots import cancel_run
 from openmdao_like.recorders import read_cases
 from openmdao_like.resources.manager import ResourceAllocationManager
+from openmdao_like.resources.pbs import PBSAllocator
 from openmdao_like.resources.slurm import SlurmAllocator
 
 from pg_server import PostgresServer
@@ -260,22 +261,30 @@ def test_cancelling_a_run_on_slurm_leaves_no_batch_job_and_no_process(
 
 
 @pytest.mark.slurm
+@pytest.mark.parametrize('scheduler', ['SLURM', pytest.param('PBS', marks=pytest.mark.pbs)])
 def test_cancel_reaches_the_batch_jobs_of_a_run_whose_runner_is_gone(
-        tmp_path, slurm_cluster, store_url):
+        tmp_path, slurm_cluster, store_url, scheduler, request):
     """A pilot noted live whose runner died (its batch job still queued or running) is
-    cancelled by `cancel_run` through its allocator, and leaves the queue."""
+    cancelled by `cancel_run` through its allocator (scancel; qdel), and leaves the queue;
+    its directory goes too."""
     job = slurm_cluster.submit('--job-name=pilot', script='#!/bin/sh\nsleep 300\n')
-    ram = ResourceAllocationManager([SlurmAllocator(
-        name='SLURM', partition=slurm_cluster.partition, workdir=str(tmp_path / 'jobs'),
-        poll=0.2)])
+    workdir = tmp_path / 'jobs' / 'oml-job-gone'
+    workdir.mkdir(parents=True)
+    if scheduler == 'PBS':
+        request.getfixturevalue('pbs_commands')  # the cluster through qsub, qstat, qdel
+        allocator = PBSAllocator(name='PBS', workdir=str(tmp_path / 'jobs'), poll=0.2)
+    else:
+        allocator = SlurmAllocator(name='SLURM', partition=slurm_cluster.partition,
+                                   workdir=str(tmp_path / 'jobs'), poll=0.2)
+    ram = ResourceAllocationManager([allocator])
     try:
         with JobStore(store_url) as store:
             run_id = store.create_run('gone')
             store.plan_run(run_id, [(0, {'p.x': 1.0})])
-            store.add_pilot(run_id, 'dead-runner', 'SLURM', job, 'localhost')
+            store.add_pilot(run_id, 'dead-runner', scheduler, job, 'localhost', str(workdir))
             cancelled, reached = cancel_run(store, run_id, grace=0.5, ram=ram)
             assert cancelled == 1 and [p.scheduler_id for p in reached] == [job]
-            assert not store.pilots(run_id, live=True)
+            assert not store.pilots(run_id, live=True) and not workdir.exists()
         assert slurm_cluster.wait_ended(job) == 'CANCELLED'
     finally:
         ram.shutdown()
