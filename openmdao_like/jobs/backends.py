@@ -41,6 +41,8 @@ class Backend:
     real = 'DOUBLE PRECISION'
     #: The exceptions of the database driver that mean "the database failed".
     errors: tuple[type[BaseException], ...] = ()
+    #: Whether statements of many rows (``VALUES (...), (...)``) beat ``executemany``.
+    many_rows = False
 
     def __init__(self, url: str, conn: Any):
         self.url = url
@@ -79,6 +81,7 @@ class SQLiteBackend(Backend):
     """SQLite in WAL mode: readers never block the writer; one writer at a time."""
 
     errors = (sqlite3.Error,)
+    many_rows = True
 
     @contextmanager
     def transaction(self, write: bool = True) -> Iterator[sqlite3.Cursor]:

@@ -60,8 +60,10 @@ TAIL_CHARS = 4000
 GROWN_ROWS = 1000
 #: Case ids one statement names at most (SQLite allows 32,766 parameters).
 IDS_PER_STATEMENT = 5000
-#: Jobs one `record_cases` statement writes at most (11 parameters each).
+#: Rows one statement writes at most (`JobStore._each_chunk`)...
 ROWS_PER_STATEMENT = 2000
+#: ... and parameters (SQLite allows 32,766).
+MAX_PARAMETERS = 30_000
 #: Seconds between tries while a store is unavailable (`through_outages`); the last repeats.
 OUTAGE_DELAYS = (0.5, 1.0, 2.0, 5.0)
 
@@ -428,11 +430,10 @@ class JobStore:
         now = time.time()
         rows = [(run_id, _case_id(case_id), state.name, codec.dumps(dict(inputs)), now)
                 for case_id, inputs in cases]
-        sql = self._db.sql('INSERT INTO jobs (run_id, case_id, state, inputs, created) '
-                           'VALUES (?, ?, ?, ?, ?)')
         with self._writing() as cur:
             try:
-                added = executemany(cur, sql, rows)
+                added = self._each_chunk(cur, rows, lambda values: (
+                    f'INSERT INTO jobs (run_id, case_id, state, inputs, created) {values}'))
                 if added >= GROWN_ROWS:
                     self._db.grown(cur, 'jobs')
                 return added
@@ -503,15 +504,22 @@ class JobStore:
 
     def _finish(self, cur: Any, run_id: str, groups: dict[State, list[tuple]]) -> None:
         """The updates of `finish`; `_Refused` (case ids, state) when a job cannot move."""
+        real = self._db.real
         for state, rows in groups.items():
-            marks = ', '.join('?' * len(SOURCES[state]))
-            sql = self._db.sql(
-                'UPDATE jobs SET state = ?, outputs = ?, error = ?, '
-                'started = COALESCE(?, started), finished = ?, host = COALESCE(?, host), '
-                'stdout_tail = ?, stderr_tail = ?, infra_retries = infra_retries + ?, '
-                'model_retries = model_retries + ? '
-                f'WHERE run_id = ? AND case_id = ? AND state IN ({marks})')
-            done = executemany(cur, sql, [(*row, *names(SOURCES[state])) for row in rows])
+            sources = names(SOURCES[state])
+            marks = ', '.join('?' * len(sources))
+            # v's columns (VALUES names them column1...): state, outputs, error, started,
+            # finished, host, stdout_tail, stderr_tail, lost, failed, run_id, case_id
+            done = self._each_chunk(cur, rows, lambda values: (
+                f'UPDATE jobs SET state = v.column1, outputs = v.column2, error = v.column3, '
+                f'started = COALESCE(CAST(v.column4 AS {real}), jobs.started), '
+                f'finished = CAST(v.column5 AS {real}), '
+                f'host = COALESCE(v.column6, jobs.host), stdout_tail = v.column7, '
+                f'stderr_tail = v.column8, '
+                f'infra_retries = jobs.infra_retries + CAST(v.column9 AS INTEGER), '
+                f'model_retries = jobs.model_retries + CAST(v.column10 AS INTEGER) '
+                f'FROM ({values}) AS v WHERE jobs.run_id = ? AND jobs.case_id = v.column12 '
+                f'AND jobs.state IN ({marks})'), after=(run_id, *sources))
             if done != len(rows):
                 raise _Refused([row[-1] for row in rows], state)
 
@@ -531,25 +539,38 @@ class JobStore:
                          retries + 1, retries if ok else retries + 1, case.t_start or None,
                          case.t_start or None, case.t_end or None))
         with self._writing() as cur:
-            # one statement of many rows per chunk: SQLite runs it in one step, without
-            # Python's GIL (executemany takes and drops the GIL at each row)
-            for first in range(0, len(rows), ROWS_PER_STATEMENT):
-                chunk = rows[first:first + ROWS_PER_STATEMENT]
-                cur.execute(self._record_sql(len(chunk)),
-                            [value for row in chunk for value in row])
+            self._each_chunk(cur, rows, lambda values: (
+                'INSERT INTO jobs (run_id, case_id, state, inputs, outputs, error, attempts, '
+                f'model_retries, created, started, finished) {values} '
+                'ON CONFLICT (run_id, case_id) DO UPDATE SET state = excluded.state, '
+                'outputs = excluded.outputs, error = excluded.error, '
+                'attempts = jobs.attempts + excluded.attempts, '
+                'model_retries = jobs.model_retries + excluded.model_retries, '
+                'started = excluded.started, finished = excluded.finished, lease_owner = NULL, '
+                "lease_expires = NULL WHERE jobs.state NOT IN ('COMPLETED', 'CANCELLED')"))
 
-    def _record_sql(self, count: int) -> str:
-        """The upsert of `record_cases` for ``count`` rows."""
-        return self._db.sql(
-            'INSERT INTO jobs (run_id, case_id, state, inputs, outputs, error, attempts, '
-            'model_retries, created, started, finished) VALUES '
-            + ', '.join(['(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)'] * count) +
-            ' ON CONFLICT (run_id, case_id) DO UPDATE SET state = excluded.state, '
-            'outputs = excluded.outputs, error = excluded.error, '
-            'attempts = jobs.attempts + excluded.attempts, '
-            'model_retries = jobs.model_retries + excluded.model_retries, '
-            'started = excluded.started, finished = excluded.finished, lease_owner = NULL, '
-            "lease_expires = NULL WHERE jobs.state NOT IN ('COMPLETED', 'CANCELLED')")
+    def _each_chunk(self, cur: Any, rows: Sequence[tuple], statement: Callable[[str], str],
+                    after: Sequence[Any] = ()) -> int:
+        """Run ``statement(values)`` (``values``: ``VALUES (?, ...), (?, ...)``), then the
+        parameters ``after``, for ``rows``; the rows it changed. On SQLite, one statement per
+        chunk of rows: one step, run without Python's GIL (``executemany`` goes row by row,
+        taking and dropping the GIL at each). On PostgreSQL, one row per statement, all sent
+        at once (``executemany`` pipelines them; a statement of many rows is slower there,
+        and its prepared generic plan far slower)."""
+        if not rows:
+            return 0
+        marks = f'({", ".join("?" * len(rows[0]))})'
+        if not self._db.many_rows:
+            return executemany(cur, self._db.sql(statement(f'VALUES {marks}')),
+                               [(*row, *after) for row in rows])
+        size = max(1, min(ROWS_PER_STATEMENT, MAX_PARAMETERS // len(rows[0])))
+        changed = 0
+        for first in range(0, len(rows), size):
+            chunk = rows[first:first + size]
+            cur.execute(self._db.sql(statement('VALUES ' + ', '.join([marks] * len(chunk)))),
+                        [*(value for row in chunk for value in row), *after])
+            changed += cur.rowcount
+        return changed
 
     def completed_cases(self, run_id: str, driver: str | None = None) -> list[Any]:
         """The COMPLETED jobs of a run as `openmdao_like.cases.Case`s of ``driver`` (default:
@@ -682,9 +703,9 @@ class JobStore:
                 raise StoreError(f'{self!r}: no run {run_id!r}')
             if row[0] is not None:
                 return row[0]
-            executemany(cur, self._db.sql(
-                'INSERT INTO jobs (run_id, case_id, state, inputs, created) VALUES '
-                '(?, ?, ?, ?, ?) ON CONFLICT (run_id, case_id) DO NOTHING'), rows)
+            self._each_chunk(cur, rows, lambda values: (
+                f'INSERT INTO jobs (run_id, case_id, state, inputs, created) {values} '
+                'ON CONFLICT (run_id, case_id) DO NOTHING'))
             if len(rows) >= GROWN_ROWS:
                 self._db.grown(cur, 'jobs')
             cur.execute(self._db.sql('UPDATE runs SET total = ? WHERE id = ?'),
