@@ -199,3 +199,42 @@ def test_the_python_api_submit_wait_cases_and_cancel(tmp_path, store_url, monkey
         counts = slow.counts()
         assert slow.state == 'CANCELLED' and counts['COMPLETED'] < 40
         assert counts['CANCELLED'] == cancelled == 40 - counts['COMPLETED']
+
+
+def test_an_aborted_run_stays_failed_until_its_failed_jobs_are_retried(tmp_path, store_url,
+                                                                      monkeypatch):
+    """A run whose driver ABORTs on a failed case is FAILED: the runner hands back the cases
+    it claimed but did not run, and no runner takes the run up again; `retry` of its failed
+    job makes it WAITING, and a runner then runs what is left."""
+    from openmdao_like import Assembly, Component, Float, set_as_top
+    from openmdao_like.drivers import CaseIteratorDriver
+    from openmdao_like.jobs import open_run, submit
+
+    class Picky(Component):
+        x = Float(0.0, iotype='in')
+        y = Float(0.0, iotype='out')
+
+        def execute(self):
+            if self.x == 5.0 and os.environ.get('PICKY') == 'yes':
+                raise ValueError('x = 5 refused')
+            self.y = 2.0 * self.x
+
+    top = set_as_top(Assembly())
+    top.add('p', Picky())
+    top.add('driver', CaseIteratorDriver(cases=[{'p.x': float(i)} for i in range(200)]))
+    top.driver.workflow.add('p')
+    top.driver.add_response('p.y')
+    monkeypatch.setenv('PICKY', 'yes')
+    with submit(top, store=store_url, name='picky') as run:
+        assert Runner(store_url, poll=0.05).serve(once=True) == 1
+        counts = run.counts()
+        assert run.state == 'FAILED' and counts['FAILED'] == 1 and counts['RUNNING'] == 0
+        assert counts['COMPLETED'] == 5 and counts['READY'] == 194  # handed back, not lost
+        assert Runner(store_url, poll=0.05).serve(once=True) == 0  # nobody's work now
+        monkeypatch.setenv('PICKY', 'no')
+        with open_run(run.id, store_url) as same:
+            assert same.store.retry(run.id) == 1 and same.state == 'WAITING'
+        assert Runner(store_url, poll=0.05).serve(once=True) == 1
+        assert run.state == 'COMPLETED' and run.counts()['COMPLETED'] == 200
+        assert [c.outputs['p.y'] for c in run.cases()] == [2.0 * i for i in range(200)]
+        assert run.store.job(run.id, 5).attempts == 2
