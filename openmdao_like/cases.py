@@ -41,12 +41,15 @@ class Case:
     encoded : tuple of str or None
         The inputs and outputs as the recorders' JSON, once a recorder encoded them
         (`openmdao_like.recorders.codec.encode_case`): the next recorder does not again.
+    output : tuple of str or None
+        The ends of what the case printed, ``(stdout, stderr)``, when its driver captured
+        them (`openmdao_like.execution.CaseOutcome.output`); a job store keeps them.
     """
 
     #: What a case is (compared, pickled, sent home from a worker).
     _FIELDS = ('id', 'inputs', 'outputs', 'status', 'error', 'driver', 't_start', 't_end',
                'retries', 'iteration')
-    __slots__ = _FIELDS + ('encoded',)
+    __slots__ = _FIELDS + ('encoded', 'output')
 
     def __init__(self, id: int, inputs: dict[str, Any], outputs: dict[str, Any] | None = None,
                  status: str = OK, error: str | None = None, driver: str = '',
@@ -63,6 +66,7 @@ class Case:
         self.retries = retries
         self.iteration = iteration_of(driver, id) if iteration is None else iteration
         self.encoded: tuple[str, str] | None = None
+        self.output: tuple[str, str] | None = None
 
     @property
     def ok(self) -> bool:
@@ -105,7 +109,7 @@ class Case:
             setattr(self, name, value)
         if len(state) < len(self._FIELDS):  # pickled before cases had an iteration
             self.iteration = iteration_of(self.driver, self.id)
-        self.encoded = None
+        self.encoded = self.output = None
 
 
 def iteration_of(driver: str, number: Any) -> str:

@@ -238,3 +238,42 @@ def test_an_aborted_run_stays_failed_until_its_failed_jobs_are_retried(tmp_path,
         assert run.state == 'COMPLETED' and run.counts()['COMPLETED'] == 200
         assert [c.outputs['p.y'] for c in run.cases()] == [2.0 * i for i in range(200)]
         assert run.store.job(run.id, 5).attempts == 2
+
+
+@pytest.mark.parametrize('sequential', [True, False])
+def test_what_each_case_printed_is_kept_with_its_job(tmp_path, sequential):
+    """A runner keeps the end of what each case printed (stdout, stderr) with its job, in this
+    process or on workers; ``jobs logs RUN:CASE`` shows it."""
+    from openmdao_like import Assembly, Component, Float, set_as_top
+    from openmdao_like.drivers import CaseIteratorDriver
+    from openmdao_like.jobs import submit
+
+    class Talky(Component):
+        x = Float(0.0, iotype='in')
+        y = Float(0.0, iotype='out')
+
+        def execute(self):
+            print(f'solving for x = {self.x}')
+            print(f'residual {self.x / 10}', file=sys.stderr)
+            if self.x == 3.0:
+                raise ValueError('diverged')
+            self.y = self.x
+
+    top = set_as_top(Assembly())
+    top.add('p', Talky())
+    top.add('driver', CaseIteratorDriver(cases=[{'p.x': float(i)} for i in range(6)],
+                                         sequential=sequential, error_policy='RETRY',
+                                         max_retries=0))
+    top.driver.workflow.add('p')
+    top.driver.add_response('p.y')
+    url = f'sqlite:///{tmp_path / "runs.db"}'
+    with submit(top, store=url, name='talky') as run:
+        assert Runner(url, poll=0.05).serve(once=True) == 1
+        jobs = run.store.jobs(run.id)
+        assert [(j.stdout_tail, j.stderr_tail) for j in jobs] == [
+            (f'solving for x = {float(i)}\n', f'residual {i / 10}\n') for i in range(6)]
+        assert jobs[3].state.name == 'FAILED' and 'diverged' in jobs[3].error
+    logs = subprocess.run([str(CLI), 'jobs', 'logs', f'{run.id[:8]}:3', '--store', url],
+                          capture_output=True, text=True, timeout=60)
+    assert logs.returncode == 0, logs.stderr
+    assert 'solving for x = 3.0' in logs.stdout and 'residual 0.3' in logs.stdout

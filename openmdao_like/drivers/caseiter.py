@@ -19,6 +19,7 @@ and shipped once to each worker of the executor, which then receives only case i
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import time
 import traceback
@@ -40,6 +41,9 @@ from ..options import OptionsDictionary
 from .driver import EXECUTOR_ACCEPTS, Driver
 
 logger = logging.getLogger(__name__)
+
+#: Characters of what a case printed that `_capture_output` keeps, per stream.
+OUTPUT_TAIL = 4000
 
 ABORT, RETRY = 'ABORT', 'RETRY'
 ERROR_POLICIES = (ABORT, RETRY)
@@ -97,6 +101,9 @@ class CaseIteratorDriver(Driver):
     _resumed: dict[int, Case | None] | None = None
     #: While `run_claimed` runs: makes the feed of the cases claimed from a job store.
     _claims: Callable[[Any, dict], CaseFeed] | None = None
+    #: Whether each case's printed output is captured (`CaseOutcome.output`): while
+    #: `run_claimed` runs, for the job store.
+    _capture_output = False
 
     @classmethod
     def declare_options(cls, options: OptionsDictionary) -> None:
@@ -163,15 +170,18 @@ class CaseIteratorDriver(Driver):
         feed (`CaseFeed`) that hands out the cases a runner claimed from a job store
         (`openmdao_like.jobs.claims`), which marks the case ids it passes over (other runners'
         cases) in ``pending`` as ``{case_id: (None, ())}``; each case is recorded in
-        ``recorder`` (a `records_as_ended` recorder) as well as in the model's recorders.
+        ``recorder`` (a `records_as_ended` recorder) as well as in the model's recorders,
+        with the end of what it printed (`Case.output`).
         ``done``: cases of the run done before (kept in `results` and recorded in their
         place, as by `resume`)."""
         self._claims = claims
         self._resumed = {case.id: case for case in done}
+        self._capture_output = True
         try:
             self._run_top_with(recorder)
         finally:
             self._claims = self._resumed = None
+            self._capture_output = False
 
     def _run_top_with(self, recorder: Any) -> None:
         """Run the top assembly with ``recorder`` added to its recorders meanwhile."""
@@ -291,6 +301,19 @@ class CaseIteratorDriver(Driver):
         return owner, name, index
 
     # -- running one case (in this process or in a worker) -------------------------------------
+    def _evaluator(self) -> Callable[[int, Mapping[str, Any]], CaseOutcome]:
+        """What runs one case: `_evaluate`, or `_evaluate_capturing` while
+        `_capture_output` (chosen once per run, not per case)."""
+        return self._evaluate_capturing if self._capture_output else self._evaluate
+
+    def _evaluate_capturing(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
+        """`_evaluate`, the end of what the case printed in `CaseOutcome.output`."""
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            outcome = self._evaluate(case_id, inputs)
+        return outcome._replace(output=(out.getvalue()[-OUTPUT_TAIL:],
+                                        err.getvalue()[-OUTPUT_TAIL:]))
+
     def _evaluate(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
         """Set the inputs, run the workflow, collect the outputs: one `CaseOutcome`."""
         if inputs.keys() != self._plan_keys:
@@ -359,7 +382,7 @@ class CaseIteratorDriver(Driver):
         executor = self.executor
         own = self.sequential or executor is None
         if self.sequential:
-            executor, runner = SerialExecutor(), self._evaluate
+            executor, runner = SerialExecutor(), self._evaluator()
         else:
             executor = LocalExecutor() if executor is None else executor
             runner = ModelCaseRunner(self)
@@ -419,7 +442,7 @@ class CaseIteratorDriver(Driver):
                     results.append(case)
                 for rec in record:
                     rec(case)
-        for case_id, outputs, status, error, t_start, t_end, lost, inner in outcomes:
+        for case_id, outputs, status, error, t_start, t_end, lost, inner, output in outcomes:
             if status != OK:
                 counts = lost_retries if lost else retries
                 tries = counts.get(case_id, 0)
@@ -432,6 +455,8 @@ class CaseIteratorDriver(Driver):
                 (lost_retries.pop(case_id, 0) if lost_retries else 0)
             case = Case(case_id, inputs_of.pop(case_id), outputs, status, error, where,
                         t_start, t_end, tried, f'{prefix}{case_id}')
+            if output is not None:
+                case.output = output
             if inner:  # recorded in a worker by drivers inside the case: before it, as here
                 inner = inner_cases(inner, f'{prefix}{case_id}|')
             if bar is not None:

@@ -152,6 +152,7 @@ class ModelCaseRunner:
         while top.parent is not None:
             top = top.parent
         self._top, self._path, self._driver = top, driver.get_pathname(), driver
+        self._evaluate = _evaluator_of(driver)
         self._collected: list[tuple] | None = None  # in a worker: what inner drivers recorded
 
     def __call__(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
@@ -174,7 +175,7 @@ class ModelCaseRunner:
 
     def _run(self, case_id: int, inputs: Mapping[str, Any]) -> CaseOutcome:
         """Run one case with the driver."""
-        return self._driver._evaluate(case_id, inputs)
+        return self._evaluate(case_id, inputs)
 
     def __getstate__(self) -> dict[str, Any]:
         top, driver = self._top, self._driver
@@ -216,6 +217,7 @@ class ModelCaseRunner:
         driver = top.get(state['path'])
         driver._prepare_run()
         self._top, self._path, self._driver = top, state['path'], driver
+        self._evaluate = _evaluator_of(driver)
         self._collected = None
         if state.get('collect'):
             collector = _Collector()
@@ -224,6 +226,13 @@ class ModelCaseRunner:
 
     def __repr__(self) -> str:
         return f'ModelCaseRunner({self._path!r})'
+
+
+def _evaluator_of(driver: Any) -> Any:
+    """What runs one case of ``driver`` (a `CaseIteratorDriver`: see its ``_evaluator``);
+    None for a driver whose runner overrides `ModelCaseRunner._run`."""
+    evaluator = getattr(driver, '_evaluator', None)
+    return evaluator() if evaluator is not None else None
 
 
 def inner_cases(records: tuple, prefix: str) -> list[Case]:

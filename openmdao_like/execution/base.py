@@ -71,6 +71,9 @@ class CaseOutcome(NamedTuple):
         The cases that drivers inside this case recorded where it ran (a worker, whose copy of
         the model has no recorders), as `Case.as_record` tuples, for the case's driver to
         record before the case itself; () in the usual case.
+    output : tuple of str, optional
+        The ends of what the case printed, ``(stdout, stderr)``, when its driver captures
+        them (``capture_output``: a runner's runs, for ``openmdao-like jobs logs``).
     """
 
     id: int
@@ -81,6 +84,7 @@ class CaseOutcome(NamedTuple):
     t_end: float = 0.0
     lost: bool = False
     records: tuple = ()
+    output: tuple[str, str] | None = None
 
 
 #: A case runner: ``runner(case_id, inputs) -> CaseOutcome``; picklable when shipped.

@@ -524,9 +524,10 @@ class JobStore:
                 raise _Refused([row[-1] for row in rows], state)
 
     def record_cases(self, run_id: str, cases: Sequence[Any]) -> None:
-        """Record cases of an in-process run as they ended (`openmdao_like.cases.Case`:
-        ``ok`` -> COMPLETED, else FAILED), adding their jobs if the run has none yet, in one
-        transaction. A job that is COMPLETED or CANCELLED already is left as it is."""
+        """Record cases as they ended (`openmdao_like.cases.Case`: ``ok`` -> COMPLETED, else
+        FAILED; ``output``: the tails of what it printed), adding their jobs if the run has
+        none yet, in one transaction. A job that is COMPLETED or CANCELLED already is left as
+        it is."""
         encode, completed, failed = codec.encode_case, State.COMPLETED.name, State.FAILED.name
         rows = []
         for case in cases:  # (per case: this loop is most of a durable run's overhead)
@@ -535,15 +536,17 @@ class JobStore:
             if type(case_id) is not int or case_id < 0:
                 _case_id(case_id)  # raises, naming it
             retries = int(case.retries)
+            out, err = case.output or (None, None)
             rows.append((run_id, case_id, completed if ok else failed, *encode(case), case.error,
                          retries + 1, retries if ok else retries + 1, case.t_start or None,
-                         case.t_start or None, case.t_end or None))
+                         case.t_start or None, case.t_end or None, out or None, err or None))
         with self._writing() as cur:
             self._each_chunk(cur, rows, lambda values: (
                 'INSERT INTO jobs (run_id, case_id, state, inputs, outputs, error, attempts, '
-                f'model_retries, created, started, finished) {values} '
+                f'model_retries, created, started, finished, stdout_tail, stderr_tail) {values} '
                 'ON CONFLICT (run_id, case_id) DO UPDATE SET state = excluded.state, '
                 'outputs = excluded.outputs, error = excluded.error, '
+                'stdout_tail = excluded.stdout_tail, stderr_tail = excluded.stderr_tail, '
                 'attempts = jobs.attempts + excluded.attempts, '
                 'model_retries = jobs.model_retries + excluded.model_retries, '
                 'started = excluded.started, finished = excluded.finished, lease_owner = NULL, '
