@@ -529,6 +529,8 @@ class JobStore:
         none yet, in one transaction. A job that is COMPLETED or CANCELLED already is left as
         it is."""
         encode, completed, failed = codec.encode_case, State.COMPLETED.name, State.FAILED.name
+        # the tails of what cases printed, when they were captured (a runner's cases)
+        tails = any(case.output is not None for case in cases)
         rows = []
         for case in cases:  # (per case: this loop is most of a durable run's overhead)
             ok = case.status == OK
@@ -536,17 +538,21 @@ class JobStore:
             if type(case_id) is not int or case_id < 0:
                 _case_id(case_id)  # raises, naming it
             retries = int(case.retries)
-            out, err = case.output or (None, None)
-            rows.append((run_id, case_id, completed if ok else failed, *encode(case), case.error,
-                         retries + 1, retries if ok else retries + 1, case.t_start or None,
-                         case.t_start or None, case.t_end or None, out or None, err or None))
+            row = (run_id, case_id, completed if ok else failed, *encode(case), case.error,
+                   retries + 1, retries if ok else retries + 1, case.t_start or None,
+                   case.t_start or None, case.t_end or None)
+            if tails:
+                out, err = case.output or (None, None)
+                row += (out or None, err or None)
+            rows.append(row)
+        columns, updates = ((', stdout_tail, stderr_tail', 'stdout_tail = excluded.stdout_tail, '
+                             'stderr_tail = excluded.stderr_tail, ') if tails else ('', ''))
         with self._writing() as cur:
             self._each_chunk(cur, rows, lambda values: (
                 'INSERT INTO jobs (run_id, case_id, state, inputs, outputs, error, attempts, '
-                f'model_retries, created, started, finished, stdout_tail, stderr_tail) {values} '
+                f'model_retries, created, started, finished{columns}) {values} '
                 'ON CONFLICT (run_id, case_id) DO UPDATE SET state = excluded.state, '
-                'outputs = excluded.outputs, error = excluded.error, '
-                'stdout_tail = excluded.stdout_tail, stderr_tail = excluded.stderr_tail, '
+                f'outputs = excluded.outputs, error = excluded.error, {updates}'
                 'attempts = jobs.attempts + excluded.attempts, '
                 'model_retries = jobs.model_retries + excluded.model_retries, '
                 'started = excluded.started, finished = excluded.finished, lease_owner = NULL, '
