@@ -435,13 +435,10 @@ class CaseIteratorDriver(Driver):
         abort: tuple[int, str | None] | None = None
         next_id = 0
         while next_id in pending:  # a resumed run whose first cases were done
-            case, _ = pending.pop(next_id)
+            case, inner = pending.pop(next_id)
             next_id += 1
             if case is not None:
-                if results is not None:
-                    results.append(case)
-                for rec in record:
-                    rec(case)
+                self._emit(case, inner, results, record)
         for case_id, outputs, status, error, t_start, t_end, lost, inner, output in outcomes:
             if status != OK:
                 counts = lost_retries if lost else retries
@@ -478,14 +475,8 @@ class CaseIteratorDriver(Driver):
             while pending and next_id in pending:
                 done, inner = pending.pop(next_id)
                 next_id += 1
-                if done is None:  # passed over (resumed run; another runner's case)
-                    continue
-                if results is not None:
-                    results.append(done)
-                for rec in record:
-                    for sub in inner:
-                        rec(sub)
-                    rec(done)
+                if done is not None:  # (None: passed over: resumed run, another runner's)
+                    self._emit(done, inner, results, record)
             if status != OK and not retry and abort is None:
                 abort = (case_id, error)
                 feed.stop()  # no new case; those in flight finish and are recorded
@@ -505,20 +496,26 @@ class CaseIteratorDriver(Driver):
                 outputs[name] = inputs[name]
         return outputs
 
-    @staticmethod
-    def _emit_pending(pending: dict[int, tuple[Case | None, Any]], results: list | None,
+    @classmethod
+    def _emit_pending(cls, pending: dict[int, tuple[Case | None, Any]], results: list | None,
                       record: list) -> None:
         """Keep and record the cases still waiting for an earlier one (a run cut short)."""
         for case_id in sorted(pending):
             case, inner = pending.pop(case_id)
-            if case is None:  # passed over by a resumed run
-                continue
-            if results is not None:
-                results.append(case)
-            for rec in record:
-                for sub in inner:
-                    rec(sub)
-                rec(case)
+            if case is not None:  # (None: passed over)
+                cls._emit(case, inner, results, record)
+
+    @staticmethod
+    def _emit(case: Case, inner: Any, results: list | None, record: list) -> None:
+        """Keep ``case`` in ``results`` (unless None) and record it, after the cases drivers
+        inside it recorded (``inner``). (The hot loop of `_collect` does the same inline for
+        the case that comes in order.)"""
+        if results is not None:
+            results.append(case)
+        for rec in record:
+            for sub in inner:
+                rec(sub)
+            rec(case)
 
     # -- pickling -----------------------------------------------------------------------------
     def __getstate__(self) -> dict[str, Any]:
