@@ -91,14 +91,16 @@ def no_lock_left(store: JobStore, run_id: str) -> None:
 
 def test_two_runners_on_postgresql_share_a_run_without_running_a_case_twice(
         tmp_path, env, postgres_url):
-    run_id = submit(tmp_path, {**env, 'CASE_SECONDS': '0.005'}, postgres_url, 400)
+    # 400 cases of 20 ms on two workers per runner: ~4 s for one runner alone, long enough for
+    # the second (started a moment later) to join
+    run_id = submit(tmp_path, env, postgres_url, 400)
     runners = []
     for k in (1, 2):
         cwd = tmp_path / f'runner{k}'
         cwd.mkdir()
         runners.append(subprocess.Popen(
             [str(CLI), 'runner', 'serve', '--store', postgres_url, '--poll', '0.1'], cwd=cwd,
-            env={**env, 'RUNS_FILE': str(cwd / 'runs.txt'), 'CASE_SECONDS': '0.005',
+            env={**env, 'RUNS_FILE': str(cwd / 'runs.txt'), 'CASE_SECONDS': '0.02',
                  'HOME': str(cwd)},
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
     try:
