@@ -20,7 +20,6 @@ from typing import Any
 from ..cases import Case
 from .durable import submit_run
 from .pilots import CANCEL_GRACE, cancel_run
-from .states import State
 from .store import JobStore
 
 #: Run states after which a run does no more work.
