@@ -42,7 +42,7 @@ class Probe(Component):
     time, ``kill_once_at`` the first time only; ``kill_server_once_at`` SIGKILLs its parent (the
     allocated server) the first time and waits to be ended with it; ``cancel_job_once_at``
     cancels the SLURM job it runs in (scancel) the first time and waits to be ended with it;
-    ``hang_at`` hangs every time; ``stop_once_at`` stops its process (SIGSTOP) the first
+    ``hang_at`` hangs every time, ``hang_once_at`` the first time only; ``stop_once_at`` stops its process (SIGSTOP) the first
     time. Cases with x > ``x_limit`` raise. "First time" is remembered in ``markers`` (a
     directory), across processes. With a ``rendezvous`` directory, the first
     case of each process waits there until ``servers`` processes have come (so each server
@@ -60,6 +60,7 @@ class Probe(Component):
     kill_server_once_at = Float(-1.0, iotype='in')
     cancel_job_once_at = Float(-1.0, iotype='in')
     hang_at = Float(-1.0, iotype='in')
+    hang_once_at = Float(-1.0, iotype='in')
     stop_once_at = Float(-1.0, iotype='in')
     markers = Str('', iotype='in')
     rendezvous = Str('', iotype='in')
@@ -102,7 +103,7 @@ class Probe(Component):
         if x == self.cancel_job_once_at and first_time(self.markers, 'cancel-job', x):
             subprocess.run(['scancel', os.environ['SLURM_JOB_ID']], check=True)
             time.sleep(PATIENCE)  # this process ends with its job
-        if x == self.hang_at:
+        if x == self.hang_at or (x == self.hang_once_at and first_time(self.markers, 'hang', x)):
             time.sleep(PATIENCE)
         if x == self.stop_once_at and first_time(self.markers, 'stop', x):
             os.kill(os.getpid(), signal.SIGSTOP)  # frozen until killed

@@ -259,8 +259,8 @@ def test_options_are_checked_when_set_as_attributes():
         executor.case_timeout = -1.0
     executor.case_timeout = 2
     assert executor.case_timeout == 2.0 and isinstance(executor.case_timeout, float)
-    assert dict(executor.options.items()) == {'case_timeout': 2.0, 'n_workers': 2,
-                                              'mp_context': None}
+    assert dict(executor.options.items()) == {'case_timeout': 2.0, 'max_resubmits': 5,
+                                              'n_workers': 2, 'mp_context': None}
 
 
 def test_every_wait_of_the_loop_is_bounded():

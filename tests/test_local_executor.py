@@ -411,12 +411,12 @@ def test_runner_that_cannot_load_breaks_the_executor(make):
 
 
 def test_case_timeout_stops_the_case():
-    with LocalExecutor(n_workers=2, case_timeout=0.5) as executor:
+    with LocalExecutor(n_workers=2, case_timeout=0.5, max_resubmits=0) as executor:
         executor.start(Square())
         outcomes = {o.id: o for o in executor.run_cases(
             [(0, {'x': 1}), (1, {'x': 2, 'sleep': 60.0}), (2, {'x': 3})])}
-    assert outcomes[1].lost and 'case 1 ran longer than case_timeout=0.5 s' in \
-        outcomes[1].error
+    assert outcomes[1].lost and 'case 1 ran longer than case_timeout=0.5 s, with no resend ' \
+        'left (max_resubmits=0)' in outcomes[1].error
     assert outcomes[0].outputs == {'y': 1} and outcomes[2].outputs == {'y': 9}
     assert_no_workers_left()
 

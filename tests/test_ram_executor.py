@@ -244,7 +244,8 @@ def test_stopped_server_mid_case_is_noticed_and_its_case_retried(ram, tmp_path):
 
 def test_case_timeout_reports_a_hanging_case_lost(ram):
     top = make_model(points(10), sequential=False,
-                     executor=make_executor(ram, max_chunk=1, case_timeout=1.0),
+                     executor=make_executor(ram, max_chunk=1, case_timeout=1.0,
+                                           max_resubmits=0),
                      error_policy='RETRY', max_retries=0)
     top.p.hang_at = 4.0
     top.run()

@@ -12,8 +12,12 @@ applies the policies every executor shares:
   one blamed (a lone case lost comes back failed); chunks it held but had not started are sent
   again as they were. Lost cases count as infrastructure retries
   in the driver, apart from model errors. The pool replaces the worker;
-- **case_timeout**: a case running longer (or a chunk longer than ``case_timeout`` per case,
-  when the pool cannot tell which case runs) has its worker killed and is reported lost;
+- **case_timeout** (`execution.copies`): a case running longer (or a chunk longer than
+  ``case_timeout`` per case, when the pool cannot tell which case runs) is sent again to another
+  worker while the first copy goes on, up to ``max_resubmits`` times; the first copy to end
+  gives the outcome, the workers still running the others are stopped and replaced, so the
+  case is recorded once. When every copy ran too long and no resend is left, their workers are
+  stopped and the case is reported lost;
 - **warm reuse**: `start` ships the runner and starts the pool once; `load` ships another
   runner to the same workers (a driver's next run), so workers and servers are allocated once
   per executor, until `shutdown`;
@@ -37,6 +41,7 @@ import cloudpickle
 from ..options import HasOptions, OptionsDictionary
 from .base import BrokenExecutor, CaseOutcome, CaseRunner, Executor, lost_outcome
 from .chunks import ChunkPolicy, take_chunk
+from .copies import Copies
 from .pools import IDLE, WorkerPool
 
 logger = logging.getLogger(__name__)
@@ -62,8 +67,12 @@ class PoolExecutor(HasOptions, Executor):
     Parameters
     ----------
     case_timeout : float, optional
-        Seconds after which a running case is stopped (its worker killed and replaced) and
-        reported failed as lost; default: no limit.
+        Seconds after which a running case is sent again to another worker (the first copy to
+        end wins); default: no limit.
+    max_resubmits : int
+        How many times a case may be sent again; when its copies all ran longer than
+        ``case_timeout`` and none is left, their workers are stopped and the case is reported
+        failed as lost (default 5).
 
     Attributes
     ----------
@@ -90,7 +99,10 @@ class PoolExecutor(HasOptions, Executor):
         super().declare_options(options)
         options.declare('case_timeout', None, types=float, lower=0.0, exclude_lower=True,
                         allow_none=True, accepts='a number > 0 or None',
-                        desc='seconds after which a running case is stopped and reported lost')
+                        desc='seconds after which a running case is sent again to another '
+                             'worker')
+        options.declare('max_resubmits', 5, types=int, lower=0,
+                        desc='times a case that ran longer than case_timeout may be sent again')
 
     def __init__(self, **options: Any):
         Executor.__init__(self)
@@ -103,6 +115,7 @@ class PoolExecutor(HasOptions, Executor):
         self._idle: deque = deque()    # workers with nothing in flight
         self._primed: deque = deque()  # workers running a chunk, with room for the next one
         self._busy: dict[Hashable, deque[_Flight]] = {}  # worker -> its chunks in flight
+        self._copies = Copies(0)  # the cases sent again in the current run
 
     # -- configuration ----------------------------------------------------------------------
     def _config_attrs(self) -> tuple[str, ...]:
@@ -185,16 +198,22 @@ class PoolExecutor(HasOptions, Executor):
         backlog: deque = deque()   # cases to send again, before new ones
         suspects: deque = deque()  # cases of a lost chunk: each runs alone
         watch: dict[Hashable, tuple[int, float]] = {}  # worker -> (case seen running, since)
+        copies = self._copies = Copies(self.max_resubmits)
         feed_error: list[BaseException] = []
         while True:
             while (idle or primed) and (suspects or backlog or not feed_error):
                 if suspects:
-                    chunk, alone = [suspects.popleft()], True
+                    chunk, alone, queued = [suspects.popleft()], True, 1
                 else:
                     remaining = operator.length_hint(feed, 0) + len(backlog)
-                    chunk = take_chunk(backlog, pull,
-                                       policy.size(remaining, depth * pool.size), feed_error)
+                    size = policy.size(remaining, depth * pool.size)
+                    queued = min(size, len(backlog))
+                    chunk = take_chunk(backlog, pull, size, feed_error)
                     alone = False
+                if copies.out and chunk:
+                    chunk = copies.dispatchable(chunk, queued)
+                    if not chunk:  # only copies no longer needed
+                        continue
                 if not chunk:
                     break
                 worker = idle.popleft() if idle else primed.popleft()  # idle workers first
@@ -227,7 +246,10 @@ class PoolExecutor(HasOptions, Executor):
                         if worker in primed:
                             primed.remove(worker)
                         idle.append(worker)
-                    yield from data
+                    if copies.out:
+                        yield from filter(copies.keep, data)
+                    else:
+                        yield from data
                 elif kind == 'ready':
                     if worker not in busy and worker not in idle:
                         idle.append(worker)
@@ -236,8 +258,8 @@ class PoolExecutor(HasOptions, Executor):
                     for waiting in (idle, primed):
                         if worker in waiting:
                             waiting.remove(worker)
-                    yield from self._lost(worker, data, busy.pop(worker, None), backlog,
-                                          suspects)
+                    lost = self._lost(worker, data, busy.pop(worker, None), backlog, suspects)
+                    yield from filter(copies.keep, lost)
                     idle.extend(pool.replace(worker))
                 elif kind == 'unavailable':
                     if pool.size == 0 and isinstance(data, BaseException):
@@ -250,7 +272,7 @@ class PoolExecutor(HasOptions, Executor):
                         f'(initializer failed): {data.strip().splitlines()[-1]}', data))
             pool.check(busy)
             if self.case_timeout is not None:
-                self._check_timeouts(pool, busy, watch)
+                self._check_timeouts(pool, busy, watch, backlog, primed)
 
     def _lost(self, worker: Hashable, why: str, flights: deque[_Flight] | None,
               backlog: deque, suspects: deque) -> Iterator[CaseOutcome]:
@@ -264,7 +286,7 @@ class PoolExecutor(HasOptions, Executor):
         for waiting in reversed(flights):  # sent ahead, never started: as they were
             (suspects if waiting.alone else backlog).extendleft(reversed(waiting.chunk))
         chunk = running.chunk
-        current = pool.current_case(worker) if pool.tracks_cases else None
+        current = pool.lost_case(worker)
         k = next((j for j, (case_id, _) in enumerate(chunk) if case_id == current), None)
         if k is None and len(chunk) > 1:
             logger.warning('%s while running %d cases; each runs again alone', text, len(chunk))
@@ -278,23 +300,67 @@ class PoolExecutor(HasOptions, Executor):
         yield lost_outcome(victim, f'{text} while running it',
                            now - (time.monotonic() - running.since), now)
 
-    def _check_timeouts(self, pool: WorkerPool, busy: dict, watch: dict) -> None:
-        """Kill the workers whose case (or chunk, per case) ran longer than `case_timeout`."""
+    def _check_timeouts(self, pool: WorkerPool, busy: dict, watch: dict, backlog: deque,
+                        primed: deque) -> None:
+        """The resend policy (see the module docstring): a case running longer than
+        `case_timeout` is sent again while another copy may be had; a worker still running a
+        case that gave its outcome elsewhere, or whose every copy ran too long with no resend
+        left, is stopped (reported lost, then replaced)."""
         now = time.monotonic()
         limit = self.case_timeout
+        copies = self._copies
+        overdue: dict[int, list[Hashable]] = {}  # case -> the workers running it too long
+        held: dict[Hashable, tuple] = {}  # worker -> (its cases that ran too long, why)
+        stop: dict[Hashable, str] = {}
         for worker, flights in busy.items():
             chunk, sent = flights[0].chunk, flights[0].since
-            if not pool.tracks_cases:
-                if now - sent > limit * len(chunk) and watch.get(worker) != (-2, sent):
-                    watch[worker] = (-2, sent)
-                    pool.kill(worker, f'was stopped: its {len(chunk)} case(s) ran longer than '
-                                      f'case_timeout={limit:g} s each')
-                continue
-            case_id = pool.current_case(worker)
-            seen = watch.get(worker)
-            if seen is None or seen[0] != case_id:
-                watch[worker] = (case_id, now)
-            elif case_id != IDLE and now - seen[1] > limit:
-                pool.kill(worker, f'was stopped: case {case_id} ran longer than '
-                                  f'case_timeout={limit:g} s')
-                watch[worker] = (case_id, float('inf'))
+            if pool.tracks_cases:
+                case_id = pool.current_case(worker)
+                seen = watch.get(worker)
+                if seen is None or seen[0] != case_id:
+                    watch[worker] = seen = (case_id, now)
+                if case_id in (IDLE, None) or seen[1] == float('inf'):
+                    continue
+                if copies.settled(case_id):
+                    stop[worker] = f'was stopped: case {case_id} ended first on another worker'
+                    continue
+                if now - seen[1] <= limit:
+                    continue
+                late = [entry for entry in chunk if entry[0] == case_id]
+                why = f'case {case_id} ran longer than case_timeout={limit:g} s'
+            else:
+                if watch.get(worker) == (-2, sent):
+                    continue
+                late = [entry for entry in chunk if not copies.settled(entry[0])]
+                if not late:
+                    stop[worker] = 'was stopped: its cases ended first on other workers'
+                    continue
+                if now - sent <= limit * len(chunk):
+                    continue
+                why = (f'its {len(chunk)} case(s) ran longer than case_timeout={limit:g} s '
+                       f'each')
+            held[worker] = (late, why)
+            for case_id, _inputs in late:
+                overdue.setdefault(case_id, []).append(worker)
+        for worker, (late, why) in held.items():
+            again = []
+            for entry in late:
+                case_id = entry[0]
+                if copies.copies(case_id) > len(overdue[case_id]):
+                    continue  # a copy that is not late yet is out
+                if not copies.can_resend(case_id):
+                    stop[worker] = (f'was stopped: {why}, with no resend left '
+                                    f'(max_resubmits={self.max_resubmits})')
+                    break
+                copies.resend(case_id)
+                again.append(entry)
+            if again:
+                logger.warning('%s of %r: %s; sending %d case(s) again to another worker',
+                               pool.describe(worker), self, why, len(again))
+                backlog.extendleft(reversed(again))
+                if worker in primed:  # (its copy must go elsewhere)
+                    primed.remove(worker)
+        for worker, why in stop.items():
+            pool.kill(worker, why)
+            watch[worker] = (-2, busy[worker][0].since) if not pool.tracks_cases else \
+                (watch[worker][0], float('inf'))

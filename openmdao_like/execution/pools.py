@@ -105,6 +105,11 @@ class WorkerPool(abc.ABC):
         """Id of the case ``worker`` is running (`IDLE` between cases; None if unknown)."""
         return None
 
+    def lost_case(self, worker: Hashable) -> int | None:
+        """The case ``worker`` was running when it was lost, if the pool is sure of it (the
+        loop blames that case; None: every case of the chunk runs again alone)."""
+        return self.current_case(worker) if self.tracks_cases else None
+
     def check(self, busy: Any) -> None:
         """Called by the loop at every turn with the busy workers: a pool that can tell a
         frozen worker kills it here."""
