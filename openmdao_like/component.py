@@ -30,7 +30,15 @@ class Component(Container):
     ----------
     exec_count : int
         How many times the component has run.
+    comm : mpi4py.MPI.Comm or None
+        The MPI communicator of the ranks running this component: the group of a case under
+        ``python -m openmdao_like.mpi --procs-per-case K`` (``COMM_SELF`` for K=1), every rank
+        of an SPMD object server (`openmdao_like.remote.spmd`); None outside MPI. Set for the
+        whole process (a class attribute), before the model is loaded.
     """
+
+    #: See the class docstring (a class attribute: never pickled with a component).
+    comm: Any = None
 
     def __init__(self, **keywords: Any):
         super().__init__()

@@ -1,6 +1,7 @@
-"""Components whose execute uses MPI collectives over COMM_WORLD, for ObjServers started under
-an MPI launcher (the tests put this directory on the servers' PYTHONPATH). mpi4py is imported
-in execute only, so that the test process can build models of them without starting MPI."""
+"""Components whose execute uses MPI collectives over ``self.comm`` (for ObjServers started under
+an MPI launcher: their COMM_WORLD), for those servers (the tests put this directory on the
+servers' PYTHONPATH). mpi4py is imported in execute only, so that the test process can build
+models of them without starting MPI."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ class RankSum(Component):
 
     def execute(self) -> None:
         from mpi4py import MPI
-        comm = MPI.COMM_WORLD
+        comm = self.comm
         rank = comm.Get_rank()
         fails = self.fail_rank in (rank, -2)
         if fails and self.fail_before:

@@ -1,12 +1,14 @@
-"""What runs work on allocated resources: `RAMExecutor` (cases on servers from the RAM), the
-job wrappers (each execution of a component as a batch job, over SSH, with retries) and the
-job files they share."""
+"""What runs work on allocated resources: `RAMExecutor` (cases on servers from the RAM),
+`MPIFarmExecutor` (cases on the ranks of an MPI case farm, `distributed.mpi`), the job wrappers
+(each execution of a component as a batch job, over SSH, with retries) and the job files they
+share."""
 
 from .job_wrapper import JobSchedulerWrapper
+from .mpi import MPIFarmExecutor
 from .ram_executor import RAMExecutor
 from .retry import RetryWrapper
 from .ssh_wrapper import SSHWrapper
 from .wrapper import ComponentWrapper
 
-__all__ = ['RAMExecutor', 'JobSchedulerWrapper', 'RetryWrapper', 'SSHWrapper',
+__all__ = ['RAMExecutor', 'MPIFarmExecutor', 'JobSchedulerWrapper', 'RetryWrapper', 'SSHWrapper',
            'ComponentWrapper']

@@ -23,6 +23,12 @@ its stdin close and aborts the job. Ranks ended so never reach MPI_Finalize, whe
 remove its shared-memory file: once every rank has mapped it, the ranks remove it themselves
 (the memory lives on until the last rank ends), so that no MPI object leaves one in /dev/shm.
 
+The MPI case farm (`openmdao_like.distributed.mpi`) reuses `Group` for its groups of K ranks:
+their leader also loads each new runner on the followers (a run whose payload is the runner) and
+at the end calls `Group.stop`, after which `follow` returns and every rank finalizes MPI. While a
+component runs, ``self.comm`` is the communicator of its ranks (`Component.comm`; here
+COMM_WORLD, set by `join`).
+
 Our messages travel on a duplicate of COMM_WORLD (never matched by the component's own), and
 waiting ranks poll for them with a growing pause, as mpi4py.futures does, instead of spinning
 a core in a blocking receive.
@@ -36,6 +42,7 @@ import threading
 import time
 from typing import Any, Callable, NoReturn, TypeVar
 
+from ..component import Component
 from ..errors import RemoteError
 from .failures import capture, rebuild
 
@@ -56,7 +63,7 @@ MAX_PAUSE = 1e-3
 Problem = tuple[str, str, str, str]
 T = TypeVar('T')
 
-_RUN, _DONE = 1, 2
+_RUN, _DONE, _STOP = 1, 2, 3
 
 
 def join() -> Group | None:
@@ -68,6 +75,7 @@ def join() -> Group | None:
     from mpi4py import MPI
     if MPI.COMM_WORLD.Get_size() == 1:
         return None
+    Component.comm = MPI.COMM_WORLD  # what the object's execute sees as self.comm
     if MPI.Query_thread() != MPI.THREAD_MULTIPLE:  # rank 0 waits while its share runs
         raise RuntimeError(f'an MPI object server needs MPI_THREAD_MULTIPLE; this MPI library '
                            f'gives thread level {MPI.Query_thread()} (mpi4py.rc.thread_level '
@@ -148,12 +156,14 @@ class Group:
 
     # -- runs -----------------------------------------------------------------------------------
     def follow(self, task: Callable[[Any], Any],
-               judge: Callable[[Any], Problem | None] = no_problem) -> NoReturn:
+               judge: Callable[[Any], Problem | None] = no_problem) -> None:
         """Followers: run ``task(payload)`` for every payload rank 0 sends and report how it
-        ended (an exception, or what ``judge`` finds wrong with the result), until the launcher
-        ends this process."""
+        ended (an exception, or what ``judge`` finds wrong with the result); return when rank
+        0 calls `stop` (an object server's followers never return: the launcher ends them)."""
         while True:
-            payload = self._receive()
+            payload, stop = self._receive()
+            if stop:
+                return
             try:
                 problem = judge(task(payload))
             except Exception as exc:
@@ -214,6 +224,11 @@ class Group:
                 raise mine.error
             return mine.result, problems
 
+    def stop(self) -> None:
+        """Rank 0: make every follower return from `follow` (after the run in progress)."""
+        self._mpi.Request.waitall([self.comm.isend(None, dest=rank, tag=_STOP)
+                                   for rank in range(1, self.size)])
+
     def failure(self, problems: dict[int, Problem]) -> BaseException:
         """The exception of the lowest failing rank in ``problems``, its message naming the
         rank (the same type when a client can rebuild it), the others noted."""
@@ -245,13 +260,15 @@ class Group:
         """End every rank now (the launcher ends the MPI job; this call does not return)."""
         self.comm.Abort(1)
 
-    def _receive(self) -> Any:
-        """The next payload from rank 0 (polling, with growing pauses while idle)."""
+    def _receive(self) -> tuple[Any, bool]:
+        """The next payload from rank 0 and whether it is `stop` (polling, with growing pauses
+        while idle; the two tags come from one sender on one communicator, so in order)."""
         pause = 0.0
+        status = self._mpi.Status()
         while True:
-            message = self._probe(0, _RUN)
+            message = self._probe(0, self._mpi.ANY_TAG, status)
             if message is not None:
-                return message.recv()
+                return message.recv(), status.Get_tag() == _STOP
             time.sleep(pause)
             pause = min(2 * pause or 1e-5, MAX_PAUSE)
 
