@@ -150,6 +150,44 @@ class Analysis(Assembly):
 analysis = set_as_top(Analysis())
 '''
 
+CLASSIC_GENETIC = '''
+from openmdao.main.api import Assembly, Component, set_as_top
+from openmdao.lib.datatypes.api import Float
+from openmdao.lib.drivers.api import Genetic
+
+
+class Paraboloid(Component):
+    """ Evaluates the equation f(x,y) = (x-3)^2 + xy + (y+4)^2 - 3 """
+
+    x = Float(0.0, iotype='in', desc='The variable x')
+    y = Float(0.0, iotype='in', desc='The variable y')
+    f_xy = Float(iotype='out', desc='F(x,y)')
+
+    def execute(self):
+        self.f_xy = (self.x-3.0)**2 + self.x*self.y + (self.y+4.0)**2 - 3.0
+
+
+class GeneticOptimization(Assembly):
+    """Unconstrained optimization of the Paraboloid with a genetic algorithm."""
+
+    def configure(self):
+        self.add('paraboloid', Paraboloid())
+        self.add('driver', Genetic())
+        self.driver.workflow.add('paraboloid')
+        self.driver.add_parameter('paraboloid.x', low=-50., high=50.)
+        self.driver.add_parameter('paraboloid.y', low=-50., high=50.)
+        self.driver.add_objective('paraboloid.f_xy')
+        self.driver.opt_type = "minimize"
+        self.driver.generations = 50
+        self.driver.population_size = 60
+        self.driver.crossover_rate = 0.9
+        self.driver.mutation_rate = 0.02
+        self.driver.seed = 123
+
+
+opt_problem = set_as_top(GeneticOptimization())
+'''
+
 
 def port(source: str) -> str:
     """What a user does to port a classic model: rewrite the import lines, nothing else."""
@@ -216,3 +254,14 @@ def test_classic_doe_with_doegenerator_and_case_outputs():
     assert first.outputs['paraboloid.f_xy'] == pytest.approx(
         (-53.0)**2 + 2500.0 + (-46.0)**2 - 3.0)
     assert top.driver.DOEgenerator is top.driver.generator
+
+
+def test_classic_genetic_ports_and_gives_best_individual():
+    top = run_classic(CLASSIC_GENETIC)['opt_problem']
+    top.run()
+    best = top.driver.best_individual
+    assert best.score == pytest.approx(-27.33333, abs=0.01)
+    x, y = [value for value in best]
+    assert (x, y) == pytest.approx((6.66667, -7.33333), abs=0.15)
+    assert (top.paraboloid.x, top.paraboloid.y, top.paraboloid.f_xy) == (x, y, best.score)
+    assert (top.driver.algorithm, top.driver.n_gen, top.driver.pop_size) == ('GA', 50, 60)

@@ -1,5 +1,5 @@
 """The public names of DESIGN.md exist where the contract puts them, and importing the package
-stays light (no scipy, pint, sqlite3 or tqdm until a model needs them)."""
+stays light (no scipy, pint, sqlite3, tqdm or pymoo until a model needs them)."""
 
 import subprocess
 import sys
@@ -10,7 +10,7 @@ KERNEL = ['Component', 'Assembly', 'Driver', 'set_as_top', 'Float', 'Int', 'Bool
           'Array', 'List', 'Dict', 'Instance', 'File', 'FileRef']
 MODULES = {
     'openmdao_like.drivers': ['RunOnce', 'CaseIteratorDriver', 'DOEDriver', 'ScipyOptimizer',
-                              'FixedPointIterator'],
+                              'FixedPointIterator', 'PymooDriver'],
     'openmdao_like.drivers.doe': ['FullFactorial', 'LatinHypercube', 'Uniform', 'CSVFile'],
     'openmdao_like.recorders': ['CSVRecorder', 'JSONRecorder', 'SQLiteRecorder', 'read_cases'],
     'openmdao_like.execution': ['LocalExecutor', 'Executor'],
@@ -19,7 +19,7 @@ MODULES = {
                              'ExpressionError', 'PathError', 'ConvergenceError', 'CaseError',
                              'RemoteError', 'AllocationError', 'JobError'],
     'openmdao_like.compat': ['SLSQPdriver', 'COBYLAdriver', 'CONMINdriver', 'DOEdriver',
-                             'CaseIteratorDriver', 'FixedPointIterator'],
+                             'Genetic', 'CaseIteratorDriver', 'FixedPointIterator'],
 }
 
 
@@ -46,7 +46,7 @@ def test_connect_error_is_a_value_error_and_a_model_error():
 
 def test_importing_the_package_loads_no_heavy_optional_modules():
     code = ('import sys, openmdao_like, openmdao_like.drivers, openmdao_like.drivers.doe; '
-            'print(sorted(m for m in ("scipy", "pint", "sqlite3", "tqdm") '
+            'print(sorted(m for m in ("scipy", "pint", "sqlite3", "tqdm", "pymoo") '
             'if m in sys.modules))')
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=60, check=True).stdout.strip()
