@@ -58,6 +58,10 @@ ERROR_GRACE = 5.0
 ABORT_DELAY = 1.0
 #: Longest pause between two polls of a waiting rank.
 MAX_PAUSE = 1e-3
+#: Longest pause of a follower that has waited `IDLE_AFTER` s for rank 0 (idle between runs:
+#: many ranks share few cores, and an idle rank should not wake a thousand times a second).
+IDLE_PAUSE = 0.02
+IDLE_AFTER = 1.0
 
 #: How a rank's share of a run failed: `failures.capture` of its exception, or alike.
 Problem = tuple[str, str, str, str]
@@ -265,12 +269,16 @@ class Group:
         while idle; the two tags come from one sender on one communicator, so in order)."""
         pause = 0.0
         status = self._mpi.Status()
+        idle = time.monotonic() + IDLE_AFTER
+        longest = MAX_PAUSE
         while True:
             message = self._probe(0, self._mpi.ANY_TAG, status)
             if message is not None:
                 return message.recv(), status.Get_tag() == _STOP
             time.sleep(pause)
-            pause = min(2 * pause or 1e-5, MAX_PAUSE)
+            if longest < IDLE_PAUSE and time.monotonic() > idle:
+                longest = IDLE_PAUSE
+            pause = min(2 * pause or 1e-5, longest)
 
     def _probe(self, source: int, tag: int, status: Any = None) -> Any:
         """A matching message that arrived, else None. Probed twice: after a pause, the first

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import signal
 import socket
 import sys
 import threading
@@ -48,6 +49,7 @@ def serve(role: Role) -> None:
     """The life of a client rank: connect to rank 0, serve cases until it says stop."""
     global _GROUP
     from mpi4py import MPI
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches every rank: rank 0 decides
     k = role.procs_per_case
     group = None
     if k > 1:
