@@ -101,6 +101,21 @@ def doe_model(nx: int = 20, ny: int = 10, record: str = 'cases.jsonl') -> Assemb
     return top
 
 
+def two_drivers_model(record: str = 'cases.jsonl') -> Assembly:
+    """Two case lists run one after the other (``driver_workflow``): the second one gives the
+    farm's warm groups another runner."""
+    top = set_as_top(Assembly())
+    top.add('c', Probe())
+    for name, y in (('first', 1.0), ('second', 2.0)):
+        top.add(name, CaseIteratorDriver(cases=[{'c.x': float(x), 'c.y': y}
+                                                for x in range(30)]))
+        top.get(name).workflow.add('c')
+        top.get(name).add_response('c.f')
+    top.driver_workflow = ['first', 'second']
+    top.recorders = [JSONRecorder(record)]
+    return top
+
+
 def nested_model(record: str = 'cases.jsonl') -> Assembly:
     """A CaseIteratorDriver whose cases each run an inner CaseIteratorDriver that asks for
     ``MPIFarmExecutor`` (which a client rank must refuse)."""

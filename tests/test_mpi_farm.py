@@ -174,6 +174,17 @@ def test_population_optimizer_runs_its_populations_on_the_farm(tmp_path: Path) -
     assert float(value) == pytest.approx(here.c.f)
 
 
+def test_two_case_drivers_share_the_farm(tmp_path: Path) -> None:
+    write_model(tmp_path, 'two_drivers_model()')
+    done = run_farm(tmp_path, 3)
+    assert done.returncode == 0, done.stderr
+    cases = read_cases(tmp_path / 'cases.jsonl')
+    for name, y in (('first', 1.0), ('second', 2.0)):
+        mine = [case for case in cases if case['driver'] == name]
+        assert [case['c.f'] for case in mine] == [(x - 1.0) ** 2 + x * y for x in range(30)]
+        assert {case['status'] for case in mine} == {'ok'}
+
+
 # -- losses -----------------------------------------------------------------------------------
 def start_farm(directory: Path, n: int, *args: str, **kw: Any) -> subprocess.Popen:
     return subprocess.Popen(farm_command(n, *args, **kw), cwd=directory, env=farm_env(),
@@ -370,7 +381,7 @@ def test_the_executor_is_created_by_entry_point() -> None:
 
 def test_farm_drivers_are_the_case_drivers_run_on_rank_0() -> None:
     from openmdao_like import Assembly, set_as_top
-    from openmdao_like.drivers import FixedPointIterator, ScipyOptimizer
+    from openmdao_like.drivers import FixedPointIterator, PymooDriver, ScipyOptimizer
     top = set_as_top(Assembly())
     top.add('c', mpi_farm_models.Probe())
     top.add('doe', CaseIteratorDriver(cases=[]))
@@ -382,11 +393,13 @@ def test_farm_drivers_are_the_case_drivers_run_on_rank_0() -> None:
     top.add('de', ScipyOptimizer(method='differential_evolution'))
     top.de.workflow.add('c')
     top.add('loop', FixedPointIterator())  # not a case driver: its workflow is searched
+    top.add('nsga', PymooDriver(pop_size=4, n_gen=2))  # found by its options, as the others
+    top.nsga.workflow.add('c')
     top.add('sub', Assembly())
     top.sub.add('d', mpi_farm_models.Probe())
     top.sub.add('driver', CaseIteratorDriver(cases=[]))
     top.sub.driver.workflow.add('d')
     top.loop.workflow.add(['sub'])
-    top.driver_workflow = ['doe', 'slsqp', 'de', 'loop']
+    top.driver_workflow = ['doe', 'slsqp', 'de', 'loop', 'nsga']
     found = farm_drivers(top)
-    assert [d.get_pathname() for d in found] == ['doe', 'de', 'sub.driver']
+    assert [d.get_pathname() for d in found] == ['doe', 'de', 'sub.driver', 'nsga']
