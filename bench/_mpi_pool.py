@@ -17,6 +17,8 @@ def main():
             words = line.split()
             if not words:
                 continue
+            if words[0] == 'quit':  # (hydra does not always pass on the end of stdin)
+                break
             if words[0] == 'warm':
                 list(pool.map(time.sleep, [0.0] * 200, chunksize=1))
                 print('ready', flush=True)

@@ -25,14 +25,12 @@ and >= Pool's figure at 3,200; empty cases ours >= 0.9 x Pool. About 6 minutes w
 """
 
 import multiprocessing
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import bench_models
 import harness
+from _mpi_jobs import mpi4py_futures
 
 BENCH = 'efficiency'
 SIZES = (320, 3200)
@@ -121,31 +119,6 @@ class ThroughDriver:
         self.executor.shutdown()
 
 
-class MPIPool:
-    """mpi4py.futures with WORKERS workers in a subprocess, driven over its stdin."""
-
-    def __init__(self):
-        mpiexec = Path(sys.executable).with_name('mpiexec')
-        env = dict(os.environ, PATH=f'{mpiexec.parent}:{os.environ["PATH"]}')
-        self.proc = subprocess.Popen(
-            [str(mpiexec), '-n', str(WORKERS + 1), sys.executable, '-m', 'mpi4py.futures',
-             str(BENCH_DIR / '_mpi_pool.py')], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            text=True, env=env)
-        self._ask('warm')
-
-    def _ask(self, line):
-        self.proc.stdin.write(line + '\n')
-        self.proc.stdin.flush()
-        return self.proc.stdout.readline().strip()
-
-    def run(self, delay, count):
-        return float(self._ask(f'{delay} {count}'))
-
-    def close(self):
-        self.proc.stdin.close()
-        self.proc.wait(60)
-
-
 def body(rounds):
     from openmdao_like.distributed import RAMExecutor
     from openmdao_like.execution import LocalExecutor
@@ -163,7 +136,7 @@ def body(rounds):
         contender.wait_ready()
     pool = multiprocessing.Pool(WORKERS)
     pool.map(time.sleep, [0.0] * 4 * WORKERS, chunksize=1)
-    mpi = MPIPool()
+    mpi = mpi4py_futures(WORKERS)
 
     def pool_run(delay, count):
         start = time.perf_counter()

@@ -27,8 +27,9 @@ import time
 from typing import Any, Sequence
 
 from .cli import CommandError, UsageError
-from .cli.main import _LEVELS, _report
-from .cli.run import is_saved_model, load_model, model_directory_on_path, parse_setting, report
+from .cli.main import LOG_LEVELS, report_error
+from .cli.run import (is_saved_model, load_model, model_directory_on_path, parse_setting,
+                      record_in_store, report)
 
 logger = logging.getLogger('openmdao_like.mpi')
 
@@ -58,6 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
                         type=parse_setting, default=[],
                         help='set the variable at dotted PATH before the run (a Python '
                              'literal, else a string); may be repeated')
+    parser.add_argument('--store', metavar='URL',
+                        help="record the cases of the model's driver in this job store as they "
+                             "end (sqlite:///runs.db, postgresql://...), so that `openmdao-like "
+                             "run --resume RUN_ID --store URL` can finish the run")
     parser.add_argument('--on-version-mismatch', choices=('error', 'warn'), default='error',
                         help='for a saved model: a class saved with another version of its '
                              'distribution is an error (default) or a warning')
@@ -136,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .distributed.mpi import client, roles
     comm = roles.world()
     rank = comm.Get_rank()
-    logging.basicConfig(level=_LEVELS[min(args.verbose, len(_LEVELS) - 1)], stream=sys.stderr,
+    logging.basicConfig(level=LOG_LEVELS[min(args.verbose, len(LOG_LEVELS) - 1)], stream=sys.stderr,
                         format=f'%(levelname)s rank {rank} %(name)s: %(message)s')
     try:
         role = roles.assign(comm, args.procs_per_case)
@@ -169,13 +174,13 @@ def _rank0(args: argparse.Namespace, parser: argparse.ArgumentParser, server: An
         print(f'{PROG}: error: {exc}', file=sys.stderr)
         return 2
     except CommandError as exc:
-        _report(f'{PROG}: error: {exc}', exc.__cause__, args.verbose)
+        report_error(f'{PROG}: error: {exc}', exc.__cause__, args.verbose)
         return 1
     except KeyboardInterrupt:
         print(f'{PROG}: interrupted', file=sys.stderr)
         return 130
     except Exception as exc:  # a bug: still no bare traceback
-        _report(f'{PROG}: internal error', exc, args.verbose)
+        report_error(f'{PROG}: internal error', exc, args.verbose)
         return 1
 
 
@@ -196,6 +201,8 @@ def _run(args: argparse.Namespace, server: Any) -> int:
             except Exception as exc:
                 raise UsageError(f'--set {path}={raw}: {exc}') from exc
             logger.info('set %s = %r', path, value)
+        if args.store is not None:  # (saved as it is: a resumed run chooses its executor)
+            record_in_store(top, args.store, args.model)
         executor = MPIFarmExecutor(procs_per_case=args.procs_per_case,
                                    case_timeout=args.case_timeout,
                                    max_resubmits=args.max_resubmits)

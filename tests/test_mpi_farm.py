@@ -7,6 +7,7 @@ same farm inside a SLURM batch job; `MPIFarmExecutor` as an object."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,6 +126,24 @@ def test_doe_on_the_farm_equals_the_sequential_run(tmp_path: Path) -> None:
     assert {r for case in cases for r in ranks_of(case['c.ranks'])} <= {1, 2, 3, 4}  # not 0
     for line in ('cases', 'total', '200', 'JSONRecorder'):
         assert line in done.stdout
+
+
+def test_a_farm_run_is_recorded_in_the_job_store(tmp_path: Path) -> None:
+    """--store: each case is in the job store as it ends; the run resumes with nothing to do
+    (and through the executor it was saved with, not the farm's)."""
+    from openmdao_like.jobs import JobStore
+    write_model(tmp_path)
+    url = f'sqlite:///{tmp_path / "runs.db"}'
+    done = run_farm(tmp_path, 3, '--store', url)
+    assert done.returncode == 0, done.stderr
+    run_id = re.search(r'^run (\S+) in ', done.stderr, re.MULTILINE).group(1)
+    counts = JobStore(url).counts(run_id)
+    assert counts['COMPLETED'] == 200 and sum(counts.values()) == 200, counts
+    resumed = subprocess.run([sys.executable, '-m', 'openmdao_like.cli.main', 'run', '--resume',
+                              run_id, '--store', url, '-q'], cwd=tmp_path, env=farm_env(),
+                             capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    assert resumed.returncode == 0, resumed.stderr
+    assert '200 case(s) COMPLETED are not run again' in resumed.stderr
 
 
 def test_groups_of_two_run_each_case_on_both_ranks(tmp_path: Path) -> None:

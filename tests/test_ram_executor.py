@@ -255,6 +255,20 @@ def test_case_timeout_reports_a_hanging_case_lost(ram):
     assert 'infrastructure loss' in results[4].error
 
 
+def test_ram_servers_send_a_straggler_again(ram, tmp_path: Path) -> None:
+    """Servers do not say which case of a chunk runs: the chunk (here of one case) is sent
+    again once it ran longer than case_timeout per case; the hung server is released."""
+    top = make_model(points(8), sequential=False,
+                     executor=make_executor(ram, max_chunk=1, case_timeout=1.0))
+    top.p.hang_once_at = 4.0
+    top.p.markers = str(tmp_path)
+    top.run()
+    results = top.driver.results
+    assert [c.status for c in results] == ['ok'] * 8
+    assert [c['p.f_xy'] for c in results] == [expected(i) for i in range(8)]
+    assert [c.retries for c in results] == [0] * 8
+
+
 # -- interrupts and errors --------------------------------------------------------------------
 
 class InterruptingRecorder(SQLiteRecorder):

@@ -1,7 +1,8 @@
 """Stragglers sent again (every executor of the backbone): a case not back within
 ``case_timeout`` runs again on another worker while its first copy goes on, up to
 ``max_resubmits`` times; the first copy to end gives the outcome, the workers still running
-other copies are stopped, and the case comes back (and is recorded) once."""
+other copies are stopped, and the case comes back (and is recorded) once. (RAM servers:
+tests/test_ram_executor.py; the MPI farm: tests/test_mpi_farm.py.)"""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from openmdao_like.recorders import JSONRecorder, read_cases
 
 from ram_models import eventually
 from test_local_executor import assert_no_workers_left
-from test_ram_executor import EXECUTORS, expected, make_executor, make_model, points, ram  # noqa: F401
+from test_ram_executor import expected, make_model, points
 
 
 class Copies:
@@ -119,20 +120,6 @@ def test_a_driver_records_a_straggler_once(tmp_path: Path) -> None:
     assert [c['status'] for c in recorded] == ['ok'] * 12
     top.driver.executor.shutdown()  # (a user's executor stays warm)
     assert_no_workers_left()
-
-
-def test_ram_servers_send_a_straggler_again(ram, tmp_path: Path) -> None:  # noqa: F811
-    """Servers do not say which case of a chunk runs: the chunk (here of one case) is sent
-    again once it ran longer than case_timeout per case; the hung server is released."""
-    top = make_model(points(8), sequential=False,
-                     executor=make_executor(ram, max_chunk=1, case_timeout=1.0))
-    top.p.hang_once_at = 4.0
-    top.p.markers = str(tmp_path)
-    top.run()
-    results = top.driver.results
-    assert [c.status for c in results] == ['ok'] * 8
-    assert [c['p.f_xy'] for c in results] == [expected(i) for i in range(8)]
-    assert [c.retries for c in results] == [0] * 8
 
 
 @pytest.mark.parametrize('bad, text', [

@@ -20,7 +20,7 @@ from . import CommandError, UsageError, jobs, plugin, resources, run, runner, se
 #: Subcommand modules, in the order ``--help`` lists them.
 COMMANDS = (run, runner, jobs, plugin, server, resources)
 
-_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
+LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:  # reported by the subcommand's parser, so that its usage is shown
         args.parser.error(f'unrecognized arguments: {" ".join(extra)}')
     verbose = args.verbose
-    logging.basicConfig(level=_LEVELS[min(verbose, len(_LEVELS) - 1)], stream=sys.stderr,
+    logging.basicConfig(level=LOG_LEVELS[min(verbose, len(LOG_LEVELS) - 1)], stream=sys.stderr,
                         format='%(levelname)s %(name)s: %(message)s')
     try:
         return args.handler(args)
@@ -57,20 +57,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f'{args.parser.prog}: error: {exc}', file=sys.stderr)
         return 2
     except CommandError as exc:
-        _report(f'{args.parser.prog}: error: {exc}', exc.__cause__, verbose)
+        report_error(f'{args.parser.prog}: error: {exc}', exc.__cause__, verbose)
         return 1
     except StoreError as exc:  # its message names the store, what was asked and why not
-        _report(f'{args.parser.prog}: error: {exc}', None, verbose)
+        report_error(f'{args.parser.prog}: error: {exc}', None, verbose)
         return 1
     except KeyboardInterrupt:
         print(f'{args.parser.prog}: interrupted', file=sys.stderr)
         return 130
     except Exception as exc:  # a bug in the command itself: still no bare traceback
-        _report(f'{args.parser.prog}: internal error', exc, verbose)
+        report_error(f'{args.parser.prog}: internal error', exc, verbose)
         return 1
 
 
-def _report(message: str, cause: BaseException | None, verbose: int) -> None:
+def report_error(message: str, cause: BaseException | None, verbose: int) -> None:
     """Print ``message`` and the cause's type, message and the component that raised it; its
     traceback when verbose."""
     if cause is None:

@@ -115,10 +115,7 @@ def run_command(args: argparse.Namespace) -> int:
                 raise UsageError(f'--set {path}={raw}: {exc}') from exc
             logger.info('set %s = %r', path, value)
         if args.store is not None:
-            store = JobStore(args.store)
-            driver = case_driver(top.driver, args.model)
-            run_id = start_run(top, store, args.model, driver.get_pathname())
-            print(f'run {run_id} in {redact(args.store)}', file=sys.stderr, flush=True)
+            record_in_store(top, args.store, args.model)
         start = time.perf_counter()
         try:
             top.run()
@@ -152,6 +149,16 @@ def resume_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report(top, run.name, time.perf_counter() - start))
     return 0
+
+
+def record_in_store(top: Assembly, url: str, name: str) -> str:
+    """Start a run of ``top``'s case driver in the job store at ``url`` (``--store``): its
+    cases are recorded there as they end, so that ``--resume`` can finish the run; its id."""
+    store = JobStore(url)
+    driver = case_driver(top.driver, name)
+    run_id = start_run(top, store, name, driver.get_pathname())
+    print(f'run {run_id} in {redact(url)}', file=sys.stderr, flush=True)
+    return run_id
 
 
 def case_driver(driver: Any, name: str) -> Any:

@@ -65,19 +65,20 @@ class RunnerService(SecureService):
         with self.lock:
             if group is None:
                 return codec.pack([tuple(runner(case_id, inputs)) for case_id, inputs in cases])
-            return codec.pack([tuple(_everywhere(group, runner, case_id, inputs))
+            return codec.pack([tuple(run_on_group(group, runner, case_id, inputs))
                                for case_id, inputs in cases])
 
 
 def follow_cases(group: spmd.Group, runner: Any) -> NoReturn:
     """A rank other than 0 of an MPI case runner: run each case rank 0 sends, for good."""
-    group.follow(lambda case: runner(*case), _problem)
+    group.follow(lambda case: runner(*case), outcome_problem)
 
 
-def _everywhere(group: spmd.Group, runner: Any, case_id: int, inputs: Any) -> Any:
+def run_on_group(group: spmd.Group, runner: Any, case_id: int, inputs: Any) -> Any:
     """One case run on every rank: rank 0's outcome, failed with the lowest failing rank's
     error when rank 0's run succeeded and another's did not."""
-    outcome, problems = group.run((case_id, inputs), lambda: runner(case_id, inputs), _problem)
+    outcome, problems = group.run((case_id, inputs), lambda: runner(case_id, inputs),
+                                  outcome_problem)
     if not problems or outcome.status != OK:
         return outcome
     rank = min(problems)
@@ -86,7 +87,7 @@ def _everywhere(group: spmd.Group, runner: Any, case_id: int, inputs: Any) -> An
                             error=f'rank {rank} of {group.size}: {problems[rank][3]}')
 
 
-def _problem(outcome: Any) -> spmd.Problem | None:
+def outcome_problem(outcome: Any) -> spmd.Problem | None:
     """A failed outcome as a rank's problem (the runner catches the model's exceptions)."""
     if outcome.status == OK:
         return None

@@ -86,8 +86,8 @@ def abort(role: Role, why: str) -> None:
 def _judge(result: Any) -> Any:
     """A follower's result as a problem: a failed case outcome (a runner loaded is fine)."""
     if isinstance(result, CaseOutcome):
-        from ...remote.runner_service import _problem
-        return _problem(result)
+        from ...remote.runner_service import outcome_problem
+        return outcome_problem(result)
     return None
 
 
@@ -116,8 +116,8 @@ class _GroupRunner:
     rank, with its traceback) when a follower's run failed."""
 
     def __init__(self, runner: Any, group: Any):
-        from ...remote.runner_service import _everywhere
-        self._run = _everywhere
+        from ...remote.runner_service import run_on_group
+        self._run = run_on_group
         self.runner, self.group = runner, group
 
     def __call__(self, case_id: int, inputs: Any) -> CaseOutcome:

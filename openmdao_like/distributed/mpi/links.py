@@ -1,6 +1,7 @@
 """The TCP links between rank 0 and its clients: `multiprocessing.connection` connections, each
 authenticated both ways with the farm's key (HMAC challenges) before anything else is read, with
-TCP keepalive so that a peer whose host vanished is seen within seconds, every wait bounded."""
+TCP keepalive so that a peer whose host vanished is seen within seconds, without Nagle's delay,
+every wait bounded."""
 
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ KEEPALIVE = (2, 1, 3)
 
 
 def keepalive(sock: socket.socket) -> None:
-    """Turn TCP keepalive on for ``sock`` (`KEEPALIVE`; where the platform has the knobs)."""
+    """Turn TCP keepalive on for ``sock`` (`KEEPALIVE`; where the platform has the knobs), and
+    Nagle's algorithm off: a small message (a chunk's outcomes) written while the previous one
+    waits for its delayed acknowledgement would otherwise wait for it too, ~40 ms on Linux
+    (measured: every group's last outcomes of a run came back 30-40 ms late)."""
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
     idle, interval, count = KEEPALIVE
     for name, value in (('TCP_KEEPIDLE', idle), ('TCP_KEEPINTVL', interval),
