@@ -28,8 +28,8 @@ from typing import Any, Sequence
 
 from .cli import CommandError, UsageError
 from .cli.main import LOG_LEVELS, report_error
-from .cli.run import (is_saved_model, load_model, model_directory_on_path, parse_setting,
-                      record_in_store, report)
+from .cli.run import (is_saved_model, model_directory_on_path, parse_setting, prepare_model,
+                      report)
 
 logger = logging.getLogger('openmdao_like.mpi')
 
@@ -193,16 +193,7 @@ def _run(args: argparse.Namespace, server: Any) -> int:
     Component.comm = MPI.COMM_SELF  # what runs on rank 0 runs there alone
     saved = is_saved_model(args.model)
     with model_directory_on_path(args.model) if saved else contextlib.nullcontext():
-        top = load_model(args.model, args.on_version_mismatch, args.trust_paths,
-                         args.trust_commands)
-        for path, value, raw in args.settings:
-            try:
-                top.set(path, value)
-            except Exception as exc:
-                raise UsageError(f'--set {path}={raw}: {exc}') from exc
-            logger.info('set %s = %r', path, value)
-        if args.store is not None:  # (saved as it is: a resumed run chooses its executor)
-            record_in_store(top, args.store, args.model)
+        top = prepare_model(args)
         executor = MPIFarmExecutor(procs_per_case=args.procs_per_case,
                                    case_timeout=args.case_timeout,
                                    max_resubmits=args.max_resubmits)

@@ -106,16 +106,7 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError('expected MODEL (a model file), or --resume RUN_ID --store URL')
     with model_directory_on_path(args.model) if is_saved_model(args.model) else \
             contextlib.nullcontext():
-        top = load_model(args.model, args.on_version_mismatch, args.trust_paths,
-                         args.trust_commands)
-        for path, value, raw in args.settings:
-            try:
-                top.set(path, value)
-            except Exception as exc:
-                raise UsageError(f'--set {path}={raw}: {exc}') from exc
-            logger.info('set %s = %r', path, value)
-        if args.store is not None:
-            record_in_store(top, args.store, args.model)
+        top = prepare_model(args)
         start = time.perf_counter()
         try:
             top.run()
@@ -149,6 +140,21 @@ def resume_command(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(report(top, run.name, time.perf_counter() - start))
     return 0
+
+
+def prepare_model(args: argparse.Namespace) -> Assembly:
+    """The model of ``args.model`` (`load_model`), its ``--set`` values applied and, with
+    ``--store``, its run started in the job store (`record_in_store`), ready to run."""
+    top = load_model(args.model, args.on_version_mismatch, args.trust_paths, args.trust_commands)
+    for path, value, raw in args.settings:
+        try:
+            top.set(path, value)
+        except Exception as exc:
+            raise UsageError(f'--set {path}={raw}: {exc}') from exc
+        logger.info('set %s = %r', path, value)
+    if args.store is not None:  # (saved as it is: a resumed run chooses its executor)
+        record_in_store(top, args.store, args.model)
+    return top
 
 
 def record_in_store(top: Assembly, url: str, name: str) -> str:

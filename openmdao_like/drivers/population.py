@@ -27,7 +27,9 @@ from .. import tree
 from ..cases import FAILED, OK, Case
 from ..errors import ExpressionError, error_summary
 from ..execution.base import BrokenExecutor, CaseOutcome, Executor
+from ..options import OptionsDictionary
 from .caserun import ModelCaseRunner, inner_cases
+from .driver import EXECUTOR_ACCEPTS
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,19 @@ def _member_outputs(driver: Any) -> dict[str, Any]:
     outputs.update((n, c.evaluate()) for n, c in driver._constraints.items())
     outputs.update((n, r.evaluate()) for n, r in driver._responses.items())
     return outputs
+
+
+def declare_execution_options(options: OptionsDictionary, runs: str) -> None:
+    """``sequential``, ``executor`` and ``progress``: how a population optimizer evaluates its
+    ``runs`` (populations, generations), in this process or through an executor."""
+    options.declare('sequential', True, types=bool, accepts='True or False',
+                    desc=f'True: evaluate in this process; False: {runs} run through executor')
+    options.declare('executor', None, types=Executor, allow_none=True, accepts=EXECUTOR_ACCEPTS,
+                    desc=f'where {runs} run when not sequential (None: a new LocalExecutor per '
+                         f'run)')
+    options.declare('progress', None, types=bool, allow_none=True,
+                    accepts='True, False or None',
+                    desc='progress line on stderr (None: when stderr is a terminal)')
 
 
 class MemberRunner(ModelCaseRunner):

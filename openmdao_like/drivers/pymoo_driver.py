@@ -28,8 +28,8 @@ from ..execution.base import Executor, SerialExecutor
 from ..execution.local import LocalExecutor
 from ..options import OptionError, OptionsDictionary, OptionTypeError, suggest
 from ..progress import Progress
-from .driver import EXECUTOR_ACCEPTS, Driver
-from .population import Member, PopulationEvaluator
+from .driver import Driver
+from .population import Member, PopulationEvaluator, declare_execution_options
 from .scipy_optimizer import _DesignSpace
 
 logger = logging.getLogger(__name__)
@@ -160,16 +160,7 @@ class PymooDriver(Driver):
                                              '(None: pymoo default)')):
             options.declare(name, None, types=float, lower=0.0, upper=1.0, allow_none=True,
                             accepts='a float in [0, 1] or None', desc=desc)
-        options.declare('sequential', True, types=bool, accepts='True or False',
-                        desc='True: evaluate in this process; False: generations run '
-                             'through executor')
-        options.declare('executor', None, types=Executor, allow_none=True,
-                        accepts=EXECUTOR_ACCEPTS,
-                        desc='where generations run when not sequential (None: a new '
-                             'LocalExecutor per run)')
-        options.declare('progress', None, types=bool, allow_none=True,
-                        accepts='True, False or None',
-                        desc='progress line on stderr (None: when stderr is a terminal)')
+        declare_execution_options(options, 'generations')
 
     def __init__(self, algorithm: str = ALGORITHMS[0], **kwargs: Any):
         super().__init__(algorithm=algorithm, **kwargs)

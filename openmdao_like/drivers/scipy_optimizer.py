@@ -20,12 +20,11 @@ import numpy as np
 
 from .. import tree
 from ..errors import ConfigError, ExpressionError, ValidationError, describe
-from ..execution.base import Executor
 from ..execution.local import LocalExecutor
 from ..options import OptionError, OptionsDictionary, OptionTypeError
 from ..progress import Progress
-from .driver import EXECUTOR_ACCEPTS, Driver
-from .population import PopulationEvaluator
+from .driver import Driver
+from .population import PopulationEvaluator, declare_execution_options
 
 logger = logging.getLogger(__name__)
 
@@ -173,16 +172,7 @@ class ScipyOptimizer(Driver):
                         desc='default finite-difference step (driver units)')
         options.declare('options', {}, types=dict, check=dict,
                         desc="further options of the scipy method (scipy's own)")
-        options.declare('sequential', True, types=bool, accepts='True or False',
-                        desc='True: evaluate in this process; False: populations run through '
-                             'executor')
-        options.declare('executor', None, types=Executor, allow_none=True,
-                        accepts=EXECUTOR_ACCEPTS,
-                        desc='where populations run when not sequential (None: a new '
-                             'LocalExecutor per run)')
-        options.declare('progress', None, types=bool, allow_none=True,
-                        accepts='True, False or None',
-                        desc='progress line on stderr (None: when stderr is a terminal)')
+        declare_execution_options(options, 'populations')
 
     def __init__(self, method: str = METHODS[0], **kwargs: Any):
         super().__init__(method=method, **kwargs)

@@ -43,6 +43,7 @@ CONNECT_TIMEOUT = 60.0
 
 _GROUP: Any = None  # this leader's spmd.Group (K > 1), for `_load_on_group`
 _DROPPED = object()  # in the leader's inbox: a drop was done
+_ENDED = object()  # the connection to rank 0 ended
 
 
 def serve(role: Role) -> None:
@@ -80,6 +81,18 @@ def abort(role: Role, why: str) -> None:
         handler.flush()
     sys.stderr.flush()
     MPI.COMM_WORLD.Abort(1)
+
+
+def _from_server(rank: _Leader | _Follower) -> Any:
+    """The next message from rank 0 on ``rank``'s connection, or `_ENDED` once it ended: rank 0
+    is gone unless ``rank`` is stopping, and then the MPI job is aborted."""
+    try:
+        return rank.conn.recv()
+    except (EOFError, OSError) as exc:
+        if not rank.stopping:
+            abort(rank.role, f'the farm server (rank 0) closed the connection '
+                             f'({type(exc).__name__}: {str(exc) or "end of file"})')
+        return _ENDED
 
 
 # -- K > 1: cases and runners on every rank of the group ---------------------------------------
@@ -146,7 +159,7 @@ class _Leader:
     def __init__(self, role: Role, conn: Any, group: Any):
         self.role, self.conn, self.group = role, conn, group
         self.dropping = False
-        self._stopping = False
+        self.stopping = False
         self._send_lock = threading.Lock()
         self._inbox: deque = deque()
         self._arrived = threading.Condition()
@@ -166,7 +179,7 @@ class _Leader:
                 logger.error('rank %d: expected a runner first, got a %s', self.role.rank,
                              type(first).__name__)
         finally:
-            self._stopping = True
+            self.stopping = True
             self._stop.set()
             self._busy.set()
             if self.group is not None:
@@ -196,12 +209,8 @@ class _Leader:
     def _read(self) -> None:
         """Take every message off the connection; handle drops; abort if rank 0 is gone."""
         while True:
-            try:
-                message = self.conn.recv()
-            except (EOFError, OSError) as exc:
-                if not self._stopping:
-                    abort(self.role, f'the farm server (rank 0) closed the connection '
-                                     f'({type(exc).__name__}: {str(exc) or "end of file"})')
+            message = _from_server(self)
+            if message is _ENDED:
                 return
             with self._arrived:
                 if message == ('drop',):
@@ -233,7 +242,7 @@ class _Leader:
         sleeps while no chunk runs)."""
         while True:
             self._busy.wait()
-            if self._stopping:
+            if self.stopping:
                 return
             with self._slot_lock:
                 seq, case = self._seq, self._case
@@ -258,7 +267,7 @@ class _Follower:
 
     def __init__(self, role: Role, conn: Any, group: Any):
         self.role, self.conn, self.group = role, conn, group
-        self._stopping = False
+        self.stopping = False
 
     def serve(self) -> None:
         threading.Thread(target=self._watch, name='farm-watch', daemon=True).start()
@@ -276,17 +285,13 @@ class _Follower:
         try:
             self.group.follow(task, _judge)
         finally:
-            self._stopping = True
+            self.stopping = True
             links.close(self.conn)
 
     def _watch(self) -> None:
         while True:
-            try:
-                message = self.conn.recv()
-            except (EOFError, OSError) as exc:
-                if not self._stopping:
-                    abort(self.role, f'the farm server (rank 0) closed the connection '
-                                     f'({type(exc).__name__}: {str(exc) or "end of file"})')
+            message = _from_server(self)
+            if message is _ENDED:
                 return
             if message == ('exit',):
                 logger.error('rank %d: the leader of group %d was lost; this rank exits',
