@@ -5,7 +5,9 @@ applies the policies every executor shares:
 
 - **chunks** (`execution.chunks.ChunkPolicy`): guided self-scheduling when the number of cases
   left is known, measured growth otherwise; each worker holds the next chunk while it runs
-  one (``prefetch``), so it never waits for the loop;
+  one (``prefetch``), so it never waits for the loop — except for the last cases (no more
+  than there are workers), which go to the first workers free rather than wait behind a
+  running chunk;
 - **losses**: when a worker is lost, a case known to be running on it comes back failed with
   ``lost=True`` and the rest of its chunk is sent again; when the pool cannot tell which case
   was running, each case of the chunk runs again alone, so the one that kills its worker is the
@@ -202,6 +204,9 @@ class PoolExecutor(HasOptions, Executor):
         feed_error: list[BaseException] = []
         while True:
             while (idle or primed) and (suspects or backlog or not feed_error):
+                if not idle and 0 < (operator.length_hint(feed, 0) + len(backlog) +
+                                     len(suspects)) <= pool.size:
+                    break  # the last cases wait for the first worker free, not in a queue
                 if suspects:
                     chunk, alone, queued = [suspects.popleft()], True, 1
                 else:
