@@ -407,7 +407,9 @@ def test_constraints_that_cannot_be_sized_are_named():
         '(ZeroDivisionError: ')
     top.p.y = 1.0
     top.run()
-    assert top.driver.nfev == 9
+    # 4 members, then up to 4 offspring (one equal to a member evaluated before is not run
+    # again: DE repeats some with so small a population), then the best run once more
+    assert 4 <= top.driver.nfev <= 9
 
 
 def test_missing_pymoo_says_how_to_install_it():
