@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from openmdao_like.errors import ConfigError
-from openmdao_like.http import Exposed, Users, load_config
+from openmdao_like.http import Exposed, User, Users, load_config
 from openmdao_like.http.config import MIN_SECRET_BYTES, SECRET_VARIABLE
 
 SECRET = 'k' * 48
@@ -190,3 +190,49 @@ def test_adduser_refuses_bad_input(config: Path, tmp_path: Path) -> None:
                    '--password-stdin', stdin='long enough\n')
     assert bad.returncode == 2 and "port must be an integer in [0, 65535], got 'x'" in bad.stderr
     assert not (config.parent / 'http.users.yaml').exists()
+
+
+# -- tokens and the login guard ---------------------------------------------------------------
+def test_tokens_carry_the_user_and_refuse_what_is_wrong() -> None:
+    import jwt
+    from openmdao_like.http.tokens import TokenError, Tokens
+    tokens = Tokens(SECRET.encode(), access_ttl=60)
+    alice = User('alice', ('aero',))
+    access, refresh = tokens.make(alice), tokens.make(alice, 'refresh')
+    assert tokens.check(access) == alice and tokens.check(refresh, 'refresh') == alice
+    with pytest.raises(TokenError, match='expected an access token, got a refresh token'):
+        tokens.check(refresh)
+    with pytest.raises(TokenError, match='the token was not signed by this service'):
+        Tokens(b'x' * 48).check(access)
+    forged = jwt.encode({'sub': 'root', 'roles': ['admin'], 'kind': 'access',
+                         'iss': 'openmdao_like.http', 'iat': 0, 'exp': 2**40}, 'guess' * 8,
+                        algorithm='HS256')
+    with pytest.raises(TokenError, match='not signed by this service'):
+        tokens.check(forged)
+    unsigned = jwt.encode({'sub': 'root', 'kind': 'access'}, None, algorithm='none')
+    with pytest.raises(TokenError, match='not a token of this service') as info:
+        tokens.check(unsigned)
+    assert unsigned not in str(info.value)
+    with pytest.raises(TokenError, match='not a token of this service'):
+        tokens.check('not.a.token')
+    with pytest.raises(TokenError, match='not a token of this service'):
+        Tokens(SECRET.encode(), issuer='elsewhere').check(access)
+    stale = Tokens(SECRET.encode(), access_ttl=-1).make(alice)  # ended a second ago
+    with pytest.raises(TokenError, match='the token has expired: log in again'):
+        tokens.check(stale)
+    assert 'kkkk' not in repr(tokens)
+
+
+def test_the_login_guard_locks_a_name_and_limits_an_address() -> None:
+    from openmdao_like.http.tokens import LoginGuard
+    guard = LoginGuard(max_failures=3, window=60.0, lockout=60.0, per_address=5)
+    for _ in range(3):
+        assert guard.refusal('alice', '10.0.0.1') is None
+        guard.failed('alice')
+    assert guard.refusal('alice', '10.0.0.2').startswith("too many failed logins for 'alice': "
+                                                         'locked for another 60 s')
+    assert guard.refusal('bob', '10.0.0.1') is None  # another name from the same address
+    guard.succeeded('bob')
+    assert guard.refusal('carol', '10.0.0.1') is None
+    assert guard.refusal('dave', '10.0.0.1') == ('too many logins from 10.0.0.1: at most 5 per '
+                                                 '60 s')
