@@ -223,12 +223,18 @@ def pids_in(directory: Path) -> list[int]:
     return sorted(int(name) for name in os.listdir(directory))
 
 
-def test_a_client_killed_mid_run_loses_no_case(tmp_path: Path) -> None:
-    write_model(tmp_path)
-    pids = tmp_path / 'pids'
+def start_noting_pids(directory: Path) -> tuple[Path, subprocess.Popen]:
+    """A farm of 5 ranks (hydra lets the others go on when one dies) running 0.1 s cases whose
+    client ranks note their pids in ``directory/pids``; that directory and the farm."""
+    write_model(directory)
+    pids = directory / 'pids'
     pids.mkdir()
-    proc = start_farm(tmp_path, 5, '--set', 'c.delay=0.1', '--set', f'c.pid_dir={pids}',
-                      cleanup=False)
+    return pids, start_farm(directory, 5, '--set', 'c.delay=0.1', '--set',
+                            f'c.pid_dir={pids}', cleanup=False)
+
+
+def test_a_client_killed_mid_run_loses_no_case(tmp_path: Path) -> None:
+    pids, proc = start_noting_pids(tmp_path)
     try:
         victim = wait_for(lambda: len(pids_in(pids)) >= 2 and pids_in(pids)[0],
                           'two clients ran cases')
@@ -262,11 +268,7 @@ def test_a_hung_case_is_sent_again_and_the_hung_rank_is_ended(tmp_path: Path) ->
 
 
 def test_clients_end_when_the_server_dies(tmp_path: Path) -> None:
-    write_model(tmp_path)
-    pids = tmp_path / 'pids'
-    pids.mkdir()
-    proc = start_farm(tmp_path, 5, '--set', 'c.delay=0.1', '--set', f'c.pid_dir={pids}',
-                      cleanup=False)
+    pids, proc = start_noting_pids(tmp_path)
     try:
         clients = wait_for(lambda: len(pids_in(pids)) == 4 and pids_in(pids),
                            'every client ran cases')

@@ -24,7 +24,7 @@ import numpy as np
 from .. import tree
 from ..cases import Case
 from ..component import Component
-from ..errors import ExpressionError
+from ..errors import ConfigError, ExpressionError
 from ..options import HasOptions, OptionsDictionary
 from ..workflow import Dataflow, Workflow
 from .expressions import ExprEvaluator
@@ -87,6 +87,14 @@ class Driver(HasOptions, Component):
         model)."""
         where, kind = tree.where(self), type(self).__name__
         return where if where == kind else f'{where} ({kind})'
+
+    def _require_design(self, where: str, objectives: str = 'one') -> None:
+        """Raise `ConfigError` (its message starting with ``where``) unless the driver has
+        parameters and an objective; ``objectives`` says how many it may have."""
+        if not self._parameters:
+            raise ConfigError(f'{where}: no parameters; add some with add_parameter()')
+        if not self._objectives:
+            raise ConfigError(f'{where}: no objective; add {objectives} with add_objective()')
 
     @property
     def workflow(self) -> Workflow:

@@ -181,11 +181,7 @@ class PymooDriver(Driver):
     def _check_problem(self) -> None:
         """Raise `ConfigError` unless the problem suits the algorithm."""
         where = f'{self._option_owner()}, algorithm {self.algorithm!r}'
-        if not self._parameters:
-            raise ConfigError(f'{where}: no parameters; add some with add_parameter()')
-        if not self._objectives:
-            raise ConfigError(f'{where}: no objective; add one (or several, with NSGA2) with '
-                              f'add_objective()')
+        self._require_design(where, 'one (or several, with NSGA2)')
         if len(self._objectives) > 1 and self.algorithm in _SINGLE_OBJECTIVE:
             raise ConfigError(f'{where}: expected one objective (the algorithm is '
                               f'single-objective; NSGA2 takes several), got '

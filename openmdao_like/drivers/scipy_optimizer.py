@@ -212,10 +212,7 @@ class ScipyOptimizer(Driver):
     def _check_problem(self) -> None:
         """Raise `ConfigError` unless the problem suits the method."""
         where = f'{self._option_owner()}, method {self.method!r}'
-        if not self._parameters:
-            raise ConfigError(f'{where}: no parameters; add some with add_parameter()')
-        if not self._objectives:
-            raise ConfigError(f'{where}: no objective; add one with add_objective()')
+        self._require_design(where)
         if len(self._objectives) > 1:
             raise ConfigError(f'{where}: expected one objective, got {len(self._objectives)} '
                               f'({", ".join(self._objectives)})')
