@@ -353,9 +353,11 @@ class SSHChannel(Channel):
         self._check(done, f'writing {path}')
 
     def read_file(self, path: str) -> bytes:
-        buffer = io.BytesIO()
-        self._sftp_file(path, lambda sftp: sftp.getfo(path, buffer))
-        return buffer.getvalue()
+        def fetch(sftp: paramiko.SFTPClient) -> bytes:
+            buffer = io.BytesIO()  # a new one per attempt: a read tried again starts afresh
+            sftp.getfo(path, buffer)
+            return buffer.getvalue()
+        return self._sftp_file(path, fetch)
 
     def push_file(self, local_path: str, remote_path: str) -> None:
         self._sftp_file(remote_path, lambda sftp: sftp.put(os.fspath(local_path), remote_path))
@@ -363,9 +365,9 @@ class SSHChannel(Channel):
     def pull_file(self, remote_path: str, local_path: str) -> None:
         self._sftp_file(remote_path, lambda sftp: sftp.get(remote_path, os.fspath(local_path)))
 
-    def _sftp_file(self, path: str, action: Callable[[paramiko.SFTPClient], Any]) -> None:
+    def _sftp_file(self, path: str, action: Callable[[paramiko.SFTPClient], _T]) -> _T:
         try:
-            self._with_sftp(action)
+            return self._with_sftp(action)
         except (paramiko.SSHException, EOFError) as exc:
             raise SSHError(f'{self.where}: {path}: transfer failed: {exc}') from None
         except OSError as exc:
