@@ -54,12 +54,20 @@ def test_a_configuration_is_read_with_paths_beside_it(config: Path) -> None:
     assert aero.allows(['admin']) and not aero.allows(['guest']) and not aero.allows([])
     assert conf.component('paraboloid_plugin.Paraboloid').allows([])
     assert conf.component('os.system') is None
+    assert conf.store_url == f'sqlite:///{base / "http.jobs.db"}'
+    assert conf.files_dir == base / 'http.files'
+    relative = load_config(write(base / 'other.yaml', 'store: sqlite:///j.db\n'))
+    assert relative.store_url == f'sqlite:///{base / "j.db"}'
 
 
 @pytest.mark.parametrize('text, message', [
-    ('- a\n', 'expected a mapping of host, port, secret_file, tls, components, got'),
-    ('hots: x\n', "unknown key(s) 'hots'; expected some of host, port, secret_file, tls, "
-                  "components"),
+    ('- a\n', 'expected a mapping of host, port, secret_file, tls, workers, timeout, max_upload, store, workdir, components, got'),
+    ('hots: x\n', "unknown key(s) 'hots'; expected some of host, port, secret_file, tls, workers, timeout, max_upload, store, workdir, components"),
+    ('workers: 0\n', 'workers must be an integer >= 1, got 0'),
+    ('timeout: -1\n', 'timeout must be a number >= 0.001, got -1'),
+    ('max_upload: 1.5\n', 'max_upload must be an integer >= 0, got 1.5'),
+    ('store: jobs.db\n', "store must be a job store URL (sqlite:///PATH or postgresql://...), "
+                         "got 'jobs.db'"),
     ('port: 70000\n', 'port must be an integer in [0, 65535], got 70000'),
     ('port: "80"\n', "port must be an integer in [0, 65535], got '80'"),
     ('host: 3\n', 'host must be a host name or address, got 3'),

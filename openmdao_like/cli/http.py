@@ -1,4 +1,7 @@
-"""``openmdao-like http adduser|deluser|users``: the accounts of the HTTP component service.
+"""``openmdao-like http serve|adduser|deluser|users``: the HTTP component service.
+
+``serve`` runs the service of a configuration file (`openmdao_like.http.config`) with uvicorn,
+over TLS when the file names a certificate and key; it refuses to start without a JWT secret.
 
 Users live in the users file beside the service's configuration (``NAME.users.yaml`` for
 ``--config NAME.yaml``), as argon2 hashes and roles (`openmdao_like.http.users`). ``adduser``
@@ -9,7 +12,9 @@ asks for the password twice on a terminal, or reads one line from stdin with
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import getpass
+import logging
 import sys
 from typing import Any, Callable
 
@@ -18,13 +23,16 @@ from ..http import Users, load_config
 from . import UsageError
 from .table import format_table
 
+logger = logging.getLogger(__name__)
+
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``http`` subcommand and its actions."""
     parser = subparsers.add_parser(
-        'http', parents=[common], help='manage the users of the HTTP component service',
-        description='Manage the users of the HTTP component service (argon2 password hashes '
-                    'and roles, in the users file beside its configuration).')
+        'http', parents=[common], help='serve components over HTTP; manage its users',
+        description='Serve components over HTTP (REST, OAuth2 tokens, TLS), and manage the '
+                    "service's users (argon2 password hashes and roles, in the users file "
+                    'beside its configuration).')
     parser.set_defaults(parser=parser)
     actions = parser.add_subparsers(dest='action', metavar='ACTION', required=True)
     options = argparse.ArgumentParser(add_help=False)
@@ -38,6 +46,11 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
         sub.set_defaults(handler=handler, parser=sub)
         return sub
 
+    serve = action('serve', serve_command, 'serve the components of the configuration')
+    serve.add_argument('--host', help='address to listen on (default: the file\'s host)')
+    serve.add_argument('--port', type=int, help='port to listen on (default: the file\'s port)')
+    serve.add_argument('--workers', type=int, metavar='N',
+                       help='worker processes running executions (default: the file\'s)')
     add = action('adduser', adduser_command, 'add a user (or, with --replace, set a new '
                                              'password and roles)')
     add.add_argument('name', help='user name (letters, digits, _ . @ -)')
@@ -52,6 +65,39 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     remove.add_argument('name', help='user name')
     action('users', users_command, 'list the users and their roles')
     return parser
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Handler of ``http serve``: runs until interrupted."""
+    try:
+        import uvicorn
+        from ..http.app import create_app
+    except ImportError as exc:
+        raise UsageError(f'the HTTP service needs fastapi and uvicorn ({exc}); install them '
+                         f'with: pip install openmdao_like[http]') from exc
+    try:
+        config = load_config(args.config)
+        overrides = {k: v for k, v in (('host', args.host), ('port', args.port),
+                                       ('workers', args.workers)) if v is not None}
+        if overrides:
+            config = dataclasses.replace(config, **overrides)
+        if config.workers < 1 or not 0 <= config.port <= 65535:
+            raise UsageError(f'--workers must be >= 1 and --port in [0, 65535], got '
+                             f'{config.workers} and {config.port}')
+        for path in config.tls or ():
+            if not path.is_file():
+                raise UsageError(f'{config.path}: tls: no file {path}')
+        app = create_app(config)
+        app.state.service.start()  # here, so that a component that cannot be offered is named
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from exc
+    scheme = 'https' if config.tls else 'http'
+    logger.info('serving %s on %s://%s:%d', config.path, scheme, config.host, config.port)
+    cert, key = config.tls or (None, None)
+    level = min(logging.getLogger().getEffectiveLevel(), logging.INFO)
+    uvicorn.run(app, host=config.host, port=config.port, ssl_certfile=cert, ssl_keyfile=key,
+                log_level=logging.getLevelName(level).lower(), timeout_graceful_shutdown=10)
+    return 0
 
 
 def _users(args: argparse.Namespace) -> Users:

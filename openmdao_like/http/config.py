@@ -6,6 +6,11 @@
     port: 8443                 # also --port
     secret_file: jwt.secret    # or the environment variable OML_HTTP_SECRET
     tls: {cert: server.pem, key: server.key}
+    workers: 2                 # worker processes running the executions
+    timeout: 3600              # longest execution allowed, seconds (a call may ask for less)
+    max_upload: 1073741824     # largest file uploaded, bytes
+    store: sqlite:///jobs.db   # the job store of asynchronous executions (default: NAME.jobs.db)
+    workdir: files             # uploaded files, files of outputs, components' directories
     components:
       - paraboloid_plugin.Paraboloid            # every user may use it
       - {name: aero_plugin.Aero, roles: [aero]} # only users with the role 'aero'
@@ -38,7 +43,8 @@ SECRET_VARIABLE = 'OML_HTTP_SECRET'
 MIN_SECRET_BYTES = 32
 #: Largest configuration file read.
 MAX_CONFIG_BYTES = 1 << 20
-_KEYS = ('host', 'port', 'secret_file', 'tls', 'components')
+_KEYS = ('host', 'port', 'secret_file', 'tls', 'workers', 'timeout', 'max_upload', 'store',
+         'workdir', 'components')
 _DOTTED = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$')
 _ROLE = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
 
@@ -72,6 +78,16 @@ class ServiceConfig:
         ``(cert, key)``; None: plain HTTP.
     components : tuple of Exposed
         What the service offers, by name.
+    workers : int
+        Worker processes running the executions.
+    timeout : float
+        Longest execution allowed, seconds.
+    max_upload : int
+        Largest file that may be uploaded, bytes.
+    store : str or None
+        URL of the job store (None: ``sqlite:///NAME.jobs.db`` beside the file).
+    workdir : Path or None
+        Directory of uploaded files and components' files (None: ``NAME.files`` beside it).
     """
 
     path: Path
@@ -80,6 +96,21 @@ class ServiceConfig:
     secret_file: Path | None = None
     tls: tuple[Path, Path] | None = None
     components: tuple[Exposed, ...] = ()
+    workers: int = 2
+    timeout: float = 3600.0
+    max_upload: int = 1 << 30
+    store: str | None = None
+    workdir: Path | None = None
+
+    @property
+    def store_url(self) -> str:
+        """The job store's URL: `store`, else ``NAME.jobs.db`` beside the file."""
+        return self.store or f'sqlite:///{self.path.with_name(f"{self.path.stem}.jobs.db")}'
+
+    @property
+    def files_dir(self) -> Path:
+        """Where files live: `workdir`, else ``NAME.files`` beside the file."""
+        return self.workdir or self.path.with_name(f'{self.path.stem}.files')
 
     @property
     def users_file(self) -> Path:
@@ -153,8 +184,31 @@ def load_config(path: str | os.PathLike[str]) -> ServiceConfig:
     secret_file = data.get('secret_file')
     if secret_file is not None:
         secret_file = _path(path, 'secret_file', secret_file, base)
+    workers = _number(path, data, 'workers', ServiceConfig.workers, int, 1)
+    timeout = float(_number(path, data, 'timeout', ServiceConfig.timeout, (int, float), 1e-3))
+    max_upload = _number(path, data, 'max_upload', ServiceConfig.max_upload, int, 0)
+    store = data.get('store')
+    if store is not None and (not isinstance(store, str) or '://' not in store):
+        raise ConfigError(f'{path}: store must be a job store URL (sqlite:///PATH or '
+                          f'postgresql://...), got {describe(store)}')
+    if store is not None and store.startswith('sqlite:///') and \
+            not store[10:].startswith(('/', ':memory:')):
+        store = f'sqlite:///{base / store[10:]}'  # (relative to the file, like every path)
+    workdir = data.get('workdir')
+    if workdir is not None:
+        workdir = _path(path, 'workdir', workdir, base)
     return ServiceConfig(path, host, port, secret_file, _tls(path, data.get('tls'), base),
-                         _components(path, data.get('components', [])))
+                         _components(path, data.get('components', [])), workers, timeout,
+                         max_upload, store, workdir)
+
+
+def _number(path: Path, data: dict, key: str, default: Any, types: Any, lowest: float) -> Any:
+    """``data[key]`` (default ``default``): a number of ``types`` at least ``lowest``."""
+    value = data.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, types) or value < lowest:
+        kind = 'an integer' if types is int else 'a number'
+        raise ConfigError(f'{path}: {key} must be {kind} >= {lowest:g}, got {describe(value)}')
+    return value
 
 
 def _path(path: Path, key: str, value: Any, base: Path) -> Path:

@@ -43,7 +43,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
 
-from ..errors import OpenMDAOLikeError
+from .wire import ServiceError
 
 __all__ = ['TransferError', 'FileStore', 'router', 'upload', 'download']
 
@@ -58,13 +58,8 @@ _NAME_MAX = 255
 _PUBLIC = ('id', 'filename', 'size', 'sha256')
 
 
-class TransferError(OpenMDAOLikeError):
+class TransferError(ServiceError):
     """A file cannot be uploaded, stored or downloaded; ``status`` is the HTTP status to answer."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 def _check_filename(filename: Any) -> str:
