@@ -10,8 +10,9 @@ it); it offers a small interface instead, and this module, at the top of the sta
 - the kernel's hooks: `Container.save` delegates to `persistence.save`, a new `Assembly` gets a
   `RunOnce` driver, and a connection touching a remote component compiles its transfer with
   the remote layer's `remote_transfer`;
-- persistence: the YAML node handler of `RemoteComponent` (a saved proxy records where its
-  object lives) and the ``'isolate'`` version policy.
+- persistence: the YAML node handlers of `RemoteComponent` (a saved proxy records where its
+  object lives) and of `HTTPComponent` (its service and component, never a credential), and
+  the ``'isolate'`` version policy.
 
 Everything of the remote and resources layers is named here and imported on first use, so
 ``import openmdao_like`` loads neither (nor rpyc).
@@ -31,6 +32,8 @@ from .persistence import Mismatch, register_node_handler, register_version_polic
 
 #: The dotted name of the remote layer's proxy class, whose YAML nodes the remote layer writes.
 REMOTE_COMPONENT = 'openmdao_like.remote.proxy.RemoteComponent'
+#: The same for the HTTP layer's proxy.
+HTTP_COMPONENT = 'openmdao_like.http.client.HTTPComponent'
 
 
 # -- factories -----------------------------------------------------------------------------------
@@ -78,6 +81,16 @@ def _build_remote(builder: Any, node: dict[str, Any], where: str, existing: Any)
     return build_node(builder, node, where, existing)
 
 
+def _describe_http(describer: Any, proxy: Any) -> dict[str, Any]:
+    from .http.client import describe_node
+    return describe_node(describer, proxy)
+
+
+def _build_http(builder: Any, node: dict[str, Any], where: str, existing: Any) -> Any:
+    from .http.client import build_node
+    return build_node(builder, node, where, existing)
+
+
 def _isolate(mismatches: list[Mismatch], source: str) -> dict[str, Callable]:
     """The remote layer's ``'isolate'`` policy (see `openmdao_like.remote.isolation`)."""
     from .remote.isolation import isolate
@@ -88,4 +101,5 @@ _isolate.creates_elsewhere = True  # type: ignore[attr-defined]
 
 register_node_handler(REMOTE_COMPONENT, _describe_remote, _build_remote,
                       keys={'remote', 'directory', 'variables'})
+register_node_handler(HTTP_COMPONENT, _describe_http, _build_http, keys={'http', 'variables'})
 register_version_policy('isolate', _isolate)

@@ -269,10 +269,6 @@ class ProcessWorkerPool(WorkerPool):
         self._conns: list[Any] = [None] * n_workers
         self._why: dict[int, str] = {}
         self._selector = selectors.DefaultSelector()  # pipes and sentinels, kept registered
-        self._wake_r, self._wake_w = os.pipe()  # `wake` ends a `poll` early
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
-        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._finalizer = weakref.finalize(self, _stop_processes, self._procs, GRACE)
 
     @property
@@ -324,22 +320,15 @@ class ProcessWorkerPool(WorkerPool):
         except OSError:
             pass
 
-    def wake(self) -> None:
-        """Make a `poll` waiting in another thread return now (with the events there are)."""
-        try:
-            os.write(self._wake_w, b'w')
-        except (BlockingIOError, OSError):  # (full: a wake is pending anyway; closed)
-            pass
+    def fileno(self) -> int:
+        """A descriptor readable when `poll` has events (to watch the workers from an event
+        loop: ``loop.add_reader(pool.fileno(), ...)``, then ``poll(0)``)."""
+        return self._selector.fileno()
 
     def poll(self, timeout: float) -> list[tuple[int, str, Any]]:
         ready = self._selector.select(timeout)
         events: list[tuple[int, str, Any]] = []
-        if any(key.data is None for key, _mask in ready):
-            try:
-                os.read(self._wake_r, 4096)
-            except BlockingIOError:
-                pass
-        for i in sorted({key.data for key, _mask in ready if key.data is not None}):
+        for i in sorted({key.data for key, _mask in ready}):
             conn, proc = self._conns[i], self._procs[i]
             try:
                 while conn.poll():
@@ -385,10 +374,6 @@ class ProcessWorkerPool(WorkerPool):
                     proc.join(max(0.0, deadline - time.monotonic()))
         _stop_processes(self._procs, GRACE)
         self._selector.close()
-        if self._wake_r >= 0:
-            os.close(self._wake_r)
-            os.close(self._wake_w)
-            self._wake_r = self._wake_w = -1
         for conn in self._conns:
             if conn is not None:
                 conn.close()

@@ -163,9 +163,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if not service.started:
             await asyncio.to_thread(service.start)
+        service.executions.attach(asyncio.get_running_loop())
         try:
             yield
         finally:
+            service.executions.detach()
             await asyncio.to_thread(service.stop)
 
     app = FastAPI(title='openmdao_like component service', version=__version__,

@@ -1,13 +1,13 @@
 """The service's executions, each in a worker process, so a crash or a hang fails one call.
 
 `ServiceRunner` is what every worker loads: it builds the offered components it is asked for
-(one object per component and worker, kept), sets every input the call carries, runs and
+(one object per component and worker, kept), sets the inputs the call carries, runs and
 returns the outputs; a component's exception comes back captured (`wire.failure`), and a File
 output as the path of its file. `Executions` owns a `ProcessWorkerPool` (the project's worker
-processes: started, watched, killed and replaced there) and one thread that gives each call to
-an idle worker and settles its future. A call running longer than its timeout, or cancelled,
-has its worker killed and replaced; the call fails with `TimeoutError` or `CallCancelled`, a
-worker that dies with `WorkerLost`.
+processes: started, watched, killed and replaced there) and gives each call to an idle worker
+from the web server's event loop, settling its future when the worker answers. A call running
+longer than its timeout, or cancelled, has its worker killed and replaced; the call fails with
+`TimeoutError` or `CallCancelled`, a worker that dies with `WorkerLost`.
 
 Why not the dispatch loop of `execution.loop`: it runs a driver's batch of cases (chunks,
 prefetch, resends of stragglers); the service answers calls one by one as they arrive, each
@@ -16,6 +16,7 @@ with its own timeout, and cancels them. Both use the same pool.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import concurrent.futures
 import copy
@@ -24,10 +25,9 @@ import logging
 import os
 import shutil
 import threading
-import time
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import cloudpickle
 
@@ -54,8 +54,8 @@ FAILURE = '__failure__'
 PATH_KEY = '__path__'
 #: Workers dying in a row as they start after which the service gives up on executions.
 MAX_STRIKES = 3
-#: Seconds the dispatcher waits for events when nothing is due sooner.
-IDLE_WAIT = 1.0
+#: Seconds between two checks for stopped workers.
+WATCH_EVERY = 1.0
 
 
 class CallCancelled(OpenMDAOLikeError):
@@ -148,18 +148,24 @@ class Call:
     """One execution handed to `Executions`: its message, timeout and future (whose result
     is the `CaseOutcome`)."""
 
-    __slots__ = ('id', 'message', 'timeout', 'future', 'deadline', 'stop', 'killed')
+    __slots__ = ('id', 'message', 'timeout', 'future', 'timer', 'stop')
 
     def __init__(self, call_id: int, message: tuple, timeout: float):
         self.id, self.message, self.timeout = call_id, message, timeout
         self.future: concurrent.futures.Future = concurrent.futures.Future()
-        self.deadline = float('inf')
-        self.stop: BaseException | None = None  # why its worker is being killed
-        self.killed = False
+        self.timer: asyncio.TimerHandle | None = None
+        self.stop: BaseException | None = None  # why its worker was killed
 
 
 class Executions:
-    """Worker processes and the thread that gives them calls (see the module docstring).
+    """Worker processes and the calls given to them in an event loop (see the module
+    docstring).
+
+    The dispatching runs in the asyncio loop `attach` names (the web server's): the workers'
+    pipes are watched there, and a call from a coroutine goes to an idle worker at once, with
+    no thread in between (a thread handing calls over cost a millisecond a call in GIL
+    handovers). `submit` and `cancel` may be called from any thread. `run` attaches a loop of
+    its own for the time of a few calls (the service's start).
 
     Parameters
     ----------
@@ -177,120 +183,179 @@ class Executions:
         self._ids = itertools.count()
         self._queue: collections.deque[Call] = collections.deque()
         self._busy: dict[int, Call] = {}
-        self._lock = threading.Lock()
-        self._closing = False
+        self._idle: collections.deque[int] = collections.deque()
+        self._lock = threading.Lock()  # guards the queue (submit from any thread)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread = 0
+        self._watch: asyncio.TimerHandle | None = None
+        self._strikes = 0  # workers lost in a row before they were ready
         self.broken: str | None = None
-        self._thread = threading.Thread(target=self._dispatch, name='openmdao_like-http-calls',
-                                        daemon=True)
-        self._thread.start()
 
     @property
     def n_workers(self) -> int:
         """How many executions may run at once."""
         return self._pool.size
 
+    # -- the loop -------------------------------------------------------------------------------
+    def attach(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Dispatch in ``loop`` (call from its thread) from now on."""
+        self._loop, self._loop_thread = loop, threading.get_ident()
+        loop.add_reader(self._pool.fileno(), self._turn)
+        self._watch = loop.call_later(WATCH_EVERY, self._check)
+        self._turn()
+
+    def detach(self) -> None:
+        """Stop dispatching in the loop (call from its thread); calls wait for the next."""
+        if self._loop is not None:
+            self._loop.remove_reader(self._pool.fileno())
+            self._watch.cancel()
+            for call in self._busy.values():
+                if call.timer is not None:
+                    call.timer.cancel()
+                    call.timer = None
+        self._loop, self._loop_thread = None, 0
+
+    def run(self, message: tuple, timeout: float) -> CaseOutcome:
+        """One call from a thread without an event loop: its outcome (or its exception)."""
+        async def one() -> CaseOutcome:
+            self.attach(asyncio.get_running_loop())
+            try:
+                return await asyncio.wrap_future(self.submit(message, timeout).future)
+            finally:
+                self.detach()
+        return asyncio.run(one())
+
     def submit(self, message: tuple, timeout: float) -> Call:
         """Queue one execution; its future gives the `CaseOutcome`, or raises `TimeoutError`,
         `CallCancelled` or `WorkerLost`."""
+        if self.broken:
+            raise RemoteError(f'the service cannot run executions: {self.broken}')
         call = Call(next(self._ids), message, timeout)
         with self._lock:
-            if self._closing or self.broken:
-                raise RemoteError(f'the service cannot run executions: '
-                                  f'{self.broken or "it is stopping"}')
             self._queue.append(call)
-        self._pool.wake()
+        self._soon(self._dispatch)
         return call
 
     def cancel(self, call: Call) -> None:
         """Cancel ``call``: dropped if it waits, its worker killed if it runs."""
-        with self._lock:
-            if call in self._queue:
-                self._queue.remove(call)
-                call.future.set_exception(CallCancelled('cancelled before it started'))
-                return
-            if call in self._busy.values() and call.stop is None:
-                call.stop = CallCancelled('cancelled while it ran; its worker was stopped')
-        self._pool.wake()
+        self._soon(self._cancel, call)
 
     def close(self) -> None:
-        """Stop the workers (calls still running fail)."""
-        with self._lock:
-            self._closing = True
-        self._pool.wake()
-        self._thread.join(30.0)
-
-    # -- the dispatcher thread ------------------------------------------------------------------
-    def _dispatch(self) -> None:
-        pool, busy, idle = self._pool, self._busy, collections.deque()
-        strikes = 0  # workers lost in a row before they were ready
-        try:
-            while True:
-                with self._lock:
-                    closing = self._closing
-                    while idle and self._queue and not closing:
-                        call = self._queue.popleft()
-                        if not call.future.set_running_or_notify_cancel():
-                            continue
-                        worker = idle.popleft()
-                        call.deadline = time.monotonic() + call.timeout
-                        busy[worker] = call
-                        pool.send(worker, [(call.id, call.message)])
-                if closing or self.broken:
-                    break
-                self._stop_overdue()
-                due = min((c.deadline for c in busy.values()), default=float('inf'))
-                wait = min(IDLE_WAIT, max(0.0, due - time.monotonic()))
-                for worker, kind, data in pool.poll(wait):
-                    if kind == 'ready':
-                        strikes = 0
-                        if worker not in busy and worker not in idle:
-                            idle.append(worker)
-                    elif kind == 'done':
-                        call = busy.pop(worker, None)
-                        idle.append(worker)
-                        if call is not None and not call.future.done():
-                            call.future.set_result(data[0])
-                    elif kind == 'lost':
-                        call = busy.pop(worker, None)
-                        if worker in idle:
-                            idle.remove(worker)
-                        elif call is None:  # (lost before it was ready)
-                            strikes += 1
-                            if strikes >= MAX_STRIKES:
-                                self.broken = f'{MAX_STRIKES} workers died as they started; ' \
-                                              f'the last {data}'
-                                logger.error('%s', self.broken)
-                                break
-                        if call is not None:
-                            call.future.set_exception(call.stop or WorkerLost(
-                                f'{pool.describe(worker)} running it {data}'))
-                        logger.warning('%s %s; replacing it', pool.describe(worker), data)
-                        pool.replace(worker)
-                    elif kind == 'init_failed':
-                        self.broken = f'a worker could not start: {data.strip()}'
-                        logger.error('%s', self.broken)
-                pool.check(busy)
-        finally:
-            self._fail_all()
-            pool.close(cancel=True)
-
-    def _stop_overdue(self) -> None:
-        """Kill the workers of calls past their deadline or cancelled."""
-        now = time.monotonic()
-        for worker, call in self._busy.items():
-            if call.stop is None and now >= call.deadline:
-                call.stop = TimeoutError(f'the execution ran longer than its timeout of '
-                                         f'{call.timeout:g} s; its worker was stopped')
-            if call.stop is not None and not call.killed:
-                call.killed = True
-                self._pool.kill(worker, str(call.stop))
-
-    def _fail_all(self) -> None:
+        """Stop the workers (detach first); calls not ended fail."""
         with self._lock:
             left = list(self._queue) + list(self._busy.values())
             self._queue.clear()
             self._busy.clear()
         for call in left:
-            if not call.future.done():
-                call.future.set_exception(RemoteError('the service stopped before the '
-                                                      'execution ended'))
+            _settle(call, exception=RemoteError('the service stopped before the execution '
+                                                'ended'))
+        self._pool.close(cancel=True)
+
+    def _soon(self, function: Callable[..., None], *args: Any) -> None:
+        """Run ``function`` in the loop: now when called from it, else as soon as it can."""
+        loop = self._loop
+        if loop is None:
+            return  # (attach dispatches what waits)
+        if threading.get_ident() == self._loop_thread:
+            function(*args)
+        else:
+            try:
+                loop.call_soon_threadsafe(function, *args)
+            except RuntimeError:  # (the loop closed meanwhile)
+                pass
+
+    # -- in the loop ----------------------------------------------------------------------------
+    def _dispatch(self) -> None:
+        """Give waiting calls to idle workers."""
+        pool, idle = self._pool, self._idle
+        while idle:
+            with self._lock:
+                if not self._queue:
+                    return
+                call = self._queue.popleft()
+            if not call.future.set_running_or_notify_cancel():
+                continue
+            worker = idle.popleft()
+            self._busy[worker] = call
+            call.timer = self._loop.call_later(call.timeout, self._overdue, worker, call)
+            pool.send(worker, [(call.id, call.message)])
+
+    def _cancel(self, call: Call) -> None:
+        with self._lock:
+            waiting = call in self._queue
+            if waiting:
+                self._queue.remove(call)
+        if waiting:
+            _settle(call, exception=CallCancelled('cancelled before it started'))
+            return
+        for worker, running in self._busy.items():
+            if running is call and call.stop is None:
+                call.stop = CallCancelled('cancelled while it ran; its worker was stopped')
+                self._pool.kill(worker, str(call.stop))
+
+    def _overdue(self, worker: int, call: Call) -> None:
+        if self._busy.get(worker) is call and call.stop is None:
+            call.stop = TimeoutError(f'the execution ran longer than its timeout of '
+                                     f'{call.timeout:g} s; its worker was stopped')
+            self._pool.kill(worker, str(call.stop))
+
+    def _check(self) -> None:
+        """Every `WATCH_EVERY` seconds: kill workers stopped (SIGSTOP) for too long."""
+        self._pool.check(self._busy)
+        self._watch = self._loop.call_later(WATCH_EVERY, self._check)
+
+    def _turn(self) -> None:
+        """Take the workers' events (ready, done, lost), then dispatch."""
+        pool, busy, idle = self._pool, self._busy, self._idle
+        for worker, kind, data in pool.poll(0):
+            if kind == 'ready':
+                self._strikes = 0
+                if worker not in busy and worker not in idle:
+                    idle.append(worker)
+            elif kind == 'done':
+                call = busy.pop(worker, None)
+                idle.append(worker)
+                if call is not None:
+                    _settle(call, result=data[0])
+            elif kind == 'lost':
+                self._lost(worker, data)
+            elif kind == 'init_failed':
+                self._broken(f'a worker could not start: {data.strip()}')
+        self._dispatch()
+
+    def _lost(self, worker: int, why: str) -> None:
+        call = self._busy.pop(worker, None)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        elif call is None:  # (lost before it was ready)
+            self._strikes += 1
+            if self._strikes >= MAX_STRIKES:
+                self._broken(f'{MAX_STRIKES} workers died as they started; the last {why}')
+                return
+        if call is not None:
+            _settle(call, exception=call.stop or WorkerLost(
+                f'{self._pool.describe(worker)} running it {why}'))
+        logger.warning('%s %s; replacing it', self._pool.describe(worker), why)
+        self._pool.replace(worker)
+
+    def _broken(self, why: str) -> None:
+        self.broken = why
+        logger.error('%s', why)
+        with self._lock:
+            left = list(self._queue)
+            self._queue.clear()
+        for call in left:
+            _settle(call, exception=RemoteError(f'the service cannot run executions: {why}'))
+
+
+def _settle(call: Call, result: Any = None, exception: BaseException | None = None) -> None:
+    """Give ``call`` its outcome (once)."""
+    if call.timer is not None:
+        call.timer.cancel()
+        call.timer = None
+    if call.future.done():
+        return
+    if exception is not None:
+        call.future.set_exception(exception)
+    else:
+        call.future.set_result(result)

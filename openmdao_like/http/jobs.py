@@ -46,11 +46,19 @@ class ServiceJobs:
         self._ended: dict[str, concurrent.futures.Future] = {}
         self._writer = concurrent.futures.ThreadPoolExecutor(1, 'openmdao_like-http-jobs')
         self._host = socket.gethostname()
+        self._closing = False
 
     def close(self) -> None:
-        """Finish writing what ended; close the store."""
+        """Finish writing what ended; close the store. Jobs still running are left RUNNING
+        (`recover` takes them up)."""
+        self._closing = True
         self._writer.shutdown(wait=True)
         self.store.close()
+
+    def _ended_call(self, run_id: str, user: User, future: concurrent.futures.Future) -> None:
+        """A call ended: record it (in the writer thread), unless the service is stopping."""
+        if not self._closing:
+            self._writer.submit(self._finish, run_id, user, future)
 
     # -- submit and run -------------------------------------------------------------------------
     def submit(self, user: User, interface: Interface, values: dict[str, Any],
@@ -73,11 +81,10 @@ class ServiceJobs:
         except ServiceError as exc:  # (a file gone since: the job fails, it is not lost)
             future: concurrent.futures.Future = concurrent.futures.Future()
             future.set_exception(exc)
-            self._writer.submit(self._finish, run_id, user, future)
+            self._ended_call(run_id, user, future)
             return
         self._calls[run_id] = call
-        call.future.add_done_callback(
-            lambda future: self._writer.submit(self._finish, run_id, user, future))
+        call.future.add_done_callback(lambda future: self._ended_call(run_id, user, future))
 
     def _finish(self, run_id: str, user: User, future: concurrent.futures.Future) -> None:
         """Record how the job ended (in the writer thread)."""

@@ -53,7 +53,8 @@ class Service:
     # -- life -----------------------------------------------------------------------------------
     def start(self) -> None:
         """Start the workers, describe the components (`ConfigError` naming one that cannot be
-        built) and take up the jobs a previous run of the service left unfinished."""
+        built) and take up the jobs a previous run of the service left unfinished (they run
+        once the executions are attached to the web server's loop)."""
         if self.started:
             return
         names = tuple(c.name for c in self.config.components)
@@ -73,8 +74,11 @@ class Service:
     def _describe(self, names: tuple[str, ...]) -> dict[str, Interface]:
         found = {}
         for name in names:
-            outcome = self.executions.submit(('describe', (name,)), DESCRIBE_TIMEOUT)\
-                .future.result(DESCRIBE_TIMEOUT + 30)
+            try:
+                outcome = self.executions.run(('describe', (name,)), DESCRIBE_TIMEOUT)
+            except Exception as exc:  # (its import or constructor killed the worker, ...)
+                raise ConfigError(f'{self.config.path}: component {name} cannot be offered: '
+                                  f'{exc}') from exc
             if outcome.status != OK:
                 info = outcome.outputs[FAILURE]
                 raise ConfigError(f'{self.config.path}: component {name} cannot be offered: '
@@ -84,7 +88,8 @@ class Service:
         return found
 
     def stop(self) -> None:
-        """Stop the workers and the job writer."""
+        """Stop the job writer (jobs still running stay RUNNING: the next start runs them
+        again), then the workers."""
         if self.jobs is not None:
             self.jobs.close()
         if self.executions is not None:

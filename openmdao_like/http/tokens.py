@@ -26,6 +26,8 @@ ACCESS_TTL = 15 * 60
 REFRESH_TTL = 8 * 3600
 #: Names or addresses `LoginGuard` keeps before it forgets the quiet ones.
 MAX_TRACKED = 10_000
+#: Valid tokens remembered at most (forgotten all at once when full).
+MAX_REMEMBERED = 4096
 _ALGORITHM = 'HS256'
 
 
@@ -62,6 +64,7 @@ class Tokens:
         self._secret = secret
         self.issuer = issuer
         self.ttl = {'access': access_ttl, 'refresh': refresh_ttl}
+        self._valid: dict[tuple[str, str], tuple[User, float]] = {}  # checked, until expiry
 
     def __repr__(self) -> str:  # (never the secret)
         return f'<Tokens issuer={self.issuer!r}>'
@@ -74,7 +77,19 @@ class Tokens:
         return self._jwt.encode(claims, self._secret, algorithm=_ALGORITHM)
 
     def check(self, token: str, kind: str = 'access') -> User:
-        """The user of a valid ``token`` of ``kind``; `TokenError` saying what is wrong."""
+        """The user of a valid ``token`` of ``kind``; `TokenError` saying what is wrong. A
+        token found valid is remembered until it expires (checking its signature again each
+        request would cost more than the rest of a small request)."""
+        known = self._valid.get((token, kind))
+        if known is not None and known[1] > time.time():
+            return known[0]
+        user, expires = self._check(token, kind)
+        if len(self._valid) >= MAX_REMEMBERED:
+            self._valid.clear()
+        self._valid[(token, kind)] = (user, expires)
+        return user
+
+    def _check(self, token: str, kind: str) -> tuple[User, float]:
         jwt = self._jwt
         try:
             claims = jwt.decode(token, self._secret, algorithms=[_ALGORITHM],
@@ -91,7 +106,7 @@ class Tokens:
         roles = claims.get('roles', [])
         if not isinstance(claims['sub'], str) or not isinstance(roles, list):
             raise TokenError('not a token of this service: malformed claims')
-        return User(claims['sub'], tuple(str(role) for role in roles))
+        return User(claims['sub'], tuple(str(role) for role in roles)), float(claims['exp'])
 
 
 class LoginGuard:
