@@ -13,5 +13,5 @@ from .config import Exposed, ServiceConfig, load_config
 from .tokens import LoginGuard, TokenError, Tokens
 from .users import User, Users
 
-__all__ = ['HTTPComponent', 'ServiceConfig', 'Exposed', 'load_config', 'User', 'Users', 'Tokens', 'TokenError',
-           'LoginGuard']
+__all__ = ['HTTPComponent', 'ServiceConfig', 'Exposed', 'load_config', 'User', 'Users', 'Tokens',
+           'TokenError', 'LoginGuard']
