@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -58,6 +59,7 @@ class HTTPService:
         self.config.write_text(yaml.safe_dump(data))
         self.url = f'{"https" if tls else "http"}://{host}:{self.port}'
         self.cert = tls[0] if tls else None
+        self.verify: Any = ssl.create_default_context(cafile=self.cert) if tls else True
         self.proc: subprocess.Popen | None = None
         for name, (password, roles) in USERS.items():
             self.cli('adduser', name, '--password-stdin', *[f'--role={r}' for r in roles],
@@ -83,7 +85,7 @@ class HTTPService:
                 raise RuntimeError(f'the HTTP service ended ({self.proc.returncode}):\n'
                                    f'{self.log()}')
             try:
-                if httpx.get(f'{self.url}/health', verify=self.cert or True,
+                if httpx.get(f'{self.url}/health', verify=self.verify,
                              timeout=2.0).status_code == 200:
                     return self
             except httpx.HTTPError:
@@ -138,7 +140,7 @@ class HTTPService:
 
     def client(self, user: str = 'alice') -> httpx.Client:
         """An ``httpx.Client`` logged in as ``user``."""
-        client = httpx.Client(base_url=self.url, verify=self.cert or True, timeout=60.0)
+        client = httpx.Client(base_url=self.url, verify=self.verify, timeout=60.0)
         answer = client.post('/token', data={'username': user, 'password': USERS[user][0]})
         answer.raise_for_status()
         client.headers['Authorization'] = f'Bearer {answer.json()["access_token"]}'

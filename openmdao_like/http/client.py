@@ -29,6 +29,7 @@ import logging
 import os
 import ssl
 import time
+import weakref
 from typing import Any
 
 from .. import tree
@@ -114,12 +115,13 @@ class HTTPComponent(Component):
                                   f'CA file {verify!r}')
             verify = ssl.create_default_context(cafile=verify)
         limit = None if self.timeout is None else self.timeout + REQUEST_MARGIN
-        return httpx.Client(base_url=self.url, verify=verify,
-                            timeout=httpx.Timeout(limit, connect=30.0))
+        client = httpx.Client(base_url=self.url, verify=verify,
+                              timeout=httpx.Timeout(limit, connect=30.0))
+        weakref.finalize(self, client.close)  # (a proxy dropped unreleased closes its sockets)
+        return client
 
     def _where(self) -> str:
-        return tree.where(self) if self.parent is not None or self.name else \
-            f'HTTPComponent {self.typname} at {self.url}'
+        return self.get_pathname() or self.name or f'HTTPComponent {self.typname}'
 
     def _login(self) -> None:
         """Get an access token (and a refresh token) with the credentials."""

@@ -100,7 +100,9 @@ class ServiceRunner:
         if not (isinstance(cls, type) and issubclass(cls, Component)):
             raise TypeError(f'{name}: expected a Component class to offer, got {cls!r}')
         os.makedirs(directory, exist_ok=True)
-        return set_as_top(cls(), directory)
+        obj = set_as_top(cls(), directory)
+        obj.directory = directory  # (each run in it: components write files where they are)
+        return obj
 
     def _describe(self, name: str) -> dict[str, Any]:
         obj = self._object(name)
