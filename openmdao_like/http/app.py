@@ -26,7 +26,7 @@ import asyncio  # (no `from __future__ import annotations`: FastAPI reads the an
 import contextlib
 from typing import Annotated, Any, AsyncIterator, Literal
 
-from fastapi import Body, Depends, FastAPI, Form, Path, Query, Request, Response
+from fastapi import Body, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel, Field
@@ -196,6 +196,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
             raise
         except Exception:
             pass
+        if service.has_files(call.future):  # (copies and hashes files: not in the loop)
+            return _json(await asyncio.to_thread(service.settle, user, call.future))
         return _json(service.settle(user, call.future))
 
     async def submit(user: User, interface: Interface, values: dict[str, Any],
@@ -345,7 +347,7 @@ class _BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get('body', b''))
-            if seen > self.limit:
-                raise ServiceError(413, f'the request body has more than {self.limit} bytes')
+            if seen > self.limit:  # (HTTPException: FastAPI passes it on as it is)
+                raise HTTPException(413, f'the request body has more than {self.limit} bytes')
             return message
         return await self.app(scope, counted, send)

@@ -214,6 +214,14 @@ class Service:
                                                            if k != 'id'}}
         return {'state': 'COMPLETED', 'outputs': outputs}
 
+    @staticmethod
+    def has_files(future: concurrent.futures.Future) -> bool:
+        """Whether an ended execution has File outputs (`settle` then copies files)."""
+        if future.exception() is not None:
+            return False
+        outputs = future.result().outputs or {}
+        return any(isinstance(v, dict) and PATH_KEY in v for v in outputs.values())
+
     def health(self) -> dict[str, Any]:
         """What ``GET /health`` answers."""
         ex = self.executions
