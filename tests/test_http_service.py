@@ -553,9 +553,6 @@ def test_instances_hold_their_own_arrays(alice: httpx.Client) -> None:
         assert alice.delete(f'/instances/{instance}').status_code == 204
 
 
-@pytest.mark.xfail(strict=True, reason='bug: app.py execute_instance/submit_instance set the '
-                                       'inputs into the instance before the timeout is '
-                                       'checked, so a refused call (422) changes the instance')
 def test_a_call_refused_for_its_timeout_leaves_the_instance_as_it_was(
         alice: httpx.Client) -> None:
     instance = alice.post(f'/components/{PARABOLOID}/instances').json()['id']
@@ -708,9 +705,6 @@ def test_an_uploaded_file_is_a_file_input(alice: httpx.Client, bob: httpx.Client
             "input 'in_file'", 'no file')
 
 
-@pytest.mark.xfail(strict=True, reason='bug: executions.py ServiceRunner._run names an input '
-                                       'file after its upload, not after its File variable\'s '
-                                       'local_path (received.bin)')
 def test_an_input_file_takes_its_variable_s_local_path(alice: httpx.Client,
                                                        tmp_path: Path) -> None:
     source = tmp_path / 'geometry.bin'
@@ -770,10 +764,6 @@ def test_an_upload_over_max_upload_is_413(small_uploads: HTTPService, tmp_path: 
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.xfail(strict=True, reason='bug: jobs.py ServiceJobs._finish calls service.settle '
-                                       'outside its try: a File output the store refuses '
-                                       '(over max_upload, or missing) raises there, the job '
-                                       'is never recorded and stays RUNNING forever')
 def test_a_job_whose_file_output_cannot_be_kept_fails(small_uploads: HTTPService) -> None:
     with contextlib.closing(small_uploads.client('bob')) as client:
         job = wait(client, submit(client, FILE_WRITER, {'size': 5000})['id'], 3)

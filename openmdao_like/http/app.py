@@ -187,8 +187,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
     Body_ = Annotated[Execution, Body()]
 
     async def execute(user: User, interface: Interface, values: dict[str, Any],
-                      timeout: float | None) -> Response:
-        call = service.call(user, interface, values, service.timeout(timeout))
+                      timeout: float) -> Response:
+        call = service.call(user, interface, values, timeout)
         try:
             await asyncio.wrap_future(call.future)
         except asyncio.CancelledError:  # the client went away: so does the execution
@@ -201,15 +201,19 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return _json(service.settle(user, call.future))
 
     async def submit(user: User, interface: Interface, values: dict[str, Any],
-                     timeout: float | None) -> Response:
-        view = await asyncio.to_thread(service.jobs.submit, user, interface, values,
-                                       service.timeout(timeout))
+                     timeout: float) -> Response:
+        view = await asyncio.to_thread(service.jobs.submit, user, interface, values, timeout)
         return _json(view, 202)
 
-    def checked(interface: Interface, body: Execution) -> dict[str, Any]:
-        values: dict[str, Any] = {}
+    def checked(user: User, interface: Interface, body: Execution,
+                values: dict[str, Any] | None = None) -> tuple[dict[str, Any], float]:
+        """The inputs of a call (``values`` updated with the body's, checked, in a copy) and
+        its timeout; 422 naming what is refused, before anything changes."""
+        timeout = service.timeout(body.timeout)
+        values = dict(values or {})
         interface.check(values, body.inputs)
-        return values
+        service.prepare(user, interface, values)
+        return values, timeout
 
     @app.get('/health', response_model=Health, tags=['service'])
     async def health() -> Any:
@@ -255,14 +259,14 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def execute_component(user: Who, name: Name, body: Body_) -> Any:
         """Run the component once with these inputs (the others at their initial values)."""
         interface = service.interface(user, name)
-        return await execute(user, interface, checked(interface, body), body.timeout)
+        return await execute(user, interface, *checked(user, interface, body))
 
     @app.post('/components/{name}/jobs', response_model=Job, status_code=202,
               tags=['executions'])
     async def submit_component(user: Who, name: Name, body: Body_) -> Any:
         """Run the component once, asynchronously: the job (poll ``GET /jobs/{id}``)."""
         interface = service.interface(user, name)
-        return await submit(user, interface, checked(interface, body), body.timeout)
+        return await submit(user, interface, *checked(user, interface, body))
 
     @app.post('/components/{name}/instances', response_model=InstanceInterface,
               status_code=201, tags=['instances'])
@@ -277,16 +281,18 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def execute_instance(user: Who, instance_id: Id, body: Body_) -> Any:
         """Set these inputs of the instance, run it: the result."""
         instance = service.instances.get(user.name, instance_id)
-        instance.interface.check(instance.values, body.inputs)
-        return await execute(user, instance.interface, dict(instance.values), body.timeout)
+        values, timeout = checked(user, instance.interface, body, instance.values)
+        instance.values = values
+        return await execute(user, instance.interface, values, timeout)
 
     @app.post('/instances/{instance_id}/jobs', response_model=Job, status_code=202,
               tags=['instances'])
     async def submit_instance(user: Who, instance_id: Id, body: Body_) -> Any:
         """Set these inputs of the instance, run it asynchronously: the job."""
         instance = service.instances.get(user.name, instance_id)
-        instance.interface.check(instance.values, body.inputs)
-        return await submit(user, instance.interface, dict(instance.values), body.timeout)
+        values, timeout = checked(user, instance.interface, body, instance.values)
+        instance.values = values
+        return await submit(user, instance.interface, values, timeout)
 
     @app.delete('/instances/{instance_id}', status_code=204, tags=['instances'])
     async def drop_instance(user: Who, instance_id: Id) -> Response:

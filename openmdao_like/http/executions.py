@@ -124,8 +124,9 @@ class ServiceRunner:
     def _run(self, name: str, inputs: dict[str, Any], files: dict[str, tuple[str, str]]
              ) -> dict[str, Any]:
         obj = self._object(name)
+        variables = tree.variables(obj)
         for var, (path, filename) in files.items():
-            target = FileRef(filename, obj, binary=True)
+            target = FileRef(variables[var].local_path or filename, obj, binary=True)
             shutil.copyfile(path, target.abspath())
             inputs[var] = target
         initial = self._initial[name]

@@ -63,7 +63,9 @@ class ServiceJobs:
     # -- submit and run -------------------------------------------------------------------------
     def submit(self, user: User, interface: Interface, values: dict[str, Any],
                timeout: float) -> dict[str, Any]:
-        """Record a new job and start it; its view."""
+        """Record a new job and start it; its view. 422 before anything is recorded when a
+        File input names no file of the user's."""
+        self.service.prepare(user, interface, values)
         run_id = self.store.create_run(
             f'http {interface.name}', total=1, state=State.RUNNING,
             resources={'service': self.key, 'user': user.name, 'component': interface.name,
@@ -88,9 +90,9 @@ class ServiceJobs:
 
     def _finish(self, run_id: str, user: User, future: concurrent.futures.Future) -> None:
         """Record how the job ended (in the writer thread)."""
-        result = self.service.settle(user, future)
         now = time.time()
         try:
+            result = self.service.settle(user, future)
             if result['state'] == 'COMPLETED':
                 self.store.finish(run_id, [Result(0, State.COMPLETED, result['outputs'],
                                                   finished=now, host=self._host)])

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cases import OK
-from ..errors import ConfigError
+from ..errors import ConfigError, RemoteError
 from .config import ServiceConfig
 from .executions import FAILURE, PATH_KEY, Call, Executions
 from .interfaces import Instances, Interface
@@ -180,6 +180,13 @@ class Service:
     def call(self, user: User, interface: Interface, values: dict[str, Any],
              timeout: float) -> Call:
         """Start one execution of ``interface``'s component with ``values``."""
+        return self.executions.submit(('run', interface.name,
+                                       *self.prepare(user, interface, values)), timeout)
+
+    def prepare(self, user: User, interface: Interface, values: dict[str, Any]
+                ) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
+        """``values`` as a worker takes them: ``(inputs, files)``, files as ``(path on
+        disk, file name)``; 422 naming a File input whose file is not the user's."""
         files, inputs = {}, {}
         for name, value in values.items():
             if name in interface.files and value is not None:
@@ -192,7 +199,7 @@ class Service:
                 files[name] = (str(path), meta['filename'])
             else:
                 inputs[name] = value
-        return self.executions.submit(('run', interface.name, inputs, files), timeout)
+        return inputs, files
 
     def settle(self, user: User, future: concurrent.futures.Future) -> dict[str, Any]:
         """The result of an ended execution: ``{'state': 'COMPLETED', 'outputs'}`` or
@@ -209,7 +216,12 @@ class Service:
         outputs = outcome.outputs
         for name, value in outputs.items():
             if isinstance(value, dict) and PATH_KEY in value:
-                meta = self.files.adopt(user.name, Path(value[PATH_KEY]), value['filename'])
+                try:
+                    meta = self.files.adopt(user.name, Path(value[PATH_KEY]),
+                                            value['filename'])
+                except (ServiceError, OSError) as exc:  # (too big, gone): the run failed
+                    return {'state': 'FAILED', 'error': dict(failure(RemoteError(
+                        f'output {name!r}: its file cannot be kept: {exc}')), traceback='')}
                 outputs[name] = {FILE_KEY: meta['id'], **{k: v for k, v in meta.items()
                                                            if k != 'id'}}
         return {'state': 'COMPLETED', 'outputs': outputs}
