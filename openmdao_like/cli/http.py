@@ -12,15 +12,16 @@ asks for the password twice on a terminal, or reads one line from stdin with
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import getpass
 import logging
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from ..errors import ConfigError
 from ..http import Users, load_config
-from . import UsageError
+from . import CommandError, UsageError
 from .table import format_table
 
 logger = logging.getLogger(__name__)
@@ -95,9 +96,28 @@ def serve_command(args: argparse.Namespace) -> int:
     logger.info('serving %s on %s://%s:%d', config.path, scheme, config.host, config.port)
     cert, key = config.tls or (None, None)
     level = min(logging.getLogger().getEffectiveLevel(), logging.INFO)
-    uvicorn.run(app, host=config.host, port=config.port, ssl_certfile=cert, ssl_keyfile=key,
-                log_level=logging.getLevelName(level).lower(), timeout_graceful_shutdown=10)
+    server = _server(uvicorn)(uvicorn.Config(
+        app, host=config.host, port=config.port, ssl_certfile=cert, ssl_keyfile=key,
+        log_level=logging.getLevelName(level).lower(), timeout_graceful_shutdown=10))
+    server.run()
+    if not server.started:
+        raise CommandError(f'{config.path}: the service could not start on '
+                           f'{config.host}:{config.port} (see the log above)')
     return 0
+
+
+def _server(uvicorn: Any) -> type:
+    """uvicorn's Server, but one that does not raise the SIGTERM or SIGINT it shut down for
+    again once done (which would end this process by that signal): stopping as asked exits 0."""
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                try:
+                    yield
+                finally:
+                    self._captured_signals.clear()
+    return Server
 
 
 def _users(args: argparse.Namespace) -> Users:

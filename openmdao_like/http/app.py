@@ -27,6 +27,7 @@ import contextlib
 from typing import Annotated, Any, AsyncIterator, Literal
 
 from fastapi import Body, Depends, FastAPI, Form, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import OAuth2PasswordBearer
 from pydantic import BaseModel, Field
@@ -48,6 +49,30 @@ MAX_WAIT = 60.0
 
 _HEX32 = r'^[0-9a-f]{32}$'
 _NAME = r'^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$'
+
+
+class Refusal(BaseModel):
+    """Why a request is refused: what was wrong, named."""
+
+    detail: str
+
+
+class Invalid(BaseModel):
+    """Why a request is refused as invalid (422): a message naming the input, or FastAPI's
+    list of problems with the request's parameters ``{loc, msg, type}``."""
+
+    detail: str | list[dict[str, Any]]
+
+
+#: The refusals every endpoint may answer, declared once for the OpenAPI document.
+REFUSALS: dict[int | str, dict[str, Any]] = {
+    401: {'model': Refusal, 'description': 'not logged in: no token, an expired or forged one'},
+    403: {'model': Refusal, 'description': 'your roles do not open this component'},
+    404: {'model': Refusal, 'description': 'no such component, instance, job or file of yours'},
+    413: {'model': Refusal, 'description': 'the request body or the file is too large'},
+    422: {'model': Invalid, 'description': 'an input or parameter is not accepted (named)'},
+    429: {'model': Refusal, 'description': 'too many failed logins: locked for a while'},
+}
 
 
 class Failure(BaseModel):
@@ -171,10 +196,11 @@ def create_app(config: ServiceConfig) -> FastAPI:
             await asyncio.to_thread(service.stop)
 
     app = FastAPI(title='openmdao_like component service', version=__version__,
-                  lifespan=lifespan, description=__doc__.split('\n\n')[0])
+                  lifespan=lifespan, description=__doc__.split('\n\n')[0], responses=REFUSALS)
     app.state.service = service
     app.add_middleware(_BodyLimit, limit=MAX_BODY)
     app.add_exception_handler(ServiceError, _refused)
+    app.add_exception_handler(RequestValidationError, _invalid)
     bearer = OAuth2PasswordBearer(tokenUrl='token', auto_error=False)
 
     async def current_user(token: Annotated[str | None, Depends(bearer)]) -> User:
@@ -220,10 +246,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """Whether the service is up and can run executions (no login needed)."""
         return service.health()
 
-    @app.post('/token', response_model=Tokens, tags=['accounts'],
-              responses={401: {'description': 'wrong name or password, or a bad refresh '
-                                              'token'},
-                         429: {'description': 'too many failed logins: locked for a while'}})
+    @app.post('/token', response_model=Tokens, tags=['accounts'])
     async def token(request: Request,
                     grant_type: Annotated[Literal['password', 'refresh_token'], Form()] =
                     'password',
@@ -246,16 +269,13 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """The components you may use."""
         return service.offered(user)
 
-    @app.get('/components/{name}', response_model=ComponentInterface, tags=['components'],
-             responses={403: {'description': 'you may not use it'},
-                        404: {'description': 'not offered'}})
+    @app.get('/components/{name}', response_model=ComponentInterface, tags=['components'])
     async def component(user: Who, name: Name) -> Any:
         """A component's interface: each variable's type, default, value and metadata (iotype,
         units, low, high, desc, ...)."""
         return _json(service.interface(user, name).describe())
 
-    @app.post('/components/{name}/execute', response_model=Result, tags=['executions'],
-              responses={422: {'description': 'an input is not accepted (named)'}})
+    @app.post('/components/{name}/execute', response_model=Result, tags=['executions'])
     async def execute_component(user: Who, name: Name, body: Body_) -> Any:
         """Run the component once with these inputs (the others at their initial values)."""
         interface = service.interface(user, name)
@@ -305,8 +325,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
         """Your jobs, newest first."""
         return service.jobs.list(user)
 
-    @app.get('/jobs/{job_id}', response_model=Job, tags=['jobs'],
-             responses={404: {'description': 'no such job of yours'}})
+    @app.get('/jobs/{job_id}', response_model=Job, tags=['jobs'])
     async def job(user: Who, job_id: Id,
                   wait: Annotated[float, Query(ge=0, le=MAX_WAIT, allow_inf_nan=False,
                                                description='seconds to wait for the job to '
@@ -330,6 +349,13 @@ async def _refused(_request: Request, exc: Exception) -> JSONResponse:
     if exc.status == 429:
         headers = {'Retry-After': '60'}
     return JSONResponse({'detail': exc.message}, exc.status, headers=headers)
+
+
+async def _invalid(_request: Request, exc: Exception) -> Response:
+    """FastAPI's 422 for invalid parameters, written with the service's JSON (FastAPI's own
+    answer echoes the input, and fails on NaN, which the service accepts)."""
+    assert isinstance(exc, RequestValidationError)
+    return _json({'detail': exc.errors()}, 422)
 
 
 class _BodyLimit:

@@ -25,6 +25,8 @@ __all__ = ['dumps', 'decode', 'failure', 'raise_failure', 'FILE_KEY', 'WireError
 #: (``{"__file__": id, "filename", "size", "sha256"}``).
 FILE_KEY = '__file__'
 _ARRAY_KINDS = 'biufcmM'
+#: Deepest nesting of lists and objects accepted in a value.
+MAX_DEPTH = 64
 
 
 class ServiceError(OpenMDAOLikeError):
@@ -42,23 +44,29 @@ def dumps(value: Any) -> str:
     return codec.dumps(value)
 
 
-def decode(data: Any, where: str) -> Any:
+def decode(data: Any, where: str, depth: int = 0) -> Any:
     """The value JSON ``data`` from a client stands for; `WireError` naming ``where`` when a
-    tagged value is malformed or not accepted."""
+    tagged value is malformed or not accepted, or when lists and objects nest deeper than
+    `MAX_DEPTH`."""
+    if depth > MAX_DEPTH:
+        raise WireError(f'{where}: nested deeper than {MAX_DEPTH} levels')
     if isinstance(data, list):
-        return [decode(v, where) for v in data]
+        return [decode(v, where, depth + 1) for v in data]
     if not isinstance(data, dict):
         return data
     if codec.ARRAY_TAG in data:
         return _array(data, where)
     if codec.COMPLEX_TAG in data:
         pair = data[codec.COMPLEX_TAG]
+        expected = f'expected {{"{codec.COMPLEX_TAG}": [re, im]}}'
         if not (isinstance(pair, list) and len(pair) == 2 and
                 all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in pair)):
-            raise WireError(f'{where}: expected {{"{codec.COMPLEX_TAG}": [re, im]}}, got '
-                            f'{_short(data)}')
-        return complex(*pair)
-    return {k: decode(v, f'{where}.{k}') for k, v in data.items()}
+            raise WireError(f'{where}: {expected}, got {_short(data)}')
+        try:
+            return complex(*pair)
+        except OverflowError:
+            raise WireError(f'{where}: {expected}; a part is too large for a float') from None
+    return {k: decode(v, f'{where}.{k}', depth + 1) for k, v in data.items()}
 
 
 def _array(data: dict, where: str) -> Any:
