@@ -79,6 +79,14 @@ class HTTPService:
              str(self.config)], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir,
             env=server_env(TESTS_DIR), start_new_session=True)
         log.close()
+        try:
+            self._wait_healthy(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -87,11 +95,10 @@ class HTTPService:
             try:
                 if httpx.get(f'{self.url}/health', verify=self.verify,
                              timeout=2.0).status_code == 200:
-                    return self
+                    return
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        self.stop()
         raise RuntimeError(f'the HTTP service did not answer within {timeout} s:\n{self.log()}')
 
     def log(self) -> str:

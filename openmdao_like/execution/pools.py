@@ -328,6 +328,9 @@ class ProcessWorkerPool(WorkerPool):
     def poll(self, timeout: float) -> list[tuple[int, str, Any]]:
         ready = self._selector.select(timeout)
         events: list[tuple[int, str, Any]] = []
+        # a worker may have ended when its sentinel is ready or its pipe ended (not asked
+        # otherwise: a message costs no process check)
+        ended = {key.data for key, _mask in ready if key.fileobj is not self._conns[key.data]}
         for i in sorted({key.data for key, _mask in ready}):
             conn, proc = self._conns[i], self._procs[i]
             try:
@@ -335,7 +338,8 @@ class ProcessWorkerPool(WorkerPool):
                     events.append((i, *conn.recv()))
             except Exception:  # EOF or a message cut short: the worker is gone
                 proc.join(GRACE)
-            if not proc.is_alive():
+                ended.add(i)
+            if i in ended and not proc.is_alive():
                 events.append((i, 'lost', self._why.pop(i, None) or _exit_text(proc)))
         return events
 

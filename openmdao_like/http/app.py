@@ -201,11 +201,7 @@ def create_app(config: ServiceConfig) -> FastAPI:
     app.add_middleware(_BodyLimit, limit=MAX_BODY)
     app.add_exception_handler(ServiceError, _refused)
     app.add_exception_handler(RequestValidationError, _invalid)
-    bearer = OAuth2PasswordBearer(tokenUrl='token', auto_error=False)
-
-    async def current_user(token: Annotated[str | None, Depends(bearer)]) -> User:
-        return service.authenticate(token)
-
+    current_user = _Bearer(service)
     Who = Annotated[User, Depends(current_user)]
     Name = Annotated[str, Path(pattern=_NAME, max_length=200,
                                description='dotted class name of the component')]
@@ -216,12 +212,10 @@ def create_app(config: ServiceConfig) -> FastAPI:
                       timeout: float) -> Response:
         call = service.call(user, interface, values, timeout)
         try:
-            await asyncio.wrap_future(call.future)
+            await service.executions.wait(call)
         except asyncio.CancelledError:  # the client went away: so does the execution
             service.executions.cancel(call)
             raise
-        except Exception:
-            pass
         if service.has_files(call.future):  # (copies and hashes files: not in the loop)
             return _json(await asyncio.to_thread(service.settle, user, call.future))
         return _json(service.settle(user, call.future))
@@ -340,6 +334,20 @@ def create_app(config: ServiceConfig) -> FastAPI:
 
     app.include_router(files_router(service.files, current_user))
     return app
+
+
+class _Bearer(OAuth2PasswordBearer):
+    """The user of the request's bearer token (401 otherwise), documented as the OAuth2
+    password flow: one dependency, where a scheme and a user function make two."""
+
+    def __init__(self, service: Service):
+        super().__init__(tokenUrl='token', auto_error=False)
+        self.service = service
+
+    async def __call__(self, request: Request) -> User:  # type: ignore[override]
+        header = request.headers.get('authorization', '')
+        scheme, _, token = header.partition(' ')
+        return self.service.authenticate(token if scheme.lower() == 'bearer' else None)
 
 
 async def _refused(_request: Request, exc: Exception) -> JSONResponse:

@@ -155,7 +155,7 @@ class HTTPComponent(Component):
         if answer.status_code == 204:
             return None
         try:
-            return decode(json.loads(answer.text), f'{self._where()}: the answer')
+            return decode(json.loads(answer.content), f'{self._where()}: the answer')
         except ValueError as exc:
             raise WireError(f'{self._where()}: {method} {path}: not a JSON answer: {exc}'
                             ) from None

@@ -151,13 +151,14 @@ class Call:
     """One execution handed to `Executions`: its message, timeout and future (whose result
     is the `CaseOutcome`)."""
 
-    __slots__ = ('id', 'message', 'timeout', 'future', 'timer', 'stop')
+    __slots__ = ('id', 'message', 'timeout', 'future', 'timer', 'stop', 'waiter')
 
     def __init__(self, call_id: int, message: tuple, timeout: float):
         self.id, self.message, self.timeout = call_id, message, timeout
         self.future: concurrent.futures.Future = concurrent.futures.Future()
         self.timer: asyncio.TimerHandle | None = None
         self.stop: BaseException | None = None  # why its worker was killed
+        self.waiter: asyncio.Future | None = None  # `Executions.wait`'s
 
 
 class Executions:
@@ -223,7 +224,9 @@ class Executions:
         async def one() -> CaseOutcome:
             self.attach(asyncio.get_running_loop())
             try:
-                return await asyncio.wrap_future(self.submit(message, timeout).future)
+                call = self.submit(message, timeout)
+                await self.wait(call)
+                return call.future.result()
             finally:
                 self.detach()
         return asyncio.run(one())
@@ -238,6 +241,14 @@ class Executions:
             self._queue.append(call)
         self._soon(self._dispatch)
         return call
+
+    async def wait(self, call: Call) -> None:
+        """Until ``call`` ended (in the loop's thread: woken by the dispatch itself, with no
+        hand-over through ``call_soon_threadsafe`` as ``asyncio.wrap_future`` makes)."""
+        if not call.future.done():
+            call.waiter = asyncio.get_running_loop().create_future()
+            if not call.future.done():  # (not ended meanwhile, from another thread)
+                await call.waiter
 
     def cancel(self, call: Call) -> None:
         """Cancel ``call``: dropped if it waits, its worker killed if it runs."""
@@ -362,3 +373,16 @@ def _settle(call: Call, result: Any = None, exception: BaseException | None = No
         call.future.set_exception(exception)
     else:
         call.future.set_result(result)
+    waiter = call.waiter
+    if waiter is not None and not waiter.done():
+        loop = waiter.get_loop()
+        if loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            waiter.set_result(None)
+        else:
+            loop.call_soon_threadsafe(lambda: waiter.done() or waiter.set_result(None))
