@@ -72,6 +72,7 @@ import time
 from pathlib import Path
 
 import harness
+from remote_call import bench_path, paraboloid, points  # the same model and points
 
 BENCH = "http_call"
 BENCH_DIR = Path(__file__).resolve().parent
@@ -191,21 +192,6 @@ for line in sys.stdin:
     out.write(f'{http_call.timed_sample(call, pts)!r}\\n')
     out.flush()
 """
-
-
-def paraboloid(x, y):
-    return (x - 3.0) ** 2 + x * y + (y + 4.0) ** 2 - 3.0
-
-
-def points(count):
-    """``count`` (x, y) pairs inside the paraboloid's bounds, each differing from the last."""
-    return [(float(i % 100) - 50.0, 25.0 - 0.5 * (i % 97)) for i in range(count)]
-
-
-def bench_path():
-    """os.environ's PYTHONPATH with bench/ first, so servers import ``fw_ours``."""
-    parts = [str(BENCH_DIR)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
-    return os.pathsep.join(parts)
 
 
 def free_port():

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import os
 import time
+from typing import Any
 
 import numpy as np
 
-from openmdao_like import Array, Component, File, FileRef, Float, Instance, Str
+from openmdao_like import (Array, Assembly, Component, File, FileRef, Float, Instance, Str,
+                           set_as_top)
 from openmdao_like.errors import ConvergenceError
 
 
@@ -119,3 +121,24 @@ class Holder(Component):
 
     def execute(self) -> None:
         self.y = 2 * self.x
+
+
+def optimize(make_paraboloid: Any) -> Any:
+    """An SLSQP optimization of a Scale and a paraboloid made by ``make_paraboloid`` (local,
+    remote or HTTP), run: the tests compare where each kind of component ends."""
+    from openmdao_like.drivers import ScipyOptimizer  # (not in the servers importing this)
+
+    class Model(Assembly):
+        def configure(self):
+            self.add('scale', Scale(k=1.0))
+            self.add('p', make_paraboloid())
+            self.add('driver', ScipyOptimizer(method='SLSQP'))
+            self.driver.workflow.add(['scale', 'p'])
+            self.connect('scale.y', 'p.y')
+            self.driver.add_parameter('p.x', low=-50.0, high=50.0)
+            self.driver.add_parameter('scale.x', low=-50.0, high=50.0)
+            self.driver.add_objective('p.f_xy')
+            self.driver.add_constraint('p.x - p.y >= 15.0')
+    top = set_as_top(Model())
+    top.run()
+    return top

@@ -13,10 +13,11 @@ import pytest
 
 import remote_models
 from http_servers import USERS, HTTPService
+from remote_models import optimize
 from openmdao_like import Assembly, ConfigError, ConvergenceError, Float, set_as_top
 from openmdao_like.component import Component
 from openmdao_like.distributed import RetryWrapper
-from openmdao_like.drivers import CaseIteratorDriver, ScipyOptimizer
+from openmdao_like.drivers import CaseIteratorDriver
 from openmdao_like.errors import RemoteError
 from openmdao_like.execution import LocalExecutor
 from openmdao_like.http import HTTPComponent
@@ -36,23 +37,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HTTPService]:
 def proxy(service: HTTPService, name: str = 'remote_models.Paraboloid', user: str = 'alice',
           **options) -> HTTPComponent:
     return HTTPComponent(service.url, name, username=user, password=USERS[user][0], **options)
-
-
-def optimize(make_paraboloid) -> Assembly:
-    class Model(Assembly):
-        def configure(self):
-            self.add('scale', remote_models.Scale(k=1.0))
-            self.add('p', make_paraboloid())
-            self.add('driver', ScipyOptimizer(method='SLSQP'))
-            self.driver.workflow.add(['scale', 'p'])
-            self.connect('scale.y', 'p.y')
-            self.driver.add_parameter('p.x', low=-50.0, high=50.0)
-            self.driver.add_parameter('scale.x', low=-50.0, high=50.0)
-            self.driver.add_objective('p.f_xy')
-            self.driver.add_constraint('p.x - p.y >= 15.0')
-    top = set_as_top(Model())
-    top.run()
-    return top
 
 
 @pytest.mark.parametrize('execution', ['sync', 'async'])

@@ -153,6 +153,15 @@ def job_store(service: HTTPService) -> JobStore:
     return JobStore(f'sqlite:///{service.workdir / "http.jobs.db"}')
 
 
+def stored_states(service: HTTPService, job_id: str) -> tuple[str, State]:
+    """The state of a job's run and of the job, as the service's job store has them."""
+    store = job_store(service)
+    try:
+        return store.run(job_id).state, store.job(job_id, 0).state
+    finally:
+        store.close()
+
+
 def token(claims: dict[str, Any], key: str = SECRET) -> str:
     """A JWT of ``claims`` signed with ``key`` (HS256)."""
     return jwt.encode(claims, key, algorithm='HS256')
@@ -641,12 +650,7 @@ def test_cancelling_a_running_job_stops_its_worker(service: HTTPService, alice: 
     assert after['state'] == 'CANCELLED' and after.get('outputs') is None
     assert time.monotonic() - start < 10
     assert alice.delete(f'/jobs/{job_id}').json()['state'] == 'CANCELLED'  # again: the same
-    store = job_store(service)
-    try:
-        assert store.run(job_id).state == 'CANCELLED'
-        assert store.job(job_id, 0).state is State.CANCELLED
-    finally:
-        store.close()
+    assert stored_states(service, job_id) == ('CANCELLED', State.CANCELLED)
     assert outputs(alice, PID_SLEEPER, {'x': 4.0}) == {'y': 8.0}
     assert outputs(alice, PARABOLOID, {'x': 4.0}) == \
         {'f_xy': local(remote_models.Paraboloid, x=4.0).f_xy}
@@ -663,12 +667,7 @@ def test_cancelling_an_ended_job_leaves_it_as_it_ended(service: HTTPService,
     assert answer.json()['state'] == 'COMPLETED'
     assert answer.json()['outputs'] == done['outputs']
     assert wait(alice, job_id, 0) == done
-    store = job_store(service)
-    try:
-        assert store.run(job_id).state == 'COMPLETED'
-        assert store.job(job_id, 0).state is State.COMPLETED
-    finally:
-        store.close()
+    assert stored_states(service, job_id) == ('COMPLETED', State.COMPLETED)
 
 
 @pytest.mark.parametrize('path, params, status', [

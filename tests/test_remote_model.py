@@ -7,26 +7,9 @@ import numpy as np
 import pytest
 
 import remote_models
+from remote_models import optimize
 from openmdao_like import Assembly, ConnectError, ValidationError, create, set_as_top
-from openmdao_like.drivers import ScipyOptimizer
 from openmdao_like.remote import RemoteComponent
-
-
-def optimize(make_paraboloid) -> Assembly:
-    class Model(Assembly):
-        def configure(self):
-            self.add('scale', remote_models.Scale(k=1.0))
-            self.add('p', make_paraboloid())
-            self.add('driver', ScipyOptimizer(method='SLSQP'))
-            self.driver.workflow.add(['scale', 'p'])
-            self.connect('scale.y', 'p.y')
-            self.driver.add_parameter('p.x', low=-50.0, high=50.0)
-            self.driver.add_parameter('scale.x', low=-50.0, high=50.0)
-            self.driver.add_objective('p.f_xy')
-            self.driver.add_constraint('p.x - p.y >= 15.0')
-    top = set_as_top(Model())
-    top.run()
-    return top
 
 
 def test_mixed_model_gives_the_local_results(factory_a):
