@@ -60,9 +60,13 @@ def test_a_configuration_is_read_with_paths_beside_it(config: Path) -> None:
     assert relative.store_url == f'sqlite:///{base / "j.db"}'
 
 
+KEYS = ('host, port, secret_file, tls, workers, timeout, max_upload, store, workdir, '
+        'components')
+
+
 @pytest.mark.parametrize('text, message', [
-    ('- a\n', 'expected a mapping of host, port, secret_file, tls, workers, timeout, max_upload, store, workdir, components, got'),
-    ('hots: x\n', "unknown key(s) 'hots'; expected some of host, port, secret_file, tls, workers, timeout, max_upload, store, workdir, components"),
+    ('- a\n', f'expected a mapping of {KEYS}, got'),
+    ('hots: x\n', f"unknown key(s) 'hots'; expected some of {KEYS}"),
     ('workers: 0\n', 'workers must be an integer >= 1, got 0'),
     ('timeout: -1\n', 'timeout must be a number >= 0.001, got -1'),
     ('max_upload: 1.5\n', 'max_upload must be an integer >= 0, got 1.5'),
