@@ -180,6 +180,8 @@ def test_a_saved_model_keeps_no_credentials(service, tmp_path, monkeypatch):
     assert service.url in text and 'remote_models.Paraboloid' in text
     for secret in (USERS['alice'][0], 'Bearer', 'token', 'password'):
         assert secret not in text
+    top.save(str(tmp_path / 'model.pkl'))
+    assert USERS['alice'][0].encode() not in (tmp_path / 'model.pkl').read_bytes()
     for name in ('OML_HTTP_TOKEN', 'OML_HTTP_USERNAME', 'OML_HTTP_PASSWORD'):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(Exception, match='no credentials: give username and password'):
@@ -193,6 +195,9 @@ def test_a_saved_model_keeps_no_credentials(service, tmp_path, monkeypatch):
     expected = remote_models.Paraboloid(x=4.0)
     expected.run()
     assert loaded.p.f_xy == expected.f_xy
+    pickled = load(str(tmp_path / 'model.pkl'))  # logs in from the environment too
+    pickled.run()
+    assert pickled.p.f_xy == expected.f_xy
 
 
 def test_files_are_uploaded_and_downloaded(service, tmp_path):
