@@ -45,7 +45,8 @@ from .base import CaseOutcome
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['WorkerPool', 'ProcessWorkerPool', 'ThreadWorkerPool', 'IDLE', 'LIVENESS', 'drain']
+__all__ = ['WorkerPool', 'ProcessWorkerPool', 'ThreadWorkerPool', 'IDLE', 'LIVENESS', 'drain',
+           'run_chunk']
 
 IDLE = -1  # slot value of a worker between cases
 #: Seconds a busy worker process may stay stopped (SIGSTOP, a debugger) before it is replaced.
@@ -144,6 +145,21 @@ def _load(payload: bytes, send: Callable[[tuple], None]) -> Any:
     return runner
 
 
+def run_chunk(runner: Any, chunk: list[tuple[int, Any]],
+              set_slot: Callable[[int], None] = lambda case_id: None) -> list[CaseOutcome]:
+    """The outcomes of a chunk of cases run by ``runner`` where a worker is (a process, a
+    thread, an engine's task); ``set_slot`` is told which case runs, then `IDLE`."""
+    done = []
+    for case_id, inputs in chunk:
+        set_slot(case_id)
+        try:
+            done.append(runner(case_id, inputs))
+        except Exception:  # a bug of the runner itself: the case fails, the worker lives
+            done.append(CaseOutcome(case_id, None, FAILED, traceback.format_exc()))
+    set_slot(IDLE)
+    return done
+
+
 def _serve(recv: Callable[[], Any], send: Callable[[tuple], None], payload: bytes,
            set_slot: Callable[[int], None]) -> None:
     """A worker's life: load the runner, run the chunks it receives until None; a bytes
@@ -158,14 +174,7 @@ def _serve(recv: Callable[[], Any], send: Callable[[tuple], None], payload: byte
             continue
         if runner is None:  # (a chunk sent before the failure was seen)
             continue
-        done = []
-        for case_id, inputs in message:
-            set_slot(case_id)
-            try:
-                done.append(runner(case_id, inputs))
-            except Exception:  # a bug of the runner itself: the case fails, the worker lives
-                done.append(CaseOutcome(case_id, None, FAILED, traceback.format_exc()))
-        set_slot(IDLE)
+        done = run_chunk(runner, message, set_slot)
         try:
             send(('done', done))
         except (pickle.PicklingError, TypeError, AttributeError) as exc:  # nothing was sent
