@@ -1,0 +1,203 @@
+"""DaskExecutor on real Dask clusters: a LocalCluster of worker processes and a dask-jobqueue
+SLURMCluster on the test SLURM cluster. The same results as the sequential run, each case
+recorded once when a worker is SIGKILLed or its batch job cancelled, nothing left behind, and
+the bad inputs named."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import threading
+import time
+from typing import Any, Iterator
+
+import distributed
+import pytest
+
+from openmdao_like import Assembly, Component, Float, set_as_top
+from openmdao_like.distributed.engines import DaskExecutor
+from openmdao_like.distributed.engines import dask as dask_engine
+from openmdao_like.drivers import CaseIteratorDriver
+from openmdao_like.execution import BrokenExecutor
+from remote_models import Paraboloid
+
+pytestmark = pytest.mark.timeout(180)
+
+
+class Slow(Component):
+    """y = 2 x after ``delay`` seconds; its process id as an output."""
+
+    x = Float(0.0, iotype='in')
+    delay = Float(0.0, iotype='in')
+    y = Float(iotype='out')
+    pid = Float(iotype='out')
+
+    def execute(self) -> None:
+        time.sleep(self.delay)
+        self.y = 2.0 * self.x
+        self.pid = float(os.getpid())
+
+
+def model(executor: Any, n: int = 200, comp: type = Paraboloid, **values: float) -> Assembly:
+    top = set_as_top(Assembly())
+    top.add('c', comp(**values))
+    cases = [{'c.x': float(i % 50), **({'c.y': float(i % 7)} if comp is Paraboloid else {})}
+             for i in range(n)]
+    top.add('driver', CaseIteratorDriver(cases=cases, sequential=executor is None,
+                                         executor=executor))
+    top.driver.workflow.add('c')
+    top.driver.add_response('c.f_xy' if comp is Paraboloid else 'c.y')
+    if comp is not Paraboloid:
+        top.driver.add_response('c.pid')
+    return top
+
+
+def outcomes(top: Assembly) -> dict[int, dict[str, Any]]:
+    """Case id -> outputs; every case once and ok."""
+    results = top.driver.results
+    assert all(case.ok for case in results), [case.msg for case in results if not case.ok][:3]
+    ids = [case.id for case in results]
+    assert len(ids) == len(set(ids))
+    return {case.id: case.outputs for case in results}
+
+
+@pytest.fixture(scope='module')
+def cluster() -> Iterator[Any]:
+    local = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                     dashboard_address=':0')
+    yield local
+    local.close()
+
+
+def test_a_doe_on_a_local_cluster_equals_the_sequential_run(cluster):
+    sequential = model(None)
+    sequential.run()
+    executor = DaskExecutor(cluster)
+    try:
+        farmed = model(executor)
+        farmed.run()
+        assert outcomes(farmed) == outcomes(sequential)
+        farmed.run()  # a warm executor: the same workers, the runner sent again
+        assert outcomes(farmed) == outcomes(sequential)
+    finally:
+        executor.shutdown()
+    assert cluster.scheduler_info['workers']  # the user's cluster is left running
+
+
+def test_a_sigkilled_worker_costs_nothing(cluster):
+    client = distributed.Client(cluster, set_as_default=False)
+    try:
+        executor = DaskExecutor(client, case_timeout=5.0)
+        top = model(executor, 200, Slow, delay=0.02)
+        pids = sorted(client.run(os.getpid).values())
+        killer = threading.Timer(1.0, os.kill, (pids[0], signal.SIGKILL))
+        killer.start()
+        try:
+            top.run()
+        finally:
+            killer.cancel()
+            executor.shutdown()
+        got = outcomes(top)
+        assert sorted(got) == list(range(200))
+        assert all(got[i]['c.y'] == 2.0 * float(i % 50) for i in got)
+        client.wait_for_workers(2, timeout=60)  # the nanny started another
+    finally:
+        client.close()
+
+
+def test_the_executor_pickles_with_an_address_only(cluster):
+    executor = DaskExecutor(cluster, n_workers=3, connect_timeout=5.0)
+    copy = pickle.loads(pickle.dumps(executor))
+    assert copy.target == cluster.scheduler_address and copy.n_workers == 3
+    assert repr(copy) == f'DaskExecutor({cluster.scheduler_address!r})'
+
+
+def test_an_unreachable_scheduler_is_named_within_the_timeout():
+    executor = DaskExecutor('tcp://127.0.0.1:9', connect_timeout=2.0)
+    top = model(executor, 4)
+    started = time.monotonic()
+    with pytest.raises(BrokenExecutor, match=r"cannot reach the Dask scheduler at "
+                                             r"tcp://127.0.0.1:9 within 2 s"):
+        top.run()
+    assert time.monotonic() - started < 20
+
+
+def test_a_cluster_without_workers_is_named_after_the_deadline():
+    empty = distributed.LocalCluster(n_workers=0, processes=False, dashboard_address=':0')
+    try:
+        executor = DaskExecutor(empty, workers_timeout=1.0)
+        with pytest.raises(BrokenExecutor, match=r'has no worker after 1 s \(workers_timeout\)'):
+            model(executor, 4).run()
+    finally:
+        empty.close()
+
+
+def test_bad_options_and_a_missing_engine_are_named(monkeypatch):
+    with pytest.raises(Exception, match='connect_timeout'):
+        DaskExecutor('tcp://x:1', connect_timeout=-1.0)
+
+    def missing() -> Any:
+        raise ImportError("DaskExecutor needs dask.distributed (No module named 'distributed'); "
+                          "install it with: pip install openmdao_like[dask]")
+    monkeypatch.setattr(dask_engine, '_distributed', missing)
+    with pytest.raises(ImportError, match=r'pip install openmdao_like\[dask\]'):
+        model(DaskExecutor('tcp://x:1'), 2).run()
+
+
+# -- dask-jobqueue on the test SLURM cluster ----------------------------------------------------
+def squeue() -> list[str]:
+    done = subprocess.run(['squeue', '-h', '-o', '%i %j %T'], capture_output=True, text=True)
+    return done.stdout.split('\n')[:-1]
+
+
+@pytest.fixture
+def slurm_dask(slurm_cluster, tmp_path) -> Iterator[Any]:
+    from dask_jobqueue import SLURMCluster
+    env = [f'export {k}={v}' for k, v in slurm_cluster.env.items()]
+    jobs = SLURMCluster(cores=1, processes=1, memory='200MB', queue=slurm_cluster.partition,
+                        walltime='00:10:00', python=sys.executable, job_name='oml-dask',
+                        job_directives_skip=['--mem'], job_script_prologue=env,
+                        log_directory=str(tmp_path / 'logs'), scheduler_options={
+                            'host': '127.0.0.1', 'dashboard_address': None},
+                        worker_extra_args=['--host', '127.0.0.1'], local_directory=str(tmp_path))
+    try:
+        yield jobs
+    finally:
+        jobs.close()
+        deadline = time.monotonic() + 30
+        while [line for line in squeue() if 'oml-dask' in line] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not [line for line in squeue() if 'oml-dask' in line], squeue()
+
+
+@pytest.mark.slurm
+def test_slurm_jobs_run_the_cases_and_a_cancelled_job_costs_nothing(slurm_dask):
+    slurm_dask.scale(2)
+    with distributed.Client(slurm_dask, set_as_default=False) as client:
+        client.wait_for_workers(2, timeout=120)
+    sequential = model(None, 120, Slow, delay=0.05)
+    sequential.run()
+    executor = DaskExecutor(slurm_dask, case_timeout=5.0, workers_timeout=120.0)
+    top = model(executor, 120, Slow, delay=0.05)
+    cancelled: list[tuple[str, float]] = []
+
+    def cancel_one() -> None:
+        jobs = [line.split()[0] for line in squeue() if 'oml-dask' in line]
+        subprocess.run(['scancel', jobs[0]], check=True)
+        cancelled.append((jobs[0], time.monotonic()))
+    canceller = threading.Timer(1.0, cancel_one)
+    canceller.start()
+    try:
+        top.run()
+        ended = time.monotonic()
+    finally:
+        canceller.cancel()
+        executor.shutdown()
+    assert cancelled and cancelled[0][1] < ended  # a worker's job was cancelled mid-run
+    expected = outcomes(sequential)
+    got = outcomes(top)
+    assert sorted(got) == sorted(expected)
+    assert all(got[i]['c.y'] == expected[i]['c.y'] for i in got)
