@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import distributed
 import pytest
 
-from openmdao_like import Assembly, Component, Float, set_as_top
+from openmdao_like import Assembly, Component, Float, Instance, set_as_top
 from openmdao_like.distributed.engines import DaskExecutor
 from openmdao_like.distributed.engines import dask as dask_engine
 from openmdao_like.drivers import CaseIteratorDriver
@@ -201,3 +201,19 @@ def test_slurm_jobs_run_the_cases_and_a_cancelled_job_costs_nothing(slurm_dask):
     got = outcomes(top)
     assert sorted(got) == sorted(expected)
     assert all(got[i]['c.y'] == expected[i]['c.y'] for i in got)
+
+
+class LockHolder(Slow):
+    """Slow, with an input holding whatever it is given (here: a lock, which cannot travel)."""
+
+    lock = Instance(object, iotype='in')
+
+
+def test_a_model_that_cannot_be_pickled_names_the_variable(cluster):
+    top = model(DaskExecutor(cluster), 4, LockHolder)
+    top.c.lock = threading.Lock()
+    with pytest.raises(TypeError, match=r"c.lock: cannot be pickled to ship the model to "
+                                        r"the workers: TypeError: cannot pickle "
+                                        r"'_thread.lock'"):
+        top.run()
+    top.driver.executor.shutdown()

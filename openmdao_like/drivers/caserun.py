@@ -131,6 +131,21 @@ class CaseFeed:
         self._retry.append(case_id)
 
 
+def _unpicklable_variable(top: Any) -> str | None:
+    """The path of the first variable of the model that cannot be pickled, if any (looked for
+    only after pickling the model failed)."""
+    queue = deque([top])
+    while queue:
+        node = queue.popleft()
+        for name in tree.variables(node):
+            try:
+                cloudpickle.dumps(getattr(node, name, None))
+            except Exception:
+                return f'{tree.where(node)}.{name}'
+        queue.extend(tree.children(node).values())
+    return None
+
+
 class ModelCaseRunner:
     """The case runner a driver hands to an executor: runs cases with that driver.
 
@@ -190,7 +205,14 @@ class ModelCaseRunner:
                 top.recorders = []
             for name in names:
                 setattr(driver, name, None)
-            model = cloudpickle.dumps(top)
+            try:
+                model = cloudpickle.dumps(top)
+            except Exception as exc:  # name what cannot travel, as saving a model does
+                where = _unpicklable_variable(top)
+                if where is None:
+                    raise
+                raise TypeError(f'{where}: cannot be pickled to ship the model to the workers: '
+                                f'{type(exc).__name__}: {exc}') from exc
         finally:
             if recorders is not None:
                 top.recorders = recorders
