@@ -217,3 +217,51 @@ def test_a_model_that_cannot_be_pickled_names_the_variable(cluster):
                                         r"'_thread.lock'"):
         top.run()
     top.driver.executor.shutdown()
+
+
+CTRL_C = '''
+import sys, time
+from dask_jobqueue import SLURMCluster
+from openmdao_like.distributed.engines import DaskExecutor
+import test_engines_dask as t
+
+cluster = SLURMCluster(cores=1, processes=1, memory='200MB', queue=sys.argv[1],
+                       walltime='00:10:00', python=sys.executable, job_name='oml-dask',
+                       job_directives_skip=['--mem'], job_script_prologue=sys.argv[2:],
+                       scheduler_options={'host': '127.0.0.1', 'dashboard_address': None},
+                       worker_extra_args=['--host', '127.0.0.1'])
+cluster.scale(2)
+top = t.model(DaskExecutor(cluster), 400, t.Slow, delay=0.5)
+print('running', flush=True)
+top.run()
+print('ended', len(top.driver.results), [c.msg for c in top.driver.results if not c.ok][:2])
+'''
+
+
+@pytest.mark.slurm
+def test_ctrl_c_of_a_run_leaves_no_job(slurm_cluster, tmp_path):
+    env = [f'export {k}={v}' for k, v in slurm_cluster.env.items()]
+    script = tmp_path / 'run.py'
+    script.write_text(CTRL_C)
+    proc = subprocess.Popen([sys.executable, str(script), slurm_cluster.partition, *env],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, env=dict(os.environ, **slurm_cluster.env))
+    try:
+        assert proc.stdout.readline().strip() == 'running'
+        deadline = time.monotonic() + 90
+        while len([line for line in squeue() if 'oml-dask' in line and 'RUNNING' in line]) < 2:
+            assert time.monotonic() < deadline, squeue()
+            time.sleep(0.5)
+        time.sleep(2.0)  # cases running on both jobs
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        # the run stopped (dask_jobqueue, once imported, turns Ctrl-C into sys.exit())
+        assert 'ended' not in out, out[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 30
+    while [line for line in squeue() if 'oml-dask' in line] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [line for line in squeue() if 'oml-dask' in line], squeue()
