@@ -221,6 +221,48 @@ def test_a_killed_parsl_worker_loses_no_case(local_config, tmp_path, monkeypatch
     assert wait_gone(tmp_path / 'runinfo') == []
 
 
+def test_a_frozen_parsl_worker_is_covered_by_case_timeout(local_config, tmp_path, monkeypatch,
+                                                         caplog):
+    """A stopped worker never fails its task in Parsl (as one that died with its node, parsl
+    #1245): case_timeout sends its cases again, each case is recorded once."""
+    monkeypatch.chdir(tmp_path)
+    pids = tmp_path / 'pids'
+    pids.mkdir()
+    monkeypatch.setenv('OML_TEST_PIDS', str(pids))
+    executor = ParslExecutor(local_config(), workers_timeout=60.0, case_timeout=0.25)
+    top = doe(200, executor, delay=0.02)
+    top.recorders = [SQLiteRecorder('cases.sqlite')]
+    stopped: list[int] = []
+
+    def stop_a_worker() -> None:
+        deadline = time.monotonic() + 30.0
+        while not stopped and time.monotonic() < deadline:
+            time.sleep(0.5)
+            workers = [int(pid.name) for pid in pids.iterdir()]
+            if len(workers) >= 2:
+                os.kill(workers[0], signal.SIGSTOP)
+                stopped.append(workers[0])
+
+    try:
+        stopper = threading.Thread(target=stop_a_worker)
+        t0 = time.monotonic()
+        stopper.start()
+        top.run()
+        stopper.join()
+        took = time.monotonic() - t0
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        executor.shutdown()
+    assert stopped, 'no Parsl worker process was found to stop'
+    assert 'ran longer than case_timeout' in caplog.text
+    rows = read_cases('cases.sqlite')
+    assert sorted(r['id'] for r in rows) == list(range(200))
+    assert all(r['status'] == 'ok' for r in rows)
+    assert took < 60.0
+    assert wait_gone(tmp_path / 'runinfo') == []
+
+
 def test_without_parsl_the_executor_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, 'parsl', None)
     executor = ParslExecutor(parsl.Config())
@@ -264,12 +306,14 @@ def test_a_config_runs_once_and_parsl_retries_are_turned_off(local_config):
 
 def test_shutdown_mid_run_leaves_no_parsl_process(local_config, tmp_path):
     executor = ParslExecutor(local_config(), workers_timeout=60.0)
-    executor.start(Square())
-    outcomes = executor.run_cases((i, {'x': i, 'sleep': 0.05}) for i in range(400))
-    first = [next(outcomes) for _ in range(10)]
-    assert len(pool_processes(tmp_path / 'runinfo')) >= 4  # interchange, manager, 2 workers
-    t0 = time.monotonic()
-    executor.shutdown(cancel_futures=True)
+    try:
+        executor.start(Square())
+        outcomes = executor.run_cases((i, {'x': i, 'sleep': 0.05}) for i in range(400))
+        first = [next(outcomes) for _ in range(10)]
+        assert len(pool_processes(tmp_path / 'runinfo')) >= 4  # interchange, pool, 2 workers
+    finally:
+        t0 = time.monotonic()
+        executor.shutdown(cancel_futures=True)
     assert time.monotonic() - t0 < 20.0
     assert all(o.status == 'ok' for o in first)
     assert wait_gone(tmp_path / 'runinfo') == []
