@@ -35,6 +35,7 @@ from typing import Any
 from .. import tree
 from ..component import Component
 from ..errors import ConfigError, RemoteError, name_component
+from ..extras import require
 from ..persistence.extensions import saving_model
 from ..remote.proxy import _same, _snapshot, build_variable
 from ..variables.file import File, FileRef
@@ -103,11 +104,7 @@ class HTTPComponent(Component):
 
     # -- connection -----------------------------------------------------------------------------
     def _client(self) -> Any:
-        try:
-            import httpx
-        except ImportError as exc:
-            raise ImportError(f'HTTPComponent needs httpx ({exc}); install it with: pip '
-                              f'install openmdao_like[http]') from exc
+        httpx = require('httpx', 'HTTPComponent', 'http')
         verify: Any = self.verify
         if isinstance(verify, str):
             if not os.path.isfile(verify):

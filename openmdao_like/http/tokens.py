@@ -16,6 +16,7 @@ from collections import deque
 from typing import Any
 
 from ..errors import OpenMDAOLikeError
+from ..extras import require
 from .users import User
 
 __all__ = ['TokenError', 'Tokens', 'LoginGuard', 'ACCESS_TTL', 'REFRESH_TTL']
@@ -33,12 +34,7 @@ _ALGORITHM = 'HS256'
 
 def _jwt() -> Any:
     """pyjwt; `ImportError` saying how to install it."""
-    try:
-        import jwt
-    except ImportError as exc:
-        raise ImportError(f'the HTTP service needs pyjwt ({exc}); install it with: pip install '
-                          f'openmdao_like[http]') from exc
-    return jwt
+    return require('jwt', 'the HTTP service', 'http')
 
 
 class TokenError(OpenMDAOLikeError):

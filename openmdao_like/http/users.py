@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError, describe
+from ..extras import require
 
 __all__ = ['User', 'Users', 'MIN_PASSWORD', 'MAX_PASSWORD']
 
@@ -30,12 +31,7 @@ _ROLE = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
 
 def _hasher() -> Any:
     """argon2-cffi's PasswordHasher; `ImportError` saying how to install it."""
-    try:
-        from argon2 import PasswordHasher
-    except ImportError as exc:
-        raise ImportError(f'the HTTP service needs argon2-cffi ({exc}); install it with: pip '
-                          f'install openmdao_like[http]') from exc
-    return PasswordHasher()
+    return require('argon2', 'the HTTP service', 'http').PasswordHasher()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -6,9 +6,10 @@
     cluster = SLURMCluster(cores=1, memory='1GB', processes=1); cluster.scale(8)
     top.driver = DOEDriver(..., sequential=False, executor=DaskExecutor(cluster))
 
-`DaskPool` is a `WorkerPool` whose workers are task slots: as many as the cluster has threads
-(or ``n_workers``). The runner is scattered to every worker once (``broadcast``) and each task
-carries a chunk of case inputs and returns outcomes only (`tasks.run_task`). The loop keeps its
+`DaskPool` is a `WorkerPool` whose workers are task slots (`slots.TaskSlots`): as many as the
+cluster has threads (or ``n_workers``). The runner is scattered to every worker once
+(``broadcast``) and each task carries a chunk of case inputs and returns outcomes only
+(`tasks.run_task`). The loop keeps its
 policies: chunks, case_timeout and resends, losses. Our case ids are the source of truth: a
 task the engine ran again (after one of its workers died) gives its outcome once, and one that
 failed for the engine (``KilledWorker``, a lost connection) is a ``lost`` slot whose cases the
@@ -18,19 +19,18 @@ graph larger than the work in flight.
 
 from __future__ import annotations
 
-import collections
 import hashlib
 import logging
 import os
-import queue
 import uuid
 from collections.abc import Hashable
 from typing import Any
 
 from ...execution.base import BrokenExecutor
 from ...execution.loop import PoolExecutor
-from ...execution.pools import WorkerPool, drain
+from ...extras import require
 from ...options import OptionsDictionary
+from .slots import TaskSlots
 from .tasks import run_task
 
 logger = logging.getLogger(__name__)
@@ -40,15 +40,10 @@ __all__ = ['DaskExecutor', 'DaskPool']
 
 def _distributed() -> Any:
     """The ``distributed`` module; `ImportError` saying how to install it."""
-    try:
-        import distributed
-    except ImportError as exc:
-        raise ImportError(f'DaskExecutor needs dask.distributed ({exc}); install it with: pip '
-                          f'install openmdao_like[dask]') from exc
-    return distributed
+    return require('distributed', 'DaskExecutor', 'dask')
 
 
-class DaskPool(WorkerPool):
+class DaskPool(TaskSlots):
     """Task slots on a Dask cluster (see the module docstring).
 
     Parameters
@@ -67,21 +62,14 @@ class DaskPool(WorkerPool):
 
     def __init__(self, target: Any, n_workers: int | None, connect_timeout: float,
                  workers_timeout: float, owner: str):
+        super().__init__()
         self._target, self._n_wanted = target, n_workers
         self._connect_timeout, self._workers_timeout = connect_timeout, workers_timeout
         self._owner = owner
         self._client: Any = None
         self._made: list[Any] = []  # what the pool made, closed with it (client, cluster)
-        self._n = 0
         self._key = ''
         self._payload: Any = None  # the scattered runner (a dask Future)
-        self._tasks: dict[int, collections.deque] = {}  # slot -> its tasks' futures, in order
-        self._why: dict[int, str] = {}
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
-
-    @property
-    def size(self) -> int:
-        return self._n
 
     def describe(self, worker: Hashable) -> str:
         return f'Dask task slot {worker}'
@@ -131,13 +119,10 @@ class DaskPool(WorkerPool):
         return list(range(self._n))
 
     def close(self, cancel: bool = False) -> None:
-        tasks = [future for futures in self._tasks.values() for future in futures]
-        self._tasks.clear()
-        if tasks and self._client is not None:
-            try:
-                self._client.cancel(tasks, force=True)
-            except Exception as exc:  # (the cluster is gone already)
-                logger.debug('%s: tasks not cancelled: %s', self._owner, exc)
+        try:
+            self._drop_all()
+        except Exception as exc:  # (the cluster is gone already)
+            logger.debug('%s: tasks not cancelled: %s', self._owner, exc)
         for made in self._made:
             try:
                 made.close()
@@ -147,50 +132,12 @@ class DaskPool(WorkerPool):
         self._client = None
 
     # -- work -----------------------------------------------------------------------------------
-    def send(self, worker: Hashable, chunk: list[tuple[int, Any]]) -> None:
-        future = self._client.submit(run_task, self._key, self._payload, chunk, pure=False,
-                                     retries=0, key=f'openmdao_like-chunk-{uuid.uuid4().hex}')
-        self._tasks.setdefault(worker, collections.deque()).append(future)
-        future.add_done_callback(lambda done: self._events.put(worker))
+    def _submit(self, chunk: list[tuple[int, Any]]) -> Any:
+        return self._client.submit(run_task, self._key, self._payload, chunk, pure=False,
+                                   retries=0, key=f'openmdao_like-chunk-{uuid.uuid4().hex}')
 
-    def poll(self, timeout: float) -> list[tuple[Hashable, str, Any]]:
-        """A slot's tasks are reported in the order they were sent (the loop holds a slot's
-        chunks in that order), as the first of them ends."""
-        events: list[tuple[Hashable, str, Any]] = []
-        for worker in dict.fromkeys(drain(self._events, timeout)):
-            futures = self._tasks.get(worker)
-            while futures and futures[0].done():
-                future = futures.popleft()
-                why = self._why.pop(worker, None)
-                if why is None and future.status == 'finished':
-                    try:
-                        events.append((worker, 'done', future.result()))
-                        continue
-                    except Exception as exc:  # (its result was lost with its worker)
-                        why = f'lost its result: {type(exc).__name__}: {exc}'
-                if why is None:
-                    exc = future.exception() if future.status == 'error' else None
-                    why = f'its task ended {future.status}' + \
-                          (f': {type(exc).__name__}: {exc}' if exc is not None else '')
-                events.append((worker, 'lost', why))
-                self._drop(worker)  # (the loop sends the chunks held behind it again)
-        return events
-
-    def _drop(self, worker: Hashable) -> None:
-        """Forget (and cancel) the tasks of a slot the loop counts as lost."""
-        futures = self._tasks.pop(worker, None) or ()
-        for future in futures:
-            future.cancel()
-
-    def kill(self, worker: Hashable, why: str) -> None:
-        futures = self._tasks.get(worker)
-        if not futures:
-            return
-        self._why[worker] = why
-        futures[0].cancel()  # (a task already running goes on in its worker: Dask cannot stop it)
-
-    def replace(self, worker: Hashable) -> list[int]:
-        return [worker]
+    def _cancel(self, future: Any) -> None:
+        future.cancel()  # (a task already running goes on in its worker: Dask cannot stop it)
 
 
 class DaskExecutor(PoolExecutor):

@@ -35,12 +35,10 @@ it is, with its retries, and left running at shutdown.
 
 from __future__ import annotations
 
-import collections
 import copy
 import hashlib
 import logging
 import os
-import queue
 import warnings
 import weakref
 from collections.abc import Hashable
@@ -48,8 +46,9 @@ from typing import Any
 
 from ...execution.base import BrokenExecutor
 from ...execution.loop import PoolExecutor
-from ...execution.pools import WorkerPool, drain
+from ...extras import require
 from ...options import OptionsDictionary
+from .slots import TaskSlots
 from .tasks import run_task
 
 logger = logging.getLogger(__name__)
@@ -61,17 +60,13 @@ _SPENT: weakref.WeakSet = weakref.WeakSet()
 
 
 def _parsl() -> Any:
-    """The ``parsl`` module; `ImportError` saying how to install it."""
-    try:
-        import parsl
-        import parsl.app.python  # noqa: F401 (PythonApp)
-    except ImportError as exc:
-        raise ImportError(f'ParslExecutor needs Parsl ({exc}); install it with: pip '
-                          f'install openmdao_like[parsl]') from exc
-    return parsl
+    """The ``parsl`` module (with ``parsl.app.python``); `ImportError` saying how to install
+    it."""
+    require('parsl.app.python', 'ParslExecutor', 'parsl')
+    return require('parsl', 'ParslExecutor', 'parsl')
 
 
-class ParslPool(WorkerPool):
+class ParslPool(TaskSlots):
     """Task slots of a Parsl configuration (see the module docstring).
 
     Parameters
@@ -91,22 +86,15 @@ class ParslPool(WorkerPool):
 
     def __init__(self, target: Any, n_workers: int | None, workers_timeout: float,
                  payload_dir: str | None, owner: str):
+        super().__init__()
         self._target, self._n_wanted = target, n_workers
         self._workers_timeout, self._payload_dir = workers_timeout, payload_dir
         self._owner = owner
         self._dfk: Any = None
         self._own = False  # whether the kernel is ours to clean up
         self._app: Any = None
-        self._n = 0
         self._key = ''
         self._path = ''  # the payload file of the current runner
-        self._tasks: dict[int, collections.deque] = {}  # slot -> its tasks' futures, in order
-        self._why: dict[int, str] = {}
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
-
-    @property
-    def size(self) -> int:
-        return self._n
 
     def describe(self, worker: Hashable) -> str:
         return f'Parsl task slot {worker}'
@@ -198,7 +186,7 @@ class ParslPool(WorkerPool):
         return list(range(self._n))
 
     def close(self, cancel: bool = False) -> None:
-        self._tasks.clear()  # (Parsl cannot cancel a task: those in flight end on their own)
+        self._drop_all()  # (Parsl cannot cancel a task: those in flight end on their own)
         dfk, self._dfk, self._app = self._dfk, None, None
         if dfk is not None and self._own:
             logs = _log_files(dfk.run_dir)
@@ -216,46 +204,8 @@ class ParslPool(WorkerPool):
             self._path = ''
 
     # -- work -----------------------------------------------------------------------------------
-    def send(self, worker: Hashable, chunk: list[tuple[int, Any]]) -> None:
-        future = self._app(self._key, self._path, chunk)
-        self._tasks.setdefault(worker, collections.deque()).append(future)
-        future.add_done_callback(lambda done: self._events.put(worker))
-
-    def poll(self, timeout: float) -> list[tuple[Hashable, str, Any]]:
-        """A slot's tasks are reported in the order they were sent (the loop holds a slot's
-        chunks in that order), as the first of them ends; a slot the loop stopped is lost at
-        once (its task goes on: Parsl cannot cancel it)."""
-        events: list[tuple[Hashable, str, Any]] = []
-        for worker in dict.fromkeys(drain(self._events, timeout)):
-            why = self._why.pop(worker, None)
-            if why is not None:
-                events.append((worker, 'lost', why))
-                self._drop(worker)
-                continue
-            futures = self._tasks.get(worker)
-            while futures and futures[0].done():
-                future = futures.popleft()
-                exc = future.exception()
-                if exc is None:
-                    events.append((worker, 'done', future.result()))
-                    continue
-                events.append((worker, 'lost', f'lost its task: {type(exc).__name__}: {exc}'))
-                self._drop(worker)  # (the loop sends the chunks held behind it again)
-                break
-        return events
-
-    def _drop(self, worker: Hashable) -> None:
-        """Forget the tasks of a slot the loop counts as lost (their outcomes are dropped)."""
-        self._tasks.pop(worker, None)
-
-    def kill(self, worker: Hashable, why: str) -> None:
-        if not self._tasks.get(worker):
-            return
-        self._why[worker] = why
-        self._events.put(worker)
-
-    def replace(self, worker: Hashable) -> list[int]:
-        return [worker]
+    def _submit(self, chunk: list[tuple[int, Any]]) -> Any:
+        return self._app(self._key, self._path, chunk)
 
 
 def _slots(executors: list[Any], owner: str) -> int:
