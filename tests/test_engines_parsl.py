@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -348,3 +349,44 @@ def test_a_slurm_provider_runs_the_cases_and_leaves_no_job(slurm_cluster, worker
     assert slurm_cluster.active_jobs() == []
     jobs = list(provider.resources)  # (the block was a SLURM job)
     assert len(jobs) == 1 and slurm_cluster.end_state(jobs[0]) is not None
+
+
+@pytest.mark.slurm
+@pytest.mark.timeout(180)
+def test_a_cancelled_slurm_block_costs_no_case(slurm_cluster, worker_env, tmp_path):
+    path = os.environ['PATH']
+    provider = SlurmProvider(partition=slurm_cluster.partition, nodes_per_block=1,
+                             init_blocks=2, min_blocks=0, max_blocks=2, walltime='00:10:00',
+                             exclusive=False, cmd_timeout=30, cores_per_node=1,
+                             worker_init=f'export PATH={path} '
+                                         f'PYTHONPATH={slurm_cluster.env["PYTHONPATH"]}',
+                             launcher=parsl.launchers.SingleNodeLauncher())
+    config = parsl.Config(executors=[parsl.HighThroughputExecutor(
+        label='slurm', max_workers_per_node=1, address='127.0.0.1', heartbeat_period=1,
+        heartbeat_threshold=4, loopback_address='127.0.0.1', provider=provider)],
+        run_dir=str(tmp_path / 'runinfo'), strategy_period=1)
+    executor = ParslExecutor(config, workers_timeout=60.0, case_timeout=5.0)
+    top = doe(80, executor, delay=0.1)
+    cancelled: list[float] = []
+
+    def cancel_one() -> None:
+        jobs = [job for job, state, _ in slurm_cluster.active_jobs() if state == 'RUNNING']
+        if jobs:
+            subprocess.run(['scancel', jobs[0]], check=True)
+            cancelled.append(time.monotonic())
+    canceller = threading.Timer(3.0, cancel_one)
+    canceller.start()
+    try:
+        top.run()
+        ended = time.monotonic()
+    finally:
+        canceller.cancel()
+        executor.shutdown()
+    assert cancelled and cancelled[0] < ended, 'no block was cancelled while the run went on'
+    expected = doe(80)
+    expected.run()
+    same_cases(top.driver.results, expected.driver.results)
+    deadline = time.monotonic() + 30.0
+    while slurm_cluster.active_jobs() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert slurm_cluster.active_jobs() == []
