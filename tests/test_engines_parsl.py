@@ -390,3 +390,50 @@ def test_a_cancelled_slurm_block_costs_no_case(slurm_cluster, worker_env, tmp_pa
     while slurm_cluster.active_jobs() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert slurm_cluster.active_jobs() == []
+
+
+CTRL_C = '''
+import sys
+import parsl
+from parsl.providers import LocalProvider
+from openmdao_like.distributed.engines import ParslExecutor
+import test_engines_parsl as t
+
+provider = LocalProvider(init_blocks=1, min_blocks=0, max_blocks=1)
+config = parsl.Config(executors=[parsl.HighThroughputExecutor(
+    label='htex', max_workers_per_node=2, address='127.0.0.1', loopback_address='127.0.0.1',
+    provider=provider)], run_dir=sys.argv[1], strategy_period=1)
+top = t.doe(400, ParslExecutor(config, workers_timeout=60.0), delay=0.5)
+print('running', flush=True)
+top.run()
+print('ended', flush=True)
+'''
+
+
+@pytest.mark.timeout(120)
+def test_ctrl_c_of_a_run_leaves_no_parsl_process(worker_env, tmp_path):
+    script = tmp_path / 'run.py'
+    script.write_text(CTRL_C)
+    run_dir = tmp_path / 'runinfo'
+    proc = subprocess.Popen([sys.executable, str(script), str(run_dir)], cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert proc.stdout.readline().strip() == 'running'
+        deadline = time.monotonic() + 60
+        while len([pid for m in managers(run_dir) for pid in children(m)]) < 2:
+            assert time.monotonic() < deadline, 'no Parsl worker started'
+            time.sleep(0.2)
+        time.sleep(1.0)  # cases running on both workers
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+        assert 'KeyboardInterrupt' in out and 'ended' not in out, out[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    deadline = time.monotonic() + 30
+    while (left := [pid for pid in map(int, filter(str.isdigit, os.listdir('/proc')))
+                    if str(tmp_path) in cmdline(pid) or 'interchange.py' in cmdline(pid)]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.3)
+    assert left == [], [cmdline(pid) for pid in left]  # no worker pool, worker, interchange
