@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import abc
 import collections
+import itertools
 import queue
 from collections.abc import Hashable
 from typing import Any
@@ -48,16 +49,35 @@ class TaskSlots(WorkerPool):
         self._tasks.setdefault(worker, collections.deque()).append(future)
         future.add_done_callback(lambda done: self._events.put(worker))
 
+    def _outcomes(self, futures: list[Any]) -> list[Any]:
+        """The result of each ended future, or the exception it ended with (an engine whose
+        results must be fetched fetches them all at once here)."""
+        found = []
+        for future in futures:
+            try:
+                found.append(future.result())
+            except Exception as exc:
+                found.append(exc)
+        return found
+
     def poll(self, timeout: float) -> list[tuple[Hashable, str, Any]]:
-        events: list[tuple[Hashable, str, Any]] = []
+        ended: dict[Hashable, list[Any]] = {}  # slot -> its futures ended first, in order
         for worker in dict.fromkeys(drain(self._events, timeout)):
-            why = self._why.pop(worker, None)
             futures = self._tasks.get(worker)
-            while why is None and futures and futures[0].done():
-                try:
-                    events.append((worker, 'done', futures.popleft().result()))
-                except Exception as exc:  # (the engine lost it, or its worker died)
-                    why = f'lost its task: {type(exc).__name__}: {exc}'
+            if worker not in self._why and futures:
+                ended[worker] = list(itertools.takewhile(lambda f: f.done(), futures))
+        flat = [future for futures in ended.values() for future in futures]
+        outcomes = dict(zip(map(id, flat), self._outcomes(flat))) if flat else {}
+        events: list[tuple[Hashable, str, Any]] = []
+        for worker in list(ended) + [w for w in list(self._why) if w not in ended]:
+            why = self._why.pop(worker, None)
+            for future in ended.get(worker, ()) if why is None else ():
+                self._tasks[worker].popleft()
+                outcome = outcomes[id(future)]
+                if isinstance(outcome, Exception):  # (the engine lost it, or its worker died)
+                    why = f'lost its task: {type(outcome).__name__}: {outcome}'
+                    break
+                events.append((worker, 'done', outcome))
             if why is not None:
                 events.append((worker, 'lost', why))
                 self._drop(worker)
