@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from openmdao_like.recorders import SQLiteRecorder, read_cases
 parsl = pytest.importorskip('parsl')
 from parsl.providers import LocalProvider, SlurmProvider  # noqa: E402
 
+from engine_tools import run_during  # noqa: E402
 from test_local_executor import Square, make_model, same_cases  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent
@@ -193,27 +193,20 @@ def test_a_killed_parsl_worker_loses_no_case(local_config, tmp_path, monkeypatch
     top.recorders = [SQLiteRecorder('cases.sqlite')]
     killed: list[int] = []
 
-    def kill_a_worker() -> None:
-        deadline = time.monotonic() + 30.0
-        while not killed and time.monotonic() < deadline:
-            time.sleep(0.3)
-            workers = [int(pid.name) for pid in pids.iterdir()]
-            if len(workers) >= 2:
-                assert set(workers) <= {kid for manager in managers(tmp_path / 'runinfo')
-                                        for kid in children(manager)}
-                os.kill(workers[0], signal.SIGKILL)
-                killed.append(workers[0])
+    def kill_a_worker() -> bool:
+        workers = [int(pid.name) for pid in pids.iterdir()]
+        if len(workers) < 2:
+            return False
+        assert set(workers) <= {kid for manager in managers(tmp_path / 'runinfo')
+                                for kid in children(manager)}
+        os.kill(workers[0], signal.SIGKILL)
+        killed.append(workers[0])
+        return True
 
     try:
-        killer = threading.Thread(target=kill_a_worker)
-        t0 = time.monotonic()
-        killer.start()
-        top.run()
-        killer.join()
-        took = time.monotonic() - t0
+        took = run_during(top, kill_a_worker)
     finally:
         executor.shutdown()
-    assert killed, 'no Parsl worker process was found to kill'
     assert 'lost its task: WorkerLost' in caplog.text  # (the loop ran its cases again)
     rows = read_cases('cases.sqlite')
     assert sorted(r['id'] for r in rows) == list(range(200))
@@ -235,27 +228,20 @@ def test_a_frozen_parsl_worker_is_covered_by_case_timeout(local_config, tmp_path
     top.recorders = [SQLiteRecorder('cases.sqlite')]
     stopped: list[int] = []
 
-    def stop_a_worker() -> None:
-        deadline = time.monotonic() + 30.0
-        while not stopped and time.monotonic() < deadline:
-            time.sleep(0.5)
-            workers = [int(pid.name) for pid in pids.iterdir()]
-            if len(workers) >= 2:
-                os.kill(workers[0], signal.SIGSTOP)
-                stopped.append(workers[0])
+    def stop_a_worker() -> bool:
+        workers = [int(pid.name) for pid in pids.iterdir()]
+        if len(workers) < 2:
+            return False
+        os.kill(workers[0], signal.SIGSTOP)
+        stopped.append(workers[0])
+        return True
 
     try:
-        stopper = threading.Thread(target=stop_a_worker)
-        t0 = time.monotonic()
-        stopper.start()
-        top.run()
-        stopper.join()
-        took = time.monotonic() - t0
+        took = run_during(top, stop_a_worker, every=0.5)
     finally:
         for pid in stopped:
             os.kill(pid, signal.SIGCONT)
         executor.shutdown()
-    assert stopped, 'no Parsl worker process was found to stop'
     assert 'ran longer than case_timeout' in caplog.text
     rows = read_cases('cases.sqlite')
     assert sorted(r['id'] for r in rows) == list(range(200))
@@ -367,22 +353,15 @@ def test_a_cancelled_slurm_block_costs_no_case(slurm_cluster, worker_env, tmp_pa
         run_dir=str(tmp_path / 'runinfo'), strategy_period=1)
     executor = ParslExecutor(config, workers_timeout=60.0, case_timeout=5.0)
     top = doe(80, executor, delay=0.1)
-    cancelled: list[float] = []
-
-    def cancel_one() -> None:
+    def cancel_one() -> bool:
         jobs = [job for job, state, _ in slurm_cluster.active_jobs() if state == 'RUNNING']
         if jobs:
             subprocess.run(['scancel', jobs[0]], check=True)
-            cancelled.append(time.monotonic())
-    canceller = threading.Timer(3.0, cancel_one)
-    canceller.start()
+        return bool(jobs)
     try:
-        top.run()
-        ended = time.monotonic()
+        run_during(top, cancel_one, every=3.0)
     finally:
-        canceller.cancel()
         executor.shutdown()
-    assert cancelled and cancelled[0] < ended, 'no block was cancelled while the run went on'
     expected = doe(80)
     expected.run()
     same_cases(top.driver.results, expected.driver.results)
