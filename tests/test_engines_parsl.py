@@ -306,20 +306,35 @@ def test_shutdown_mid_run_leaves_no_parsl_process(local_config, tmp_path):
     assert wait_gone(tmp_path / 'runinfo') == []
 
 
-@pytest.mark.slurm
-def test_a_slurm_provider_runs_the_cases_and_leaves_no_job(slurm_cluster, worker_env,
-                                                           tmp_path):
+def slurm_config(slurm_cluster, tmp_path, blocks, workers, cores_per_node=None, **htex):
+    """A SlurmProvider of ``blocks`` jobs on the test cluster, and an HTEX Config over it."""
     path = os.environ['PATH']
     provider = SlurmProvider(partition=slurm_cluster.partition, nodes_per_block=1,
-                             init_blocks=1, min_blocks=0, max_blocks=1, walltime='00:10:00',
-                             exclusive=False, cmd_timeout=30,
+                             init_blocks=blocks, min_blocks=0, max_blocks=blocks,
+                             walltime='00:10:00', exclusive=False, cmd_timeout=30,
+                             cores_per_node=cores_per_node,
                              worker_init=f'export PATH={path} '
                                          f'PYTHONPATH={slurm_cluster.env["PYTHONPATH"]}',
                              launcher=parsl.launchers.SingleNodeLauncher())
     config = parsl.Config(executors=[parsl.HighThroughputExecutor(
-        label='slurm', max_workers_per_node=2, address='127.0.0.1',
-        loopback_address='127.0.0.1', provider=provider)],
+        label='slurm', max_workers_per_node=workers, address='127.0.0.1',
+        loopback_address='127.0.0.1', provider=provider, **htex)],
         run_dir=str(tmp_path / 'runinfo'), strategy_period=1)
+    return provider, config
+
+
+def wait_no_job(slurm_cluster) -> None:
+    """Until the test cluster has no job (30 s at most), then none."""
+    deadline = time.monotonic() + 30.0
+    while slurm_cluster.active_jobs() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert slurm_cluster.active_jobs() == []
+
+
+@pytest.mark.slurm
+def test_a_slurm_provider_runs_the_cases_and_leaves_no_job(slurm_cluster, worker_env,
+                                                           tmp_path):
+    provider, config = slurm_config(slurm_cluster, tmp_path, blocks=1, workers=2)
     executor = ParslExecutor(config, workers_timeout=60.0)
     top = doe(50, executor)
     try:
@@ -329,10 +344,7 @@ def test_a_slurm_provider_runs_the_cases_and_leaves_no_job(slurm_cluster, worker
     expected = doe(50)
     expected.run()
     same_cases(top.driver.results, expected.driver.results)
-    deadline = time.monotonic() + 30.0
-    while slurm_cluster.active_jobs() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert slurm_cluster.active_jobs() == []
+    wait_no_job(slurm_cluster)
     jobs = list(provider.resources)  # (the block was a SLURM job)
     assert len(jobs) == 1 and slurm_cluster.end_state(jobs[0]) is not None
 
@@ -340,19 +352,11 @@ def test_a_slurm_provider_runs_the_cases_and_leaves_no_job(slurm_cluster, worker
 @pytest.mark.slurm
 @pytest.mark.timeout(180)
 def test_a_cancelled_slurm_block_costs_no_case(slurm_cluster, worker_env, tmp_path):
-    path = os.environ['PATH']
-    provider = SlurmProvider(partition=slurm_cluster.partition, nodes_per_block=1,
-                             init_blocks=2, min_blocks=0, max_blocks=2, walltime='00:10:00',
-                             exclusive=False, cmd_timeout=30, cores_per_node=1,
-                             worker_init=f'export PATH={path} '
-                                         f'PYTHONPATH={slurm_cluster.env["PYTHONPATH"]}',
-                             launcher=parsl.launchers.SingleNodeLauncher())
-    config = parsl.Config(executors=[parsl.HighThroughputExecutor(
-        label='slurm', max_workers_per_node=1, address='127.0.0.1', heartbeat_period=1,
-        heartbeat_threshold=4, loopback_address='127.0.0.1', provider=provider)],
-        run_dir=str(tmp_path / 'runinfo'), strategy_period=1)
+    _, config = slurm_config(slurm_cluster, tmp_path, blocks=2, workers=1, cores_per_node=1,
+                             heartbeat_period=1, heartbeat_threshold=4)
     executor = ParslExecutor(config, workers_timeout=60.0, case_timeout=5.0)
     top = doe(80, executor, delay=0.1)
+
     def cancel_one() -> bool:
         jobs = [job for job, state, _ in slurm_cluster.active_jobs() if state == 'RUNNING']
         if jobs:
@@ -365,10 +369,7 @@ def test_a_cancelled_slurm_block_costs_no_case(slurm_cluster, worker_env, tmp_pa
     expected = doe(80)
     expected.run()
     same_cases(top.driver.results, expected.driver.results)
-    deadline = time.monotonic() + 30.0
-    while slurm_cluster.active_jobs() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert slurm_cluster.active_jobs() == []
+    wait_no_job(slurm_cluster)
 
 
 CTRL_C = '''
