@@ -1,10 +1,14 @@
-"""Helpers of the engine tests: run a model while something happens to its workers."""
+"""Helpers of the engine tests: a slow component (in a module the engines' workers import
+without side effects), and a run while something happens to the workers."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from typing import Any, Callable
+
+from openmdao_like import Component, Float
 
 
 def run_during(top: Any, act: Callable[[], bool], timeout: float = 30.0,
@@ -30,3 +34,17 @@ def run_during(top: Any, act: Callable[[], bool], timeout: float = 30.0,
         actor.join()
     assert done and done[0] < ended, 'nothing happened to the workers while the run went on'
     return ended - start
+
+
+class Slow(Component):
+    """y = 2 x after ``delay`` seconds; its process id as an output."""
+
+    x = Float(0.0, iotype='in')
+    delay = Float(0.0, iotype='in')
+    y = Float(iotype='out')
+    pid = Float(iotype='out')
+
+    def execute(self) -> None:
+        time.sleep(self.delay)
+        self.y = 2.0 * self.x
+        self.pid = float(os.getpid())

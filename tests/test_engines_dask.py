@@ -17,29 +17,23 @@ from typing import Any, Iterator
 import distributed
 import pytest
 
-from openmdao_like import Assembly, Component, Float, Instance, set_as_top
+_sigint = signal.getsignal(signal.SIGINT)
+import dask_jobqueue  # noqa: E402
+# dask_jobqueue's runner module makes Ctrl-C call sys.exit() in the whole process when it is
+# imported; the tests after these expect KeyboardInterrupt (workers import this module in a
+# thread, where signals cannot be set)
+if threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _sigint)
+
+from openmdao_like import Assembly, Instance, set_as_top
 from openmdao_like.distributed.engines import DaskExecutor
 from openmdao_like.distributed.engines import dask as dask_engine
 from openmdao_like.drivers import CaseIteratorDriver
 from openmdao_like.execution import BrokenExecutor
-from engine_tools import run_during
+from engine_tools import Slow, run_during
 from remote_models import Paraboloid
 
 pytestmark = pytest.mark.timeout(180)
-
-
-class Slow(Component):
-    """y = 2 x after ``delay`` seconds; its process id as an output."""
-
-    x = Float(0.0, iotype='in')
-    delay = Float(0.0, iotype='in')
-    y = Float(iotype='out')
-    pid = Float(iotype='out')
-
-    def execute(self) -> None:
-        time.sleep(self.delay)
-        self.y = 2.0 * self.x
-        self.pid = float(os.getpid())
 
 
 def model(executor: Any, n: int = 200, comp: type = Paraboloid, **values: float) -> Assembly:
@@ -156,14 +150,14 @@ def squeue() -> list[str]:
 
 @pytest.fixture
 def slurm_dask(slurm_cluster, tmp_path) -> Iterator[Any]:
-    from dask_jobqueue import SLURMCluster
     env = [f'export {k}={v}' for k, v in slurm_cluster.env.items()]
-    jobs = SLURMCluster(cores=1, processes=1, memory='200MB', queue=slurm_cluster.partition,
-                        walltime='00:10:00', python=sys.executable, job_name='oml-dask',
-                        job_directives_skip=['--mem'], job_script_prologue=env,
-                        log_directory=str(tmp_path / 'logs'), scheduler_options={
-                            'host': '127.0.0.1', 'dashboard_address': None},
-                        worker_extra_args=['--host', '127.0.0.1'], local_directory=str(tmp_path))
+    jobs = dask_jobqueue.SLURMCluster(
+        cores=1, processes=1, memory='200MB', queue=slurm_cluster.partition,
+        walltime='00:10:00', python=sys.executable, job_name='oml-dask',
+        job_directives_skip=['--mem'], job_script_prologue=env,
+        log_directory=str(tmp_path / 'logs'), scheduler_options={
+            'host': '127.0.0.1', 'dashboard_address': None},
+        worker_extra_args=['--host', '127.0.0.1'], local_directory=str(tmp_path))
     try:
         yield jobs
     finally:
