@@ -19,11 +19,11 @@ from openmdao_like.drivers import CaseIteratorDriver
 from openmdao_like.execution import BrokenExecutor
 from openmdao_like.recorders import SQLiteRecorder, read_cases
 
-parsl = pytest.importorskip('parsl')
-from parsl.providers import LocalProvider, SlurmProvider  # noqa: E402
+import parsl  # (the test extra installs it: a missing engine fails here, it never skips)
+from parsl.providers import LocalProvider, SlurmProvider
 
-from engine_tools import run_during  # noqa: E402
-from test_local_executor import Square, make_model, same_cases  # noqa: E402
+from engine_tools import run_during
+from test_local_executor import Square, make_model, same_cases
 
 TESTS = Path(__file__).resolve().parent
 
