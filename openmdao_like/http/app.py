@@ -208,9 +208,9 @@ def create_app(config: ServiceConfig) -> FastAPI:
     Id = Annotated[str, Path(pattern=_HEX32)]
     Body_ = Annotated[Execution, Body()]
 
-    async def execute(user: User, interface: Interface, values: dict[str, Any],
+    async def execute(user: User, interface: Interface, prepared: tuple,
                       timeout: float) -> Response:
-        call = service.call(user, interface, values, timeout)
+        call = service.call(interface, prepared, timeout)
         try:
             await service.executions.wait(call)
         except asyncio.CancelledError:  # the client went away: so does the execution
@@ -221,19 +221,20 @@ def create_app(config: ServiceConfig) -> FastAPI:
         return _json(service.settle(user, call.future))
 
     async def submit(user: User, interface: Interface, values: dict[str, Any],
-                     timeout: float) -> Response:
-        view = await asyncio.to_thread(service.jobs.submit, user, interface, values, timeout)
+                     prepared: tuple, timeout: float) -> Response:
+        view = await asyncio.to_thread(service.jobs.submit, user, interface, values, timeout,
+                                       prepared)
         return _json(view, 202)
 
     def checked(user: User, interface: Interface, body: Execution,
-                values: dict[str, Any] | None = None) -> tuple[dict[str, Any], float]:
-        """The inputs of a call (``values`` updated with the body's, checked, in a copy) and
-        its timeout; 422 naming what is refused, before anything changes."""
+                values: dict[str, Any] | None = None) -> tuple[dict[str, Any], tuple, float]:
+        """The inputs of a call (``values`` updated with the body's, checked, in a copy), as
+        a worker takes them (`Service.prepare`), and its timeout; 422 naming what is refused,
+        before anything changes."""
         timeout = service.timeout(body.timeout)
         values = dict(values or {})
         interface.check(values, body.inputs)
-        service.prepare(user, interface, values)
-        return values, timeout
+        return values, service.prepare(user, interface, values), timeout
 
     @app.get('/health', response_model=Health, tags=['service'])
     async def health() -> Any:
@@ -273,7 +274,8 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def execute_component(user: Who, name: Name, body: Body_) -> Any:
         """Run the component once with these inputs (the others at their initial values)."""
         interface = service.interface(user, name)
-        return await execute(user, interface, *checked(user, interface, body))
+        _, prepared, timeout = checked(user, interface, body)
+        return await execute(user, interface, prepared, timeout)
 
     @app.post('/components/{name}/jobs', response_model=Job, status_code=202,
               tags=['executions'])
@@ -295,18 +297,18 @@ def create_app(config: ServiceConfig) -> FastAPI:
     async def execute_instance(user: Who, instance_id: Id, body: Body_) -> Any:
         """Set these inputs of the instance, run it: the result."""
         instance = service.instances.get(user.name, instance_id)
-        values, timeout = checked(user, instance.interface, body, instance.values)
+        values, prepared, timeout = checked(user, instance.interface, body, instance.values)
         instance.values = values
-        return await execute(user, instance.interface, values, timeout)
+        return await execute(user, instance.interface, prepared, timeout)
 
     @app.post('/instances/{instance_id}/jobs', response_model=Job, status_code=202,
               tags=['instances'])
     async def submit_instance(user: Who, instance_id: Id, body: Body_) -> Any:
         """Set these inputs of the instance, run it asynchronously: the job."""
         instance = service.instances.get(user.name, instance_id)
-        values, timeout = checked(user, instance.interface, body, instance.values)
+        values, prepared, timeout = checked(user, instance.interface, body, instance.values)
         instance.values = values
-        return await submit(user, instance.interface, values, timeout)
+        return await submit(user, instance.interface, values, prepared, timeout)
 
     @app.delete('/instances/{instance_id}', status_code=204, tags=['instances'])
     async def drop_instance(user: Who, instance_id: Id) -> Response:

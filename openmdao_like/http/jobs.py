@@ -62,24 +62,25 @@ class ServiceJobs:
 
     # -- submit and run -------------------------------------------------------------------------
     def submit(self, user: User, interface: Interface, values: dict[str, Any],
-               timeout: float) -> dict[str, Any]:
+               timeout: float, prepared: tuple | None = None) -> dict[str, Any]:
         """Record a new job and start it; its view. 422 before anything is recorded when a
-        File input names no file of the user's."""
-        self.service.prepare(user, interface, values)
+        File input names no file of the user's (``prepared``: `Service.prepare`'s, if made)."""
+        prepared = prepared or self.service.prepare(user, interface, values)
         run_id = self.store.create_run(
             f'http {interface.name}', total=1, state=State.RUNNING,
             resources={'service': self.key, 'user': user.name, 'component': interface.name,
                        'timeout': timeout})
         self.store.add_jobs(run_id, [(0, values)])
-        self._start(run_id, user, interface, values, timeout)
+        self._start(run_id, user, interface, values, timeout, prepared)
         return self.view(run_id)
 
     def _start(self, run_id: str, user: User, interface: Interface, values: dict[str, Any],
-               timeout: float) -> None:
+               timeout: float, prepared: tuple | None = None) -> None:
         self.store.move(run_id, [0], State.RUNNING, count_attempt=True, host=self._host)
         self._ended[run_id] = concurrent.futures.Future()
         try:
-            call = self.service.call(user, interface, values, timeout)
+            prepared = prepared or self.service.prepare(user, interface, values)
+            call = self.service.call(interface, prepared, timeout)
         except ServiceError as exc:  # (a file gone since: the job fails, it is not lost)
             future: concurrent.futures.Future = concurrent.futures.Future()
             future.set_exception(exc)

@@ -177,11 +177,10 @@ class Service:
                                     f'{requested:g}')
         return requested
 
-    def call(self, user: User, interface: Interface, values: dict[str, Any],
+    def call(self, interface: Interface, prepared: tuple[dict[str, Any], dict[str, Any]],
              timeout: float) -> Call:
-        """Start one execution of ``interface``'s component with ``values``."""
-        return self.executions.submit(('run', interface.name,
-                                       *self.prepare(user, interface, values)), timeout)
+        """Start one execution of ``interface``'s component with inputs `prepare` made."""
+        return self.executions.submit(('run', interface.name, *prepared), timeout)
 
     def prepare(self, user: User, interface: Interface, values: dict[str, Any]
                 ) -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
