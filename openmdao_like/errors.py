@@ -79,6 +79,11 @@ class RecorderError(OpenMDAOLikeError, ValueError):
     """A case recorder was used wrongly, or a case file is not what its format says."""
 
 
+class ViewError(OpenMDAOLikeError, ValueError):
+    """A view, table or plot cannot be made from what it was given (no cases to show, a
+    variable a case file does not hold, an output format the kind of plot cannot write)."""
+
+
 class PersistenceError(OpenMDAOLikeError, ValueError):
     """A model cannot be saved in the format asked for, or a model file is not what its format
     says (unknown format, truncated, malformed, naming classes that cannot be created here)."""

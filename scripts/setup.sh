@@ -3,7 +3,7 @@
 #   (no option)  what the demo needs: python3-venv (apt, only if `python3 -m venv` cannot work)
 #                and openmdao_like installed editable (`pip install -e .`);
 #   --test       also the test infrastructure (openssl, sshd, munge, SLURM, the PBS client
-#                commands, PostgreSQL; apt, only those missing) and the test tools
+#                commands, PostgreSQL, chromium and its driver; apt, only those missing) and the test tools
 #                (`pip install -e .[test]`).
 # Idempotent: a second run only checks that nothing changed. Works from any directory; apt-get
 # needs root or sudo (on a fresh Debian machine).
@@ -63,6 +63,9 @@ if [ "$mode" = test ]; then
   # package starts no cluster here). Its programs live below /usr/lib/postgresql/<version>/bin.
   compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null \
     && compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
+  # A real browser for the model view's tests (selenium drives Debian's chromium).
+  command -v chromium >/dev/null || need+=(chromium)
+  command -v chromedriver >/dev/null || need+=(chromium-driver)
   [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 fi
 

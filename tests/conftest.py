@@ -15,7 +15,7 @@ import pytest
 from plugin_tools import PLUGINS, install_plugin
 
 # Real daemons the resource tests use, each started once per session on loopback.
-pytest_plugins = ['infra.sshd', 'infra.slurm']
+pytest_plugins = ['infra.sshd', 'infra.slurm', 'browser']
 
 
 @pytest.fixture(scope='session')

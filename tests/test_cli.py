@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from openmdao_like import __version__
-from openmdao_like.cli.table import format_table, format_value
+from openmdao_like.view.table import format_table, format_value
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / 'examples'

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from ..errors import ConfigError
 from ..http import Users, load_config
 from . import CommandError, UsageError
-from .table import format_table
+from ..view.table import format_table
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from ..errors import error_summary
 from ..jobs import JobStore, State
 from ..jobs.pilots import CANCEL_GRACE, cancel_run
 from . import UsageError
-from .table import format_table
+from ..view.table import format_table
 
 #: Failed jobs ``info`` lists before saying how many more there are.
 MAX_FAILURES_SHOWN = 10

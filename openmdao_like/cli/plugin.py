@@ -26,7 +26,7 @@ from ..processes import CommandTimeout, execute
 from ..factories import get_available_types
 from . import CommandError, UsageError
 from .plugin_templates import OFFERED_GROUPS, render_plugin
-from .table import format_table
+from ..view.table import format_table
 
 logger = logging.getLogger(__name__)
 

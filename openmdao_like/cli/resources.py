@@ -18,7 +18,7 @@ import os
 from typing import Any
 
 from . import CommandError, UsageError
-from .table import format_table
+from ..view.table import format_table
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.ArgumentParser:

@@ -35,7 +35,7 @@ from ..jobs import JobStore
 from ..jobs.backends import redact
 from ..jobs.durable import load_run, start_run
 from . import CommandError, UsageError
-from .table import format_table, format_value
+from ..view.table import format_table, format_value
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ from ..processes import PidProcess, spawn
 from . import CommandError, UsageError
 from .resources import parse_desc
 from .run import case_driver, is_saved_model, load_model, model_directory_on_path
-from .table import format_table
+from ..view.table import format_table
 
 #: Where runner daemons keep their pid and log files.
 STATE_DIR = os.path.join('~', '.openmdao_like', 'runners')

@@ -33,7 +33,7 @@ from . import CommandError, UsageError
 from .server_options import (DEFAULT_HOST, START_OPTIONS, load_config,
                              parse_peer_keys, positive, server_limits, size_argument,
                              start_options)
-from .table import format_table
+from ..view.table import format_table
 
 logger = logging.getLogger(__name__)
 
