@@ -44,6 +44,8 @@ class Container(HasTraits):
 
     #: Whether this object lives in another process (remote proxies say True).
     is_remote = False
+    #: Where this node runs when not in this process (a proxy's server or service), else None.
+    remote_location: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any):
         super().__init_subclass__(**kwargs)

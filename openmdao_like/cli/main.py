@@ -15,10 +15,11 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import StoreError, component_notes
-from . import CommandError, UsageError, http, jobs, plugin, resources, run, runner, server
+from . import (CommandError, UsageError, http, jobs, plugin, resources, results, run, runner,
+               server, view)
 
 #: Subcommand modules, in the order ``--help`` lists them.
-COMMANDS = (run, runner, jobs, plugin, server, resources, http)
+COMMANDS = (run, view, results, runner, jobs, plugin, server, resources, http)
 
 LOG_LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)
 

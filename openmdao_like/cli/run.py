@@ -52,9 +52,26 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
         description='Load MODEL — a Python file (its module-level `top`, or its only Assembly '
                     'subclass) or a saved model (.yaml, .pkl, .zip or a directory) — apply '
                     '--set values, run it and print a table per driver.')
-    parser.add_argument('model', metavar='MODEL', nargs='?',
-                        help='Python file defining the model, or a model saved with save() '
-                             '(not with --resume)')
+    add_model_arguments(parser, optional=True)
+    parser.add_argument('--store', metavar='URL',
+                        help='record the cases of the model\'s driver in this job store as they '
+                             'end (sqlite:///runs.db, postgresql://user:pw@host/db), so that '
+                             '--resume can finish the run if this process dies')
+    parser.add_argument('--resume', metavar='RUN_ID',
+                        help='run again the run RUN_ID of --store (its saved model), running '
+                             'only its cases that are not COMPLETED')
+    parser.add_argument('-q', '--quiet', action='store_true',
+                        help='print nothing but errors')
+    parser.set_defaults(handler=run_command, parser=parser)
+    return parser
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, optional: bool = False) -> None:
+    """The arguments that name a model and how to load it (MODEL, --on-version-mismatch,
+    --trust-paths, --trust-commands, --set), shared by the commands that load a model."""
+    parser.add_argument('model', metavar='MODEL', nargs='?' if optional else None,
+                        help='Python file defining the model, or a model saved with save()'
+                             + (' (not with --resume)' if optional else ''))
     parser.add_argument('--on-version-mismatch', choices=('error', 'warn'), default='error',
                         help='for a saved model: what to do when a class was saved with '
                              'another version of its distribution than the installed one '
@@ -70,17 +87,6 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
                         help='set the variable at dotted PATH before the run; VALUE is a '
                              'Python literal (3, 2.5e-3, [1, 2], True) or else a string; '
                              'may be repeated')
-    parser.add_argument('--store', metavar='URL',
-                        help='record the cases of the model\'s driver in this job store as they '
-                             'end (sqlite:///runs.db, postgresql://user:pw@host/db), so that '
-                             '--resume can finish the run if this process dies')
-    parser.add_argument('--resume', metavar='RUN_ID',
-                        help='run again the run RUN_ID of --store (its saved model), running '
-                             'only its cases that are not COMPLETED')
-    parser.add_argument('-q', '--quiet', action='store_true',
-                        help='print nothing but errors')
-    parser.set_defaults(handler=run_command, parser=parser)
-    return parser
 
 
 def parse_setting(text: str) -> tuple[str, Any, str]:
@@ -104,8 +110,7 @@ def run_command(args: argparse.Namespace) -> int:
         return resume_command(args)
     if args.model is None:
         raise UsageError('expected MODEL (a model file), or --resume RUN_ID --store URL')
-    with model_directory_on_path(args.model) if is_saved_model(args.model) else \
-            contextlib.nullcontext():
+    with model_scope(args.model):
         top = prepare_model(args)
         start = time.perf_counter()
         try:
@@ -145,6 +150,14 @@ def resume_command(args: argparse.Namespace) -> int:
 def prepare_model(args: argparse.Namespace) -> Assembly:
     """The model of ``args.model`` (`load_model`), its ``--set`` values applied and, with
     ``--store``, its run started in the job store (`record_in_store`), ready to run."""
+    top = configured_model(args)
+    if args.store is not None:  # (saved as it is: a resumed run chooses its executor)
+        record_in_store(top, args.store, args.model)
+    return top
+
+
+def configured_model(args: argparse.Namespace) -> Assembly:
+    """The model of ``args.model`` (`load_model`) with its ``--set`` values applied."""
     top = load_model(args.model, args.on_version_mismatch, args.trust_paths, args.trust_commands)
     for path, value, raw in args.settings:
         try:
@@ -152,9 +165,13 @@ def prepare_model(args: argparse.Namespace) -> Assembly:
         except Exception as exc:
             raise UsageError(f'--set {path}={raw}: {exc}') from exc
         logger.info('set %s = %r', path, value)
-    if args.store is not None:  # (saved as it is: a resumed run chooses its executor)
-        record_in_store(top, args.store, args.model)
     return top
+
+
+def model_scope(path: str) -> contextlib.AbstractContextManager[None]:
+    """What to hold while the model of ``path`` loads and runs: a saved model's directory
+    first on ``sys.path`` (a Python file's is there while it is imported)."""
+    return model_directory_on_path(path) if is_saved_model(path) else contextlib.nullcontext()
 
 
 def record_in_store(top: Assembly, url: str, name: str) -> str:

@@ -331,6 +331,10 @@ class Driver(HasOptions, Component):
         """The response expressions, in the order added."""
         return list(self._responses)
 
+    def get_response_exprs(self) -> dict[str, ExprEvaluator]:
+        """Expression text -> its compiled `ExprEvaluator` (``refs``: the paths it reads)."""
+        return dict(self._responses)
+
     def eval_responses(self) -> dict[str, Any]:
         """Expression -> current value of every response."""
         return {text: resp.evaluate() for text, resp in self._responses.items()}

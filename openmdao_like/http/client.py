@@ -117,6 +117,11 @@ class HTTPComponent(Component):
         weakref.finalize(self, client.close)  # (a proxy dropped unreleased closes its sockets)
         return client
 
+    @property
+    def remote_location(self) -> str:
+        """The service's URL."""
+        return self.url
+
     def _where(self) -> str:
         return self.get_pathname() or self.name or f'HTTPComponent {self.typname}'
 

@@ -98,6 +98,11 @@ class RemoteComponent(Component):
         """``(host, port)`` of the ObjServer holding the object."""
         return self._conn.host, self._conn.port
 
+    @property
+    def remote_location(self) -> str:
+        """``'host:port'`` of the ObjServer holding the object."""
+        return f'{self._conn.host}:{self._conn.port}'
+
     def _where(self) -> str:
         return self.get_pathname() or self.name or self._typname
 
