@@ -20,8 +20,9 @@ from browser import console_errors, open_page, save_screenshot
 from openmdao_like.cli.main import main
 from openmdao_like.errors import ExpressionError, RecorderError, ViewError
 from openmdao_like.view import plot_cases, select_cases, standard_plots
+from openmdao_like.view.cases import numeric_series
 from openmdao_like.view.plots import (DPI, HISTORY_PANEL, SCATTER_CELL, SCATTER_MIN,
-                                      plot_history)
+                                      parallel_html, plot_history)
 from test_view_cases import DOE_FAILED, FORMATS, PNG, record_runs
 
 SVG = '{http://www.w3.org/2000/svg}'
@@ -209,7 +210,6 @@ def test_parallel_html_brushing_by_dragging(files, tmp_path, browser):
 
 
 def test_parallel_html_escapes_the_data(tmp_path, browser):
-    from openmdao_like.view.plots import numeric_series, parallel_html
     records = [{'id': 0, 'driver': 'driver', 'iteration': 'driver:0', 'status': 'ok',
                 'error': None, '</script><script>alert(1)</script>': 1.0, 'b': 2.0},
                {'id': 1, 'driver': 'driver', 'iteration': 'driver:1', 'status': 'failed',
@@ -254,7 +254,7 @@ def test_an_empty_case_file_writes_no_plot(files, tmp_path, caplog, fmt):
         with pytest.raises(ViewError) as info:
             plot_cases(path, kind, tmp_path / 'out.png')
         assert str(info.value) == f'{str(path)!r}: no cases to plot: the file holds no cases'
-    with caplog.at_level(logging.INFO, logger='openmdao_like.view.plots'):
+    with caplog.at_level(logging.INFO, logger='openmdao_like.view'):
         assert standard_plots(path, tmp_path) == []
     assert f'{path}: no cases recorded: no plots written' in caplog.messages
     assert list(tmp_path.iterdir()) == []
@@ -305,7 +305,7 @@ def test_a_file_that_is_not_a_case_file(tmp_path, capsys):
 # -- standard plots and the command line --------------------------------------------------------
 
 def test_standard_plots(files, tmp_path, caplog):
-    with caplog.at_level(logging.INFO, logger='openmdao_like.view.plots'):
+    with caplog.at_level(logging.INFO, logger='openmdao_like.view'):
         written = standard_plots(files['doe', 'sqlite'], tmp_path)
     assert written == [tmp_path / 'history.png', tmp_path / 'scatter.png',
                        tmp_path / 'parallel.html']

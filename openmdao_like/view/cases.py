@@ -13,6 +13,9 @@ objective or constraint can (arithmetic, listed math functions, ``<``, ``<=``, `
 other functions or lambdas. It names the case file's variables by their dotted paths (``p.x``);
 a name the file lacks is an error listing the names it has. Several expressions must all hold.
 A value a case lacks is NaN there, so a failed case's outputs compare false.
+
+`numeric_series` gives the scalar numeric variables of selected cases as float arrays, with
+their units and whether each is a parameter, an output or a constraint: what the plots draw.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import csv
 import json
 import logging
 import math
+import numbers
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +46,8 @@ from ..recorders.metadata import FORMAT_VERSION
 logger = logging.getLogger(__name__)
 
 __all__ = ['CaseFile', 'read_case_file', 'select_cases', 'summarize', 'export_cases',
-           'describe_filters', 'variable_names', 'EXPORT_SUFFIXES', 'STATUSES']
+           'describe_filters', 'variable_names', 'name_list', 'Series', 'numeric_series',
+           'EXPORT_SUFFIXES', 'STATUSES', 'GROUPS']
 
 #: What `export_cases` writes, by the output's suffix.
 EXPORT_SUFFIXES = ('.csv', '.json')
@@ -94,7 +100,7 @@ class CaseFile:
         """Raise `ViewError` naming the drivers present if ``driver`` recorded no case here."""
         if driver is not None and driver not in self.drivers:
             raise ViewError(f'{str(self.path)!r}: no case recorded by driver {driver!r}; '
-                            f'expected one of the drivers it holds: {_listed(self.drivers)}'
+                            f'expected one of the drivers it holds: {name_list(self.drivers)}'
                             f'{suggest(str(driver), self.drivers)}')
 
     def default_driver(self) -> str:
@@ -104,7 +110,7 @@ class CaseFile:
             return self.drivers[0]
         if 'driver' in self.drivers:
             return 'driver'
-        raise ViewError(f'{str(self.path)!r}: cases of several drivers ({_listed(self.drivers)})'
+        raise ViewError(f'{str(self.path)!r}: cases of several drivers ({name_list(self.drivers)})'
                         f' and none is the top\'s \'driver\': choose one with --driver')
 
     def names(self) -> list[str]:
@@ -244,11 +250,102 @@ def plain(value: Any) -> Any:
     return value
 
 
-def _listed(names: Sequence[str]) -> str:
-    """``'a', 'b' and 3 more`` for a message."""
+def name_list(names: Sequence[str]) -> str:
+    """``'a', 'b' and 3 more`` for a message (at most MAX_NAMES_SHOWN names)."""
     shown = ', '.join(map(repr, names[:MAX_NAMES_SHOWN]))
     more = len(names) - MAX_NAMES_SHOWN
     return (shown + (f' and {more} more' if more > 0 else '')) if names else '(none)'
+
+
+# -- the numeric columns that plots show --------------------------------------------------
+
+#: Groups of variables, in the order the scatter matrix and parallel axes show them.
+GROUPS = ('parameter', 'variable', 'output', 'constraint')
+_COMPARISON = re.compile(r'[<>]|==|(?<![<>=!])=(?!=)')
+
+
+@dataclass
+class Series:
+    """One scalar numeric variable across the cases plotted.
+
+    Attributes
+    ----------
+    name : str
+        The recorded name (``'p.x'``, ``'p.x - p.y >= 15.0'``).
+    label : str
+        The name with its units, if known (``'p.x [m]'``).
+    group : str
+        ``'parameter'`` (an input), ``'output'`` (an output, objective or response),
+        ``'constraint'`` (a constraint residual: <= 0 when met) or ``'variable'`` (unknown:
+        no metadata).
+    values : numpy.ndarray
+        One float per case, NaN where the case has none (a failed case's outputs).
+    """
+
+    name: str
+    label: str
+    group: str
+    values: np.ndarray
+
+
+def numeric_series(records: Sequence[dict[str, Any]], metadata: dict[str, Any] | None,
+                   variables: Sequence[str] | None = None, where: str = 'cases'
+                   ) -> list[Series]:
+    """The scalar numeric variables of ``records``: ``variables`` in that order, else every one,
+    parameters first. Others are left out (logged); a chosen variable that is unknown or not
+    scalar numeric is a `ViewError` naming ``where`` (the file)."""
+    names = variable_names(records)
+    described = (metadata or {}).get('variables') or {}
+    numeric, skipped = [], []
+    for name in names:
+        (numeric if _is_numeric(records, name) else skipped).append(name)
+    if variables is not None:
+        for name in variables:
+            if name not in names:
+                raise ViewError(f'{where}: no variable {name!r} to plot; expected one of '
+                                f'{name_list(names)}{suggest(name, names)}')
+            if name not in numeric:
+                raise ViewError(f'{where}: cannot plot {name!r}: expected scalar numbers, it '
+                                f'holds {_kinds(records, name)}')
+        chosen = list(dict.fromkeys(variables))
+    else:
+        if skipped:
+            logger.info('%s: not plotted (not scalar numbers): %s', where, ', '.join(skipped))
+        chosen = sorted(numeric, key=lambda n: GROUPS.index(_group(n, described)))
+    series = []
+    for name in chosen:
+        units = (described.get(name) or {}).get('units')
+        values = np.array([_float(record.get(name)) for record in records], dtype=float)
+        series.append(Series(name, f'{name} [{units}]' if units else name,
+                             _group(name, described), values))
+    return series
+
+
+def _is_numeric(records: Sequence[dict[str, Any]], name: str) -> bool:
+    """Whether the values of ``name`` in ``records`` are scalar numbers (some may be missing,
+    not all)."""
+    values = [r[name] for r in records if r.get(name) is not None]
+    return bool(values) and all(isinstance(v, (numbers.Real, np.bool_)) for v in values)
+
+
+def _kinds(records: Sequence[dict[str, Any]], name: str) -> str:
+    """What ``name`` holds, for a message: ``'ndarray values'``."""
+    kinds = {type(r[name]).__name__ for r in records if r.get(name) is not None}
+    return (', '.join(sorted(kinds)) or 'no') + ' values'
+
+
+def _float(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _group(name: str, described: dict[str, Any]) -> str:
+    """A variable's group (see `Series.group`) from its metadata iotype and its name."""
+    iotype = (described.get(name) or {}).get('iotype')
+    if iotype == 'in':
+        return 'parameter'
+    if _COMPARISON.search(name):
+        return 'constraint'
+    return 'output' if iotype in ('out', 'expression') else 'variable'
 
 
 # -- --where: the safe evaluator over a case file's columns ----------------------------------
@@ -331,7 +428,7 @@ class _Where:
             usable = [n for n in names if _nameable(n)]
             raise ExpressionError(
                 f'{str(self.path)!r} --where {text!r}: no variable {scope.unknown!r} in this '
-                f'case file; expected one of {_listed(usable)}'
+                f'case file; expected one of {name_list(usable)}'
                 f'{suggest(scope.unknown, usable)}') from exc
 
     def filter(self, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -21,11 +21,8 @@ import html
 import json
 import logging
 import math
-import numbers
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,12 +32,13 @@ from ..cases import FAILED
 from ..errors import ViewError
 from ..extras import require
 from ..options import suggest
-from .cases import describe_filters, plain, read_case_file, variable_names
+from .cases import (Series, describe_filters, numeric_series, plain, read_case_file,
+                    variable_names)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ['plot_cases', 'plot_history', 'plot_scatter', 'plot_parallel', 'standard_plots',
-           'numeric_series', 'Series', 'KINDS', 'STATIC_SUFFIXES']
+           'parallel_html', 'KINDS', 'STATIC_SUFFIXES']
 
 #: The kinds of plot `plot_cases` makes.
 KINDS = ('history', 'scatter', 'parallel')
@@ -62,98 +60,11 @@ PARALLEL_HEIGHT = 5.0
 OK_COLOR = '#1f77b4'
 FAILED_COLOR = '#d62728'
 
-#: Groups of variables, in the order the scatter matrix and parallel axes show them.
-GROUPS = ('parameter', 'variable', 'output', 'constraint')
 #: History panels, top down, and their titles.
 _HISTORY_PANELS = {'output': 'objectives and responses',
                    'constraint': 'constraints (residual, <= 0 when met)',
                    'parameter': 'parameters',
                    'variable': 'variables (no metadata: inputs and outputs not told apart)'}
-_COMPARISON = re.compile(r'[<>]|==|(?<![<>=!])=(?!=)')
-
-
-@dataclass
-class Series:
-    """One scalar numeric variable across the cases plotted.
-
-    Attributes
-    ----------
-    name : str
-        The recorded name (``'p.x'``, ``'p.x - p.y >= 15.0'``).
-    label : str
-        The name with its units, if known (``'p.x [m]'``).
-    group : str
-        ``'parameter'`` (an input), ``'output'`` (an output, objective or response),
-        ``'constraint'`` (a constraint residual: <= 0 when met) or ``'variable'`` (unknown:
-        no metadata).
-    values : numpy.ndarray
-        One float per case, NaN where the case has none (a failed case's outputs).
-    """
-
-    name: str
-    label: str
-    group: str
-    values: np.ndarray
-
-
-def numeric_series(records: Sequence[dict[str, Any]], metadata: dict[str, Any] | None,
-                   variables: Sequence[str] | None = None, where: str = 'cases'
-                   ) -> list[Series]:
-    """The scalar numeric variables of ``records``: ``variables`` in that order, else every one,
-    parameters first. Others are left out (logged); a chosen variable that is unknown or not
-    scalar numeric is a `ViewError` naming ``where`` (the file)."""
-    names = variable_names(records)
-    described = (metadata or {}).get('variables') or {}
-    numeric, skipped = [], []
-    for name in names:
-        (numeric if _is_numeric(records, name) else skipped).append(name)
-    if variables is not None:
-        for name in variables:
-            if name not in names:
-                raise ViewError(f'{where}: no variable {name!r} to plot; expected one of '
-                                f'{", ".join(map(repr, names)) or "(none)"}'
-                                f'{suggest(name, names)}')
-            if name not in numeric:
-                raise ViewError(f'{where}: cannot plot {name!r}: expected scalar numbers, it '
-                                f'holds {_kinds(records, name)}')
-        chosen = list(dict.fromkeys(variables))
-    else:
-        if skipped:
-            logger.info('%s: not plotted (not scalar numbers): %s', where, ', '.join(skipped))
-        chosen = sorted(numeric, key=lambda n: GROUPS.index(_group(n, described)))
-    series = []
-    for name in chosen:
-        units = (described.get(name) or {}).get('units')
-        values = np.array([_float(record.get(name)) for record in records], dtype=float)
-        series.append(Series(name, f'{name} [{units}]' if units else name,
-                             _group(name, described), values))
-    return series
-
-
-def _is_numeric(records: Sequence[dict[str, Any]], name: str) -> bool:
-    """Whether every value of ``name`` in ``records`` is a scalar number (or missing)."""
-    return all(value is None or isinstance(value, (numbers.Real, np.bool_))
-               for value in (record.get(name) for record in records))
-
-
-def _kinds(records: Sequence[dict[str, Any]], name: str) -> str:
-    """What ``name`` holds, for a message: ``'ndarray values'``."""
-    kinds = {type(r[name]).__name__ for r in records if r.get(name) is not None}
-    return ', '.join(sorted(kinds)) + ' values'
-
-
-def _float(value: Any) -> float:
-    return math.nan if value is None else float(value)
-
-
-def _group(name: str, described: dict[str, Any]) -> str:
-    """A variable's group (see `Series.group`) from its metadata iotype and its name."""
-    iotype = (described.get(name) or {}).get('iotype')
-    if iotype == 'in':
-        return 'parameter'
-    if _COMPARISON.search(name):
-        return 'constraint'
-    return 'output' if iotype in ('out', 'expression') else 'variable'
 
 
 # -- the plots ------------------------------------------------------------------------------
