@@ -41,7 +41,8 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:
     filters.add_argument('file', metavar='FILE',
                          help='case file written by a recorder (.csv, .jsonl, .sqlite)')
     filters.add_argument('--driver', metavar='D',
-                         help='only the cases of the driver at this dotted path')
+                         help="only the cases of the driver at this dotted path (cases: all "
+                              "drivers by default; plot: the file's only driver, or 'driver')")
     filters.add_argument('--status', choices=STATUSES, help='only the cases with this status')
     filters.add_argument('--where', metavar='EXPR', action='append', default=[],
                          help="only the cases for which EXPR holds, e.g. 'p.x > 3' (the "
