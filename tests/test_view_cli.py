@@ -135,3 +135,79 @@ def test_show_prints_every_variable(capsys, tmp_path):
 
     status, _, err = cli(capsys, 'show', model, '--match', 'nothing.*')
     assert status == 1 and "no variables matching 'nothing.*'" in err
+
+
+DOE_PY = '''
+from openmdao_like import Assembly, Component, Float, set_as_top
+from openmdao_like.drivers import DOEDriver
+from openmdao_like.drivers.doe import FullFactorial
+from openmdao_like.recorders import CSVRecorder
+
+
+class Picky(Component):
+    x = Float(0.0, iotype='in', low=-1.0, high=1.0, units='m')
+    y = Float(iotype='out', units='m**2')
+
+    def execute(self):
+        if self.x > 0.9:
+            raise ValueError('too large')
+        self.y = self.x**2
+
+
+class Study(Assembly):
+    def configure(self):
+        self.add('c', Picky())
+        self.add('driver', DOEDriver(FullFactorial(num_levels=5), error_policy=POLICY))
+        self.driver.workflow.add('c')
+        self.driver.add_parameter('c.x')
+        self.driver.add_response('c.y')
+        RECORDERS
+
+
+top = set_as_top(Study())
+'''
+
+
+def png_size(path):
+    head = path.read_bytes()[:24]
+    assert head[:8] == b'\x89PNG\r\n\x1a\n', f'{path} is not a PNG'
+    return int.from_bytes(head[16:20], 'big'), int.from_bytes(head[20:24], 'big')
+
+
+def test_run_report_writes_the_view_and_the_plots(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / 'doe.py'
+    model.write_text(DOE_PY.replace('RECORDERS', '').replace('POLICY', "'RETRY'"))
+    status, out, err = cli(capsys, 'run', model, '--report', 'report')
+    assert status == 0, err
+    report = tmp_path / 'report'
+    assert 'report in report: model.html, history.png, scatter.png, parallel.html' in out
+    assert (report / 'cases.sqlite').is_file()           # no recorder: the report added one
+    assert page_data(report / 'model.html')['title'] == 'top (Study)'
+    assert all(side > 100 for side in png_size(report / 'history.png'))
+    assert png_size(report / 'scatter.png')[0] > 100
+    assert 'c.x' in (report / 'parallel.html').read_text(encoding='utf-8')
+
+
+def test_a_failed_run_still_reports_what_its_own_recorder_holds(capsys, tmp_path,
+                                                                 monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / 'doe.py'
+    model.write_text(DOE_PY.replace('RECORDERS', "self.recorders = [CSVRecorder('own.csv')]")
+                     .replace('POLICY', "'ABORT'"))          # the last case fails: the run too
+    status, out, err = cli(capsys, 'run', model, '--report', tmp_path / 'r', '-q')
+    assert status == 1 and out == '' and 'ValueError: too large' in err
+    assert (tmp_path / 'own.csv').is_file() and not (tmp_path / 'r' / 'cases.sqlite').exists()
+    assert {p.name for p in (tmp_path / 'r').iterdir()} == {
+        'model.html', 'history.png', 'scatter.png', 'parallel.html'}
+
+
+def test_run_report_refuses_a_file_and_resume(capsys, tmp_path):
+    model = tmp_path / 'doe.py'
+    model.write_text(DOE_PY.replace('RECORDERS', '').replace('POLICY', "'RETRY'"))
+    (tmp_path / 'taken').write_text('')
+    status, _, err = cli(capsys, 'run', model, '--report', tmp_path / 'taken')
+    assert status == 2 and 'expected a directory, found a file' in err
+    status, _, err = cli(capsys, 'run', '--resume', 'abc', '--store', 'sqlite:///x.db',
+                         '--report', tmp_path / 'r')
+    assert status == 2 and '--report writes the report of a run of MODEL' in err

@@ -34,6 +34,8 @@ from ..errors import error_summary
 from ..jobs import JobStore
 from ..jobs.backends import redact
 from ..jobs.durable import load_run, start_run
+from ..recorders import SQLiteRecorder
+from ..view.report import recorded_files, write_report
 from . import CommandError, UsageError
 from ..view.table import format_table, format_value
 
@@ -60,6 +62,11 @@ def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> argparse.Arg
     parser.add_argument('--resume', metavar='RUN_ID',
                         help='run again the run RUN_ID of --store (its saved model), running '
                              'only its cases that are not COMPLETED')
+    parser.add_argument('--report', metavar='DIR',
+                        help='after the run, write into DIR the model view (model.html) and the '
+                             'plots of the recorded cases (history.png, scatter.png, '
+                             'parallel.html); a model without recorders gets one writing '
+                             'DIR/cases.sqlite')
     parser.add_argument('-q', '--quiet', action='store_true',
                         help='print nothing but errors')
     parser.set_defaults(handler=run_command, parser=parser)
@@ -112,15 +119,42 @@ def run_command(args: argparse.Namespace) -> int:
         raise UsageError('expected MODEL (a model file), or --resume RUN_ID --store URL')
     with model_scope(args.model):
         top = prepare_model(args)
+        if args.report is not None:
+            record_for_report(top, args.report)
         start = time.perf_counter()
         try:
             top.run()
         except Exception as exc:
+            if args.report is not None:  # what was recorded before the failure is worth seeing
+                _write_report(top, args.report, args.quiet)
             raise CommandError(f'running {args.model!r} failed') from exc
         elapsed = time.perf_counter() - start
     if not args.quiet:
         print(report(top, args.model, elapsed))
+    if args.report is not None:
+        _write_report(top, args.report, args.quiet)
     return 0
+
+
+def record_for_report(top: Assembly, directory: str) -> None:
+    """Make the report directory; give a model without recorders one writing
+    ``DIR/cases.sqlite``, so that the report can plot the run's cases."""
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise UsageError(f'--report {directory}: expected a directory, found a file')
+    os.makedirs(directory, exist_ok=True)
+    if not recorded_files(top):
+        top.recorders = [*(getattr(top, 'recorders', None) or []),
+                         SQLiteRecorder(os.path.join(directory, 'cases.sqlite'))]
+
+
+def _write_report(top: Assembly, directory: str, quiet: bool) -> None:
+    """Write the run's report (`write_report`) and say what was written."""
+    try:
+        written = write_report(top, directory)
+    except Exception as exc:
+        raise CommandError(f'writing the report into {directory!r} failed') from exc
+    if not quiet:
+        print(f'\nreport in {directory}: {", ".join(path.name for path in written)}')
 
 
 def resume_command(args: argparse.Namespace) -> int:
@@ -128,6 +162,9 @@ def resume_command(args: argparse.Namespace) -> int:
     if args.model is not None:
         raise UsageError(f'--resume runs the model saved with the run: give no MODEL (got '
                          f'{args.model!r})')
+    if args.report is not None:
+        raise UsageError('--report writes the report of a run of MODEL; a resumed run\'s '
+                         'cases are in its job store (openmdao-like jobs)')
     if args.store is None:
         raise UsageError('--resume needs --store URL: the job store that holds the run')
     store = JobStore(args.store)
