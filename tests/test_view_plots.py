@@ -228,9 +228,9 @@ def test_parallel_html_escapes_the_data(tmp_path, browser):
 # -- what cannot be plotted -------------------------------------------------------------------
 
 @pytest.mark.parametrize(('kind', 'name', 'expected'), [
-    ('history', 'h.html', '.png, .svg, .pdf'), ('scatter', 's.html', '.png, .svg, .pdf'),
-    ('history', 'h.jpg', '.png, .svg, .pdf'), ('parallel', 'p.txt', '.png, .svg, .pdf, .html'),
-    ('scatter', 'noext', '.png, .svg, .pdf')])
+    ('history', 'h.html', '.png, .svg or .pdf'), ('scatter', 's.html', '.png, .svg or .pdf'),
+    ('history', 'h.jpg', '.png, .svg or .pdf'), ('parallel', 'p.txt', '.png, .svg, .pdf or .html'),
+    ('scatter', 'noext', '.png, .svg or .pdf')])
 def test_an_output_of_the_wrong_kind(files, tmp_path, kind, name, expected):
     out = tmp_path / name
     with pytest.raises(ViewError) as info:
@@ -342,7 +342,7 @@ def test_cli_plot_errors(files, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err == (f"openmdao-like plot: error: cannot plot {str(path)!r}: ViewError: cannot "
                    f"write a history plot to {str(out)!r}: expected a file name ending in "
-                   f".png, .svg, .pdf, got '.html'\n(run with -v for the full traceback)\n")
+                   f".png, .svg or .pdf, got '.html'\n(run with -v for the full traceback)\n")
     assert main(['plot', str(files['empty', 'csv']), '--kind', 'parallel', '-o',
                  str(tmp_path / 'p.html')]) == 1
     assert 'no cases to plot: the file holds no cases' in capsys.readouterr().err

@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ExpressionError, RecorderError, ViewError, error_summary
-from ..view.cases import (STATUSES, describe_filters, export_cases, plain, read_case_file,
+from ..view.cases import (STATUSES, describe_filters, export_cases, read_case_file,
                           summarize, variable_names)
 from ..view.plots import KINDS, plot_cases
+from ..view.values import json_value
 from ..view.table import format_table
 from . import CommandError, UsageError
 
@@ -102,7 +103,7 @@ def cases_command(args: argparse.Namespace) -> int:
     except _FAILURES as exc:
         raise CommandError(f'cannot list the cases of {args.file!r}') from exc
     if args.json:
-        print(json.dumps([plain(record) for record in records], indent=1, allow_nan=False))
+        print(json.dumps([json_value(record) for record in records], indent=1, allow_nan=False))
     else:
         print(cases_text(args.file, case_file.records, records,
                          describe_filters(args.driver, args.status, args.where), args.limit))

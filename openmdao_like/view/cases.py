@@ -42,6 +42,7 @@ from ..recorders import read_cases, read_metadata
 from ..recorders.base import ROW_KEYS
 from ..recorders.csv import FIXED_COLUMNS, encode_cell
 from ..recorders.metadata import FORMAT_VERSION
+from .values import json_value
 
 logger = logging.getLogger(__name__)
 
@@ -195,6 +196,22 @@ def describe_filters(driver: str | None = None, status: str | None = None,
     return ' '.join(parts) or 'no filters'
 
 
+def output_path(out: str | os.PathLike[str], doing: str, suffixes: Sequence[str]) -> Path:
+    """``out`` as a Path, checked to end in one of ``suffixes`` and to be in an existing
+    directory; else a `ViewError` saying what cannot be done (``doing``: 'export cases to')."""
+    out = Path(out)
+    if out.suffix.lower() not in suffixes:
+        choices = ', '.join(suffixes[:-1]) + ' or ' + suffixes[-1] if len(suffixes) > 1 \
+            else suffixes[0]
+        raise ViewError(f'cannot {doing} {str(out)!r}: expected a file name ending in '
+                        f'{choices}, got '
+                        f'{repr(out.suffix) if out.suffix else "no suffix"}')
+    if not out.parent.is_dir():
+        raise ViewError(f'cannot {doing} {str(out)!r}: expected an existing directory, '
+                        f'{str(out.parent)!r} does not exist')
+    return out
+
+
 def export_cases(records: Sequence[dict[str, Any]], out_path: str | os.PathLike[str]) -> Path:
     """Write ``records`` to ``out_path``; the path written.
 
@@ -203,15 +220,8 @@ def export_cases(records: Sequence[dict[str, Any]], out_path: str | os.PathLike[
     `read_cases` reads it back (without units: no metadata file is written). ``.json``: a JSON
     array of the records for other programs, arrays as lists and NaN or infinities as null.
     """
-    out = Path(out_path)
+    out = output_path(out_path, 'export cases to', EXPORT_SUFFIXES)
     suffix = out.suffix.lower()
-    if suffix not in EXPORT_SUFFIXES:
-        raise ViewError(f'cannot export cases to {str(out)!r}: expected a file name ending in '
-                        f'{" or ".join(EXPORT_SUFFIXES)}, got '
-                        f'{repr(out.suffix) if out.suffix else "no suffix"}')
-    if not out.parent.is_dir():
-        raise ViewError(f'cannot export cases to {str(out)!r}: expected an existing directory, '
-                        f'{str(out.parent)!r} does not exist')
     if suffix == '.csv':
         names = variable_names(records)
         clash = sorted(set(names) & set(FIXED_COLUMNS))
@@ -226,28 +236,10 @@ def export_cases(records: Sequence[dict[str, Any]], out_path: str | os.PathLike[
                  '', '', ''] + [encode_cell(r[n]) if n in r else '' for n in names]
                 for r in records)
     else:
-        text = json.dumps([plain(record) for record in records], indent=1, allow_nan=False)
+        text = json.dumps([json_value(record) for record in records], indent=1, allow_nan=False)
         out.write_text(text + '\n', encoding='utf-8')
     logger.info('wrote %d cases to %s', len(records), out)
     return out
-
-
-def plain(value: Any) -> Any:
-    """``value`` as standard JSON data: arrays and tuples as lists, numpy scalars as Python
-    ones, NaN and infinities as None."""
-    if isinstance(value, dict):
-        return {str(key): plain(item) for key, item in value.items()}
-    if isinstance(value, np.ndarray):
-        value = value.tolist()
-    if isinstance(value, (list, tuple)):
-        return [plain(item) for item in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, complex):
-        return [plain(value.real), plain(value.imag)]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def name_list(names: Sequence[str]) -> str:

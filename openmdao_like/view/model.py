@@ -9,20 +9,14 @@ HTML page, ``openmdao-like show --json`` and tests all read the same description
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any, Iterable
-
-import numpy as np
 
 from .. import tree
 from ..assembly import Assembly
 from ..container import split_index
 from ..drivers import Driver
-from .table import format_value
+from .values import json_value, value_text
 
-#: Longest value text shown for a variable (longer ones are cut with an ellipsis).
-MAX_VALUE_TEXT = 80
 #: Variable metadata that a description carries when set.
 BOUNDS = ('low', 'high')
 
@@ -32,29 +26,6 @@ def node_kind(node: Any) -> str:
     if isinstance(node, Driver):
         return 'driver'
     return 'assembly' if isinstance(node, Assembly) else 'component'
-
-
-def value_text(value: Any) -> str:
-    """A variable's value as one short line of text."""
-    text = format_value(value)
-    return text if len(text) <= MAX_VALUE_TEXT else text[:MAX_VALUE_TEXT - 1] + '…'
-
-
-def plain_value(value: Any) -> Any:
-    """``value`` as JSON data: numbers and strings as they are, arrays as lists, NaN and
-    infinities as None, anything else as its text."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, numbers.Integral):
-        return int(value)
-    if isinstance(value, numbers.Real):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, (np.ndarray, list, tuple)):
-        return [plain_value(v) for v in (value.tolist() if isinstance(value, np.ndarray)
-                                         else value)]
-    return value_text(value)
 
 
 def read_value(node: Any, name: str) -> Any:
@@ -72,8 +43,8 @@ def describe_variable(node: Any, name: str, var: Any) -> dict[str, Any]:
     value = read_value(node, name)
     found = {'name': name, 'iotype': meta.get('iotype'), 'type': type(var).__name__,
              'units': meta.get('units'), 'desc': meta.get('desc') or '',
-             'value': value_text(value), 'data': plain_value(value)}
-    found.update((key, plain_value(meta[key])) for key in BOUNDS if meta.get(key) is not None)
+             'value': value_text(value), 'data': json_value(value)}
+    found.update((key, json_value(meta[key])) for key in BOUNDS if meta.get(key) is not None)
     return found
 
 
@@ -112,8 +83,8 @@ def _driver_refs(driver: Driver) -> dict[str, list[dict[str, Any]]]:
     def full(paths: Iterable[str]) -> list[str]:
         return [_joined(prefix, p) for p in paths]
 
-    parameters = [{'name': name, 'targets': full(p.targets), 'low': plain_value(p.low),
-                   'high': plain_value(p.high)} for name, p in driver.get_parameters().items()]
+    parameters = [{'name': name, 'targets': full(p.targets), 'low': json_value(p.low),
+                   'high': json_value(p.high)} for name, p in driver.get_parameters().items()]
     objectives = [{'name': name, 'text': o.text, 'refs': full(o.expr.refs)}
                   for name, o in driver.get_objectives().items()]
     constraints = [{'name': name, 'text': c.text, 'refs': full(c.refs)}

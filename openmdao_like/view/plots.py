@@ -17,8 +17,6 @@ output's suffix: ``.png``, ``.svg`` (text kept as text) or ``.pdf``; parallel co
 
 from __future__ import annotations
 
-import html
-import json
 import logging
 import math
 import os
@@ -32,8 +30,10 @@ from ..cases import FAILED
 from ..errors import ViewError
 from ..extras import require
 from ..options import suggest
-from .cases import (Series, describe_filters, numeric_series, plain, read_case_file,
+from .cases import (Series, describe_filters, numeric_series, output_path, read_case_file,
                     variable_names)
+from .page import asset, fill_page, write_text_atomically
+from .values import json_value
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def plot_history(records: Sequence[dict[str, Any]], metadata: dict[str, Any] | N
     """Objectives and responses, constraints and parameters (a panel each) against the
     iteration of the one driver that recorded ``records``, failed cases as red bands; written
     to ``out`` (.png, .svg, .pdf: HISTORY_PANEL inches per panel)."""
-    out = _check_output(out, 'history', STATIC_SUFFIXES)
+    out = output_path(out, 'write a history plot to', STATIC_SUFFIXES)
     series = _series(records, metadata, variables, out)
     drivers = sorted({record['driver'] for record in records})
     if len(drivers) > 1:
@@ -131,7 +131,7 @@ def plot_scatter(records: Sequence[dict[str, Any]], metadata: dict[str, Any] | N
     MAX_SCATTER_VARIABLES unless chosen): histograms on the diagonal, failed cases as red x at
     their inputs (on the bottom edge where the other value is missing); written to ``out``
     (.png, .svg, .pdf: SCATTER_CELL inches per variable, square)."""
-    out = _check_output(out, 'scatter', STATIC_SUFFIXES)
+    out = output_path(out, 'write a scatter plot to', STATIC_SUFFIXES)
     series = _series(records, metadata, variables, out)
     if len(series) < 2:
         raise ViewError(f'cannot plot a scatter matrix to {str(out)!r}: expected at least 2 '
@@ -208,10 +208,10 @@ def plot_parallel(records: Sequence[dict[str, Any]], metadata: dict[str, Any] | 
     per case, failed cases in red through their inputs; ``out`` .png, .svg or .pdf (a
     figure), or .html (a self-contained page where dragging along an axis filters the
     lines)."""
-    out = _check_output(out, 'parallel', STATIC_SUFFIXES + ('.html',))
+    out = output_path(out, 'write a parallel plot to', STATIC_SUFFIXES + ('.html',))
     series = _series(records, metadata, variables, out)
     if out.suffix.lower() == '.html':
-        out.write_text(parallel_html(records, series, title), encoding='utf-8')
+        write_text_atomically(out, parallel_html(records, series, title))
         logger.info('wrote %s', out)
         return out
     failed = np.array([record['status'] == FAILED for record in records])
@@ -278,7 +278,7 @@ def plot_cases(path: str | os.PathLike[str], kind: str, out: str | os.PathLike[s
     if kind not in _PLOTS:
         raise ViewError(f'cannot plot {str(path)!r}: expected a kind of plot among '
                         f'{", ".join(map(repr, KINDS))}, got {kind!r}{suggest(str(kind), KINDS)}')
-    _check_output(out, kind, STATIC_SUFFIXES + (('.html',) if kind == 'parallel' else ()))
+    output_path(out, f'write a {kind} plot to', STATIC_SUFFIXES + (('.html',) if kind == 'parallel' else ()))
     cases = read_case_file(path)
     if not cases.records:
         raise ViewError(f'{str(path)!r}: no cases to plot: the file holds no cases')
@@ -324,19 +324,6 @@ def standard_plots(case_path: str | os.PathLike[str], directory: str | os.PathLi
 
 # -- figures and files ----------------------------------------------------------------------
 
-def _check_output(out: str | os.PathLike[str], kind: str, suffixes: Sequence[str]) -> Path:
-    """``out`` as a Path, if its suffix is one ``kind`` writes and its directory exists."""
-    out = Path(out)
-    if out.suffix.lower() not in suffixes:
-        raise ViewError(f'cannot write a {kind} plot to {str(out)!r}: expected a file name '
-                        f'ending in {", ".join(suffixes)}, got '
-                        f'{repr(out.suffix) if out.suffix else "no suffix"}')
-    if not out.parent.is_dir():
-        raise ViewError(f'cannot write a {kind} plot to {str(out)!r}: expected an existing '
-                        f'directory, {str(out.parent)!r} does not exist')
-    return out
-
-
 def _series(records: Sequence[dict[str, Any]], metadata: dict[str, Any] | None,
             variables: Sequence[str] | None, out: Path) -> list[Series]:
     """The series a plot to ``out`` shows; `ViewError` when there are no cases or none."""
@@ -375,169 +362,7 @@ def parallel_html(records: Sequence[dict[str, Any]], series: Sequence[Series],
     data = {'title': title,
             'axes': [{'name': s.name, 'label': s.label, 'group': s.group} for s in series],
             'cases': [{'id': r['id'], 'iteration': r['iteration'], 'status': r['status'],
-                       'values': [plain(float(s.values[i])) for s in series]}
+                       'values': [json_value(float(s.values[i])) for s in series]}
                       for i, r in enumerate(records)]}
-    text = json.dumps(data, allow_nan=False, separators=(',', ':'))
-    text = text.replace('<', '\\u003c').replace('>', '\\u003e').replace('&', '\\u0026')
-    heading = html.escape(title or 'parallel coordinates')
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">\n'
-            f'<title>{heading}</title>\n<style>{_CSS}</style></head>\n<body>\n'
-            f'<h1>{heading}</h1>\n<p id="count"></p>\n<div id="chart"></div>\n'
-            f'<p class="help">Drag along an axis to keep the cases in that range; click the '
-            f'axis to clear it. <span class="key ok">&#8212; ok</span> <span class="key '
-            f'failed">- - failed (drawn through its inputs)</span></p>\n'
-            f'<script type="application/json" id="parallel-data">{text}</script>\n'
-            f'<script>{_SCRIPT}</script>\n</body></html>\n')
-
-
-_CSS = """
-body{font:14px sans-serif;margin:1em 2em;color:#222}h1{font-size:1.2em}
-.case{fill:none;stroke:#1f77b4;stroke-opacity:.6;stroke-width:1.3}
-.case.failed{stroke:#d62728;stroke-dasharray:6 3;stroke-opacity:.9;stroke-width:1.8}
-.case.hidden{stroke:#bbb;stroke-opacity:.2;stroke-dasharray:none}
-.case:hover{stroke-width:3;stroke-opacity:1}
-.axis line{stroke:#444}.axis text{font-size:11px;fill:#333}.axis .name{font-size:12px;
-font-weight:bold}.overlay{fill:transparent;cursor:crosshair}
-.brush{fill:#f5b041;fill-opacity:.3;stroke:#b9770e;pointer-events:none}
-.help{color:#555}.key.ok{color:#1f77b4}.key.failed{color:#d62728}
-"""
-
-_SCRIPT = r"""
-(function () {
-  'use strict';
-  var data = JSON.parse(document.getElementById('parallel-data').textContent);
-  var NS = 'http://www.w3.org/2000/svg', n = data.axes.length;
-  var M = {top: 50, bottom: 30, left: 70, right: 90}, H = 460;
-  var W = Math.max(640, 160 * n), plotH = H - M.top - M.bottom;
-  var plotW = W - M.left - M.right, brushes = {};
-  function el(name, attrs, parent) {
-    var node = document.createElementNS(NS, name);
-    Object.keys(attrs).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    if (parent) { parent.appendChild(node); }
-    return node;
-  }
-  function fmt(v) { return String(Number(v.toPrecision(4))); }
-  var scales = data.axes.map(function (axis, k) {
-    var vals = data.cases.map(function (c) { return c.values[k]; })
-      .filter(function (v) { return v !== null; });
-    var lo = vals.length ? Math.min.apply(null, vals) : 0;
-    var hi = vals.length ? Math.max.apply(null, vals) : 1;
-    if (lo === hi) { var pad = Math.abs(lo) * 0.1 || 0.5; lo -= pad; hi += pad; }
-    return {lo: lo, hi: hi};
-  });
-  function xOf(k) { return M.left + (n === 1 ? plotW / 2 : k * plotW / (n - 1)); }
-  function yOf(k, v) {
-    var s = scales[k]; return M.top + (1 - (v - s.lo) / (s.hi - s.lo)) * plotH;
-  }
-  function valueAt(k, y) {
-    var s = scales[k]; return s.lo + (1 - (y - M.top) / plotH) * (s.hi - s.lo);
-  }
-  var svg = el('svg', {width: W, height: H, viewBox: '0 0 ' + W + ' ' + H},
-               document.getElementById('chart'));
-  var lineGroup = el('g', {'class': 'lines'}, svg);
-  var order = data.cases.map(function (c, i) { return i; });
-  order.sort(function (a, b) {  // failed cases drawn last, over the others
-    return (data.cases[a].status === 'failed') - (data.cases[b].status === 'failed');
-  });
-  var lines = [];
-  order.forEach(function (i) {
-    var c = data.cases[i], points = [], tip = [];
-    c.values.forEach(function (v, k) {
-      if (v !== null) { points.push(xOf(k) + ',' + yOf(k, v)); }
-      tip.push(data.axes[k].label + ' = ' + (v === null ? 'none' : fmt(v)));
-    });
-    var line = el('polyline', {points: points.join(' '), 'class': 'case ' + c.status,
-                               'data-id': c.id}, lineGroup);
-    el('title', {}, line).textContent = 'case ' + c.id + ' (' + c.iteration + ', ' +
-      c.status + ')\n' + tip.join('\n');
-    lines[i] = line;
-  });
-  var rects = data.axes.map(function (axis, k) {
-    var g = el('g', {'class': 'axis', 'data-name': axis.name}, svg), x = xOf(k);
-    el('line', {x1: x, x2: x, y1: M.top, y2: M.top + plotH}, g);
-    var name = el('text', {x: x, y: M.top - 22, 'text-anchor': 'middle', 'class': 'name'}, g);
-    name.textContent = axis.label;
-    for (var t = 0; t <= 4; t++) {
-      var v = scales[k].lo + t * (scales[k].hi - scales[k].lo) / 4, y = yOf(k, v);
-      el('line', {x1: x - 4, x2: x, y1: y, y2: y}, g);
-      el('text', {x: x - 7, y: y + 4, 'text-anchor': 'end'}, g).textContent = fmt(v);
-    }
-    var rect = el('rect', {'class': 'brush', x: x - 9, width: 18, y: M.top, height: 0,
-                           visibility: 'hidden'}, g);
-    var overlay = el('rect', {'class': 'overlay', x: x - 14, width: 28, y: M.top - 10,
-                              height: plotH + 20}, g);  // a drag may start past the ends
-    overlay.addEventListener('mousedown', function (ev) { startDrag(k, ev); });
-    return rect;
-  });
-  var count = document.getElementById('count');
-  function shown(c) {
-    return Object.keys(brushes).every(function (k) {
-      var v = c.values[k], b = brushes[k];
-      return v !== null && v >= b[0] && v <= b[1];
-    });
-  }
-  function update() {
-    var visible = 0, failed = 0;
-    data.cases.forEach(function (c, i) {
-      var keep = shown(c);
-      lines[i].classList.toggle('hidden', !keep);
-      if (keep) { visible += 1; failed += c.status === 'failed'; }
-    });
-    rects.forEach(function (rect, k) {
-      var b = brushes[k];
-      rect.setAttribute('visibility', b ? 'visible' : 'hidden');
-      if (b) {
-        var top = yOf(k, b[1]), bottom = yOf(k, b[0]);
-        rect.setAttribute('y', Math.max(M.top, top));
-        rect.setAttribute('height', Math.max(0, Math.min(M.top + plotH, bottom) -
-                                                Math.max(M.top, top)));
-      }
-    });
-    count.textContent = visible + ' of ' + data.cases.length + ' cases shown (' + failed +
-      ' failed)';
-  }
-  function svgY(ev) { return ev.clientY - svg.getBoundingClientRect().top; }
-  function startDrag(k, ev) {
-    ev.preventDefault();
-    var y0 = svgY(ev), moved = false;
-    function move(e) {
-      var y1 = svgY(e);
-      if (Math.abs(y1 - y0) < 3) { return; }
-      moved = true;
-      var a = valueAt(k, y0), b = valueAt(k, y1);
-      brushes[k] = [Math.min(a, b), Math.max(a, b)];
-      update();
-    }
-    function up(e) {
-      window.removeEventListener('mousemove', move);
-      window.removeEventListener('mouseup', up);
-      if (moved) { move(e); } else { delete brushes[k]; update(); }
-    }
-    window.addEventListener('mousemove', move);
-    window.addEventListener('mouseup', up);
-  }
-  function axisIndex(name) {
-    for (var k = 0; k < n; k++) { if (data.axes[k].name === name) { return k; } }
-    throw new Error('no axis ' + JSON.stringify(name) + '; the axes are ' +
-                    data.axes.map(function (a) { return a.name; }).join(', '));
-  }
-  window.parallelView = {
-    axes: data.axes.map(function (a) { return a.name; }),
-    brush: function (name, lo, hi) {
-      brushes[axisIndex(name)] = [Math.min(lo, hi), Math.max(lo, hi)];
-      update();
-      return this.visible();
-    },
-    clear: function (name) {
-      if (name === undefined) { brushes = {}; } else { delete brushes[axisIndex(name)]; }
-      update();
-      return this.visible();
-    },
-    visible: function () {
-      return data.cases.filter(shown).map(function (c) { return c.id; });
-    }
-  };
-  update();
-  document.body.dataset.ready = 'true';
-}());
-"""
+    return fill_page(asset('parallel.html'), title or 'parallel coordinates',
+                     asset('parallel.css'), asset('parallel.js'), data)
