@@ -278,7 +278,8 @@ def plot_cases(path: str | os.PathLike[str], kind: str, out: str | os.PathLike[s
     if kind not in _PLOTS:
         raise ViewError(f'cannot plot {str(path)!r}: expected a kind of plot among '
                         f'{", ".join(map(repr, KINDS))}, got {kind!r}{suggest(str(kind), KINDS)}')
-    output_path(out, f'write a {kind} plot to', STATIC_SUFFIXES + (('.html',) if kind == 'parallel' else ()))
+    html = ('.html',) if kind == 'parallel' else ()
+    output_path(out, f'write a {kind} plot to', STATIC_SUFFIXES + html)
     cases = read_case_file(path)
     if not cases.records:
         raise ViewError(f'{str(path)!r}: no cases to plot: the file holds no cases')
