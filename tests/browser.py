@@ -1,6 +1,7 @@
 """A real headless browser for the tests of the HTML views: Debian's chromium driven by selenium
-(installed by ``scripts/setup.sh --test``). One browser per session (``browser`` fixture, via
-``pytest_plugins``); missing, the tests that use it fail with the reason, never skip."""
+(installed by ``scripts/setup.sh --test``). One browser per test module (``browser`` fixture,
+via ``pytest_plugins``: quit when the module is done, so no chromium outlives the tests that
+use it); missing, the tests that use it fail with the reason, never skip."""
 
 from __future__ import annotations
 
@@ -55,9 +56,9 @@ def console_errors(browser: Any) -> list[dict[str, Any]]:
     return [entry for entry in browser.get_log('browser') if entry['level'] == 'SEVERE']
 
 
-@pytest.fixture(scope='session')
+@pytest.fixture(scope='module')
 def browser() -> Iterator[Any]:
-    """One headless chromium for the session."""
+    """One headless chromium for the test module."""
     driver = start_browser()
     try:
         yield driver

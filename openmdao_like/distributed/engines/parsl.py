@@ -39,6 +39,7 @@ import copy
 import hashlib
 import logging
 import os
+import time
 import warnings
 import weakref
 from collections.abc import Hashable
@@ -155,17 +156,28 @@ class ParslPool(TaskSlots):
         return dfk
 
     def _probe(self) -> None:
-        """Wait for a first worker: a task that loads the runner (`workers_timeout`)."""
-        future = self._app(self._key, self._path, [])
-        try:
-            future.result(timeout=self._workers_timeout)
-        except TimeoutError as exc:
-            raise BrokenExecutor(f'{self._owner}: the Parsl configuration ran no task within '
-                                 f'{self._workers_timeout:g} s (workers_timeout): no worker '
-                                 f'came') from exc
-        except Exception as exc:
-            raise BrokenExecutor(f'{self._owner}: a first Parsl task could not load the case '
-                                 f'runner: {type(exc).__name__}: {exc}') from exc
+        """Wait for a first worker: a task that loads the runner (`workers_timeout`). A task
+        lost with its worker or block (``WorkerLost``, ``ManagerLost``: e.g. a batch job
+        cancelled while it started) is sent again while time remains: another may come."""
+        errors = require('parsl.executors.high_throughput.errors', 'ParslExecutor', 'parsl')
+        lost = (errors.WorkerLost, errors.ManagerLost)  # with a worker or block, not by it
+        deadline = time.monotonic() + self._workers_timeout
+        while True:
+            future = self._app(self._key, self._path, [])
+            try:
+                future.result(timeout=max(0.0, deadline - time.monotonic()))
+                return
+            except TimeoutError as exc:
+                raise BrokenExecutor(f'{self._owner}: the Parsl configuration ran no task '
+                                     f'within {self._workers_timeout:g} s (workers_timeout): '
+                                     f'no worker came') from exc
+            except Exception as exc:
+                if isinstance(exc, lost) and time.monotonic() < deadline:
+                    logger.info('%s: the first task was lost (%s: %s); sending it again',
+                                self._owner, type(exc).__name__, exc)
+                    continue
+                raise BrokenExecutor(f'{self._owner}: a first Parsl task could not load the '
+                                     f'case runner: {type(exc).__name__}: {exc}') from exc
 
     def _write(self, payload: bytes) -> None:
         """Write the runner to a payload file (key: its hash); remove the previous one."""
