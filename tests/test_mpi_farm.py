@@ -247,6 +247,7 @@ def test_a_client_killed_mid_run_loses_no_case(tmp_path: Path) -> None:
     # status says a rank was killed, the results are complete all the same
     assert f'(pid {victim}) of MPIFarmExecutor(procs_per_case=1) closed its connection' in err
     cases = read_cases(tmp_path / 'cases.jsonl')
+    assert len(cases) == 200, f'{len(cases)} cases recorded; the farm said:\n{out}\n{err}'
     same_results(cases, sequential_cases(tmp_path))
     assert {case['status'] for case in cases} == {'ok'}
     assert 'total' in out
