@@ -99,8 +99,11 @@ def test_every_component_and_connection_is_in_the_page(browser, aircraft, aircra
              for c in find(browser, '#n2svg rect.cell')}
     assert cells == {('wing', 'body'), ('wing', 'engine'), ('body', 'trim'), ('trim', 'wing'),
                      ('engine', 'engine.core'), ('engine.core', 'engine')}
-    feedback = find(browser, '#n2svg rect.cell.fb[data-src="trim"]')
-    assert len(feedback) == 1
+    kinds = {(c.get_attribute('data-src'), c.get_attribute('data-dest')):
+             c.get_attribute('class').split()[1] for c in find(browser, '#n2svg rect.cell')}
+    assert kinds == {('wing', 'body'): 'ff', ('wing', 'engine'): 'ff', ('body', 'trim'): 'ff',
+                     ('trim', 'wing'): 'fb',                      # the loop the solver closes
+                     ('engine', 'engine.core'): 'bd', ('engine.core', 'engine'): 'bd'}
 
 
 def test_clicking_a_cell_shows_units_and_conversions(browser, aircraft_page, tmp_path):

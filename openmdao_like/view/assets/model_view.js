@@ -170,7 +170,7 @@
       const rect = svgEl('rect', {
         x: labelWidth + cell.col * s + 1, y: cell.row * s + 1, width: s - 2, height: s - 2, 'data-cell': k,
         'data-src': nodes[rows[cell.row]].path, 'data-dest': nodes[rows[cell.col]].path,
-        'class': 'cell ' + (cell.row < cell.col ? 'ff' : 'fb') + (conv ? ' conv' : '') + (remote ? ' remote' : '') +
+        'class': 'cell ' + direction(cell) + (conv ? ' conv' : '') + (remote ? ' remote' : '') +
                  ' link-' + (links.length === 1 ? links[0] : 'mixed') });
       const title = svgEl('title', {});
       title.textContent = cell.conns.length + ' connection(s): ' + cell.conns.slice(0, 4).map(function (c) {
@@ -193,6 +193,16 @@
     box.replaceChildren(svg, legend());
   }
   const matrix = {};
+  // 'ff' data flowing down the order, 'fb' feedback, 'bd' between a sub-assembly's own
+  // (boundary) variables and its children, whose rows follow it: neither order nor a loop.
+  function direction(cell) {
+    const a = nodes[rows[cell.row]], b = nodes[rows[cell.col]];
+    const inside = function (outer, inner) {
+      return outer.kind === 'assembly' && !collapsed.has(outer.index) && within(inner.path, outer.path);
+    };
+    if (inside(a, b) || inside(b, a)) return 'bd';
+    return cell.row < cell.col ? 'ff' : 'fb';
+  }
   function legend() {
     const items = [['#7fa7cf', 'component'], ['#9c8ec4', 'assembly'], ['#2f7dbd', 'remote'],
                    ['#6b7884', 'connection'], ['#c0392b', 'feedback'], ['#e08a16', 'unit conversion']];
@@ -232,7 +242,7 @@
     const src = nodes[rows[cell.row]], dest = nodes[rows[cell.col]];
     details.replaceChildren(
       el('h2', { text: label(src) + ' → ' + label(dest) }),
-      el('p', { text: cell.conns.length + ' connection(s)' + (cell.row > cell.col ? ', feeding back' : '') }),
+      el('p', { text: cell.conns.length + ' connection(s)' + (direction(cell) === 'fb' ? ', feeding back' : '') }),
       markUnits(connTable(cell.conns)));
     details.dataset.showing = 'cell';
   }
