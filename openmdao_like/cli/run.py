@@ -36,8 +36,8 @@ from ..jobs.backends import redact
 from ..jobs.durable import load_run, start_run
 from ..recorders import SQLiteRecorder
 from ..view.report import recorded_files, write_report
-from . import CommandError, UsageError
 from ..view.table import format_table, format_value
+from . import CommandError, UsageError
 
 logger = logging.getLogger(__name__)
 
@@ -126,7 +126,10 @@ def run_command(args: argparse.Namespace) -> int:
             top.run()
         except Exception as exc:
             if args.report is not None:  # what was recorded before the failure is worth seeing
-                _write_report(top, args.report, args.quiet)
+                try:
+                    _write_report(top, args.report, args.quiet)
+                except CommandError as report_exc:  # (the run's own error is the one to see)
+                    logger.warning('%s: %s', report_exc, report_exc.__cause__)
             raise CommandError(f'running {args.model!r} failed') from exc
         elapsed = time.perf_counter() - start
     if not args.quiet:
