@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 
 import pytest
 
@@ -211,3 +212,19 @@ def test_run_report_refuses_a_file_and_resume(capsys, tmp_path):
     status, _, err = cli(capsys, 'run', '--resume', 'abc', '--store', 'sqlite:///x.db',
                          '--report', tmp_path / 'r')
     assert status == 2 and '--report writes the report of a run of MODEL' in err
+
+
+def test_a_missing_view_extra_is_named(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    model = tmp_path / 'doe.py'
+    model.write_text(DOE_PY.replace('RECORDERS', "self.recorders = [CSVRecorder('c.csv')]")
+                     .replace('POLICY', "'RETRY'"))
+    assert cli(capsys, 'run', model, '-q')[0] == 0
+    for name in ('matplotlib', 'matplotlib.figure', 'rich', 'rich.console'):
+        monkeypatch.setitem(sys.modules, name, None)   # as if not installed
+    status, _, err = cli(capsys, 'plot', 'c.csv', '--kind', 'history', '-o', 'h.png')
+    assert status == 1 and 'pip install openmdao_like[view]' in err
+    assert 'internal error' not in err and not (tmp_path / 'h.png').exists()
+    status, _, err = cli(capsys, 'show', model, '--style', 'rich')
+    assert status == 1 and 'cannot draw a rich table' in err
+    assert 'pip install openmdao_like[view]' in err

@@ -26,14 +26,15 @@ from ..errors import ExpressionError, RecorderError, ViewError, error_summary
 from ..view.cases import (STATUSES, describe_filters, export_cases, read_case_file,
                           summarize, variable_names)
 from ..view.plots import KINDS, plot_cases
-from ..view.values import json_value
 from ..view.table import format_table
+from ..view.values import json_value
 from . import CommandError, UsageError
 
 #: Rows ``cases`` shows unless ``--limit`` says otherwise.
 DEFAULT_LIMIT = 20
-#: What the library raises about a case file, a selection or a plot.
-_FAILURES = (ViewError, RecorderError, ExpressionError, OSError)
+#: What the library raises about a case file, a selection or a plot (ImportError: matplotlib,
+#: the view extra, is not installed).
+_FAILURES = (ViewError, RecorderError, ExpressionError, OSError, ImportError)
 
 
 def add_parser(subparsers: Any, common: argparse.ArgumentParser) -> None:

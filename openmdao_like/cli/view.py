@@ -102,6 +102,10 @@ def show_command(args: argparse.Namespace) -> int:
     style = args.style
     if style == 'auto':
         style = 'rich' if sys.stdout.isatty() and importlib.util.find_spec('rich') else 'plain'
-    print(format_variables(rows, style, width=shutil.get_terminal_size((160, 40)).columns))
+    try:
+        table = format_variables(rows, style, width=shutil.get_terminal_size((160, 40)).columns)
+    except ImportError as exc:  # --style rich without the rich package (the view extra)
+        raise CommandError('cannot draw a rich table') from exc
+    print(table)
     return 0
 
