@@ -372,6 +372,35 @@ def test_read_metadata_without_the_sidecar(fmt, tmp_path):
     assert len(read_cases(copy)) == 5  # the cases still read
 
 
+_SIDECAR_EXPECTED = ('expected a JSON object with keys format_version, start, end, versions, '
+                     'variables and a format_version from 2 to 2, found ')
+
+
+@pytest.mark.parametrize('fmt', ['csv', 'jsonl'])
+@pytest.mark.parametrize(('content', 'found'), [
+    ('{"format_version": 99, "start": 1.0, "end": null, "versions": {}, "variables": {}}',
+     'format_version 99 (written by a newer openmdao_like?)'),
+    ('{"format_version": "2", "start": 1.0, "end": null, "versions": {}, "variables": {}}',
+     "format_version '2'"),
+    ('{"format_version": 2, "start": 1.0}', 'keys format_version, start'),
+    ('[1, 2]', 'a JSON list'),
+    ('{"format_version": 2, "sta', 'invalid JSON'),
+])
+def test_a_bad_sidecar_is_refused_by_both_readers(fmt, content, found, tmp_path):
+    """A sidecar saying the file is of a newer format (or not a sidecar at all): neither the
+    metadata nor the cases are read, and the error names the sidecar."""
+    path = tmp_path / f'doe.{fmt}'
+    top = set_as_top(PickyStudy())
+    top.recorders = [RECORDERS[fmt](path)]
+    top.run()
+    sidecar = tmp_path / f'doe.{fmt}.meta.json'
+    sidecar.write_text(content, encoding='utf-8')
+    for read in (read_metadata, read_cases):
+        with pytest.raises(RecorderError) as info:
+            read(path)
+        assert str(info.value).startswith(f'{str(sidecar)!r}: {_SIDECAR_EXPECTED}{found}')
+
+
 # -- format 1 files still read ----------------------------------------------------------------
 
 def _check_format_1_rows(rows: list[dict[str, Any]]) -> None:

@@ -354,7 +354,7 @@ def copy_run(files, tmp_path, fmt):
 
 @pytest.mark.parametrize('fmt', FORMATS)
 def test_a_newer_format_version(files, tmp_path, capsys, fmt):
-    path = copy_run(files, tmp_path, fmt)
+    path = case_file = copy_run(files, tmp_path, fmt)
     if fmt == 'sqlite':
         with sqlite3.connect(path) as conn:
             conn.execute('UPDATE metadata SET format_version = 99')
@@ -365,12 +365,14 @@ def test_a_newer_format_version(files, tmp_path, capsys, fmt):
         sidecar = Path(f'{path}.meta.json')
         meta = json.loads(sidecar.read_text(encoding='utf-8'))
         sidecar.write_text(json.dumps({**meta, 'format_version': 99}), encoding='utf-8')
-        why = ('expected a case file of format version 1 to 2, found format_version 99 in its '
-               'metadata (written by a newer openmdao_like? upgrade to read it)')
+        why = ('expected a JSON object with keys format_version, start, end, versions, '
+               'variables and a format_version from 2 to 2, found format_version 99 (written '
+               'by a newer openmdao_like?)')
+        path = sidecar                          # the error names the file that says so
     with pytest.raises(RecorderError) as info:
-        select_cases(path)
+        select_cases(case_file)
     assert str(info.value) == f'{str(path)!r}: {why}'
-    assert main(['cases', str(path)]) == 1
+    assert main(['cases', str(case_file)]) == 1
     assert f'RecorderError: {str(path)!r}: {why}' in capsys.readouterr().err
 
 

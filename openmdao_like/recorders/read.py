@@ -4,10 +4,11 @@ the format.
 The format comes from `fmt` if given, else from the extension (``.csv``; ``.jsonl``/``.json``;
 ``.sqlite``/``.db``), else from the SQLite magic header. A file whose content contradicts its
 format (an SQLite database named ``.csv``, a ``.sqlite`` file that is text) is an error, as is a
-truncated or corrupt file: a `RecorderError` (a `ValueError`) naming the path, what was
-expected and what was found. A missing file is a `FileNotFoundError`. The metadata of a CSV or
-JSON Lines file is in its sidecar ``<path>.meta.json`` (see `openmdao_like.recorders.metadata`);
-`read_cases` reads only the cases.
+truncated or corrupt file or one written in a newer format than this version reads: a
+`RecorderError` (a `ValueError`) naming the path, what was expected and what was found. A
+missing file is a `FileNotFoundError`. The metadata of a CSV or JSON Lines file is in its
+sidecar ``<path>.meta.json`` (see `openmdao_like.recorders.metadata`); `read_cases` checks the
+sidecar's format version when the sidecar is there (a file written before format 2 has none).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from openmdao_like.recorders import codec
 from openmdao_like.recorders.base import ROW_KEYS, file_error, sidecar_path
 from openmdao_like.recorders.csv import read_csv
 from openmdao_like.recorders.jsonl import read_jsonl
+from openmdao_like.recorders.metadata import FORMAT_VERSION
 from openmdao_like.recorders.sqlite import SQLITE_MAGIC, read_sqlite, read_sqlite_metadata
 
 _READERS: dict[str, Callable[[Path], list[dict[str, Any]]]] = {
@@ -77,6 +79,8 @@ def _rows(path: str | os.PathLike[str], fmt: str | None, driver: str | None,
     """`read_cases` for ``caller`` (the public function whose name errors give)."""
     path, fmt = _case_file(path, fmt, caller)
     _check_filters(path, driver, status, caller)
+    if fmt != 'sqlite' and sidecar_path(path).is_file():  # SQLite checks its own version
+        _sidecar_metadata(path)
     rows = _READERS[fmt](path)
     rows.sort(key=lambda row: row['id'])  # stable: format 1 cases with equal ids keep file order
     if driver is not None or status is not None:
@@ -114,15 +118,31 @@ def read_metadata(path: str | os.PathLike[str], fmt: str | None = None) -> dict[
         raise FileNotFoundError(
             f'{str(path)!r}: no metadata: expected the file {str(meta_path)!r} beside it '
             f'(written by the recorder since format 2; copy it along with the case file)')
-    expected = f'a JSON object with keys {", ".join(METADATA_KEYS)}'
+    return _sidecar_metadata(path)
+
+
+_SIDECAR_EXPECTED = (f'a JSON object with keys {", ".join(METADATA_KEYS)} and a format_version '
+                     f'from 2 to {FORMAT_VERSION}')
+
+
+def _sidecar_metadata(path: Path) -> dict[str, Any]:
+    """The metadata in the sidecar of the CSV or JSON Lines file at ``path``, its keys and
+    format version checked: a `RecorderError` naming the sidecar otherwise."""
+    meta_path = sidecar_path(path)
     try:
         metadata = codec.loads(meta_path.read_text(encoding='utf-8'))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise file_error(meta_path, expected, f'invalid JSON ({exc})') from exc
+        raise file_error(meta_path, _SIDECAR_EXPECTED, f'invalid JSON ({exc})') from exc
     if not isinstance(metadata, dict) or not set(METADATA_KEYS) <= metadata.keys():
         found = (f'keys {", ".join(metadata)}' if isinstance(metadata, dict)
                  else f'a JSON {type(metadata).__name__}')
-        raise file_error(meta_path, expected, found)
+        raise file_error(meta_path, _SIDECAR_EXPECTED, found)
+    version = metadata['format_version']
+    integer = isinstance(version, int) and not isinstance(version, bool)
+    if not (integer and 2 <= version <= FORMAT_VERSION):
+        newer = integer and version > FORMAT_VERSION
+        raise file_error(meta_path, _SIDECAR_EXPECTED, f'format_version {version!r}'
+                         + (' (written by a newer openmdao_like?)' if newer else ''))
     return metadata
 
 

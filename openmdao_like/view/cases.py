@@ -36,12 +36,11 @@ import numpy as np
 
 from ..cases import FAILED, OK
 from ..drivers.expressions import ExprEvaluator
-from ..errors import ExpressionError, RecorderError, ViewError, describe
+from ..errors import ExpressionError, ViewError, describe
 from ..options import suggest
 from ..recorders import read_cases, read_metadata
 from ..recorders.base import ROW_KEYS
 from ..recorders.csv import FIXED_COLUMNS, encode_cell
-from ..recorders.metadata import FORMAT_VERSION
 from .values import json_value
 
 logger = logging.getLogger(__name__)
@@ -139,19 +138,7 @@ def read_case_file(path: str | os.PathLike[str]) -> CaseFile:
             metadata = read_metadata(path)
         except FileNotFoundError:  # a CSV or JSON Lines file without its sidecar
             logger.info('%s: no metadata beside it: no units known', path)
-    if metadata is not None:
-        _check_version(path, metadata)
     return CaseFile(path, read_cases(path), metadata)
-
-
-def _check_version(path: Path, metadata: dict[str, Any]) -> None:
-    """Refuse a file whose (sidecar) metadata says it was written in a newer format."""
-    version = metadata.get('format_version')
-    if not isinstance(version, int) or isinstance(version, bool) \
-            or not 1 <= version <= FORMAT_VERSION:
-        raise RecorderError(f'{str(path)!r}: expected a case file of format version 1 to '
-                            f'{FORMAT_VERSION}, found format_version {version!r} in its '
-                            f'metadata (written by a newer openmdao_like? upgrade to read it)')
 
 
 def select_cases(path: str | os.PathLike[str], driver: str | None = None,
