@@ -160,9 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         server.stop(cancel=True)  # (already done unless the run failed)
         if server.unfinished:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            comm.Abort(1)
+            from .remote.spmd import abort_job
+            abort_job(comm)
 
 
 def _rank0(args: argparse.Namespace, parser: argparse.ArgumentParser, server: Any) -> int:

@@ -285,7 +285,8 @@ def test_a_hung_case_is_sent_again_and_the_hung_rank_is_ended(tmp_path: Path) ->
     same_results(cases, sequential_cases(tmp_path))
     assert {case['status'] for case in cases} == {'ok'}
     assert 'ran longer than case_timeout=2 s; sending 1 case(s) again' in done.stderr
-    assert f'(pid {hung})' in done.stderr and 'did not end within' in done.stderr
+    said = f'exit status {done.returncode}; stdout:\n{done.stdout}\nstderr:\n{done.stderr}'
+    assert f'(pid {hung})' in done.stderr and 'did not end within' in done.stderr, said
     assert done.returncode != 0  # rank 0 aborted the job to end the hung rank
     assert 'total' in done.stdout  # printed before the abort; RUN_TIMEOUT << HANG: the farm
     # never waited for the hung case

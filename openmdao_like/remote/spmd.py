@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from typing import Any, Callable, NoReturn, TypeVar
@@ -48,7 +49,7 @@ from .failures import capture, rebuild
 
 logger = logging.getLogger(__name__)
 
-__all__ = ['Group', 'join', 'LAUNCHER_VARIABLES', 'ERROR_GRACE']
+__all__ = ['Group', 'join', 'abort_job', 'LAUNCHER_VARIABLES', 'ERROR_GRACE', 'ABORT_GRACE']
 
 #: Environment variables an MPI launcher sets in the processes it starts.
 LAUNCHER_VARIABLES = ('PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'PMIX_RANK')
@@ -56,6 +57,10 @@ LAUNCHER_VARIABLES = ('PMI_SIZE', 'OMPI_COMM_WORLD_SIZE', 'PMIX_RANK')
 ERROR_GRACE = 5.0
 #: Seconds between failing a run for good and aborting the MPI job (the reply goes out first).
 ABORT_DELAY = 1.0
+#: Seconds a rank waits, its output flushed, before MPI_Abort: the launcher ends the job on the
+#: abort and may not have forwarded the rank's last lines yet (MPICH's hydra, under load, can
+#: lose them: the very lines that say why the job ends).
+ABORT_GRACE = 1.0
 #: Longest pause between two polls of a waiting rank.
 MAX_PAUSE = 1e-3
 #: Longest pause of a follower that has waited `IDLE_AFTER` s for rank 0 (idle between runs:
@@ -68,6 +73,18 @@ Problem = tuple[str, str, str, str]
 T = TypeVar('T')
 
 _RUN, _DONE, _STOP = 1, 2, 3
+
+
+def abort_job(comm: Any) -> NoReturn:
+    """End every rank of ``comm``'s MPI job (MPI_Abort, status 1) once this rank's log and
+    output are flushed and the launcher had `ABORT_GRACE` s to forward them."""
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(ABORT_GRACE)
+    comm.Abort(1)
+    raise SystemExit(1)  # MPI_Abort should not return; if it does, this rank ends
 
 
 def join() -> Group | None:
@@ -261,8 +278,8 @@ class Group:
         raise RemoteError(self.broken)
 
     def abort(self) -> None:
-        """End every rank now (the launcher ends the MPI job; this call does not return)."""
-        self.comm.Abort(1)
+        """End every rank (`abort_job`; this call does not return)."""
+        abort_job(self.comm)
 
     def _receive(self) -> tuple[Any, bool]:
         """The next payload from rank 0 and whether it is `stop` (polling, with growing pauses

@@ -21,14 +21,14 @@ import os
 import pickle
 import signal
 import socket
-import sys
 import threading
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, NoReturn
 
 from ...component import Component
 from ...execution.base import CaseOutcome
 from ...execution.pools import IDLE, _serve
+from ...remote.spmd import abort_job
 from . import links
 from .roles import FarmError, Role
 
@@ -73,14 +73,11 @@ def serve(role: Role) -> None:
         _Follower(role, conn, group).serve()
 
 
-def abort(role: Role, why: str) -> None:
-    """Log ``why``, then end every rank of the MPI job (MPI_Abort; does not return)."""
+def abort(role: Role, why: str) -> NoReturn:
+    """Log ``why``, then end every rank of the MPI job (`spmd.abort_job`; does not return)."""
     from mpi4py import MPI
     logger.error('rank %d: %s: aborting the MPI job', role.rank, why)
-    for handler in logging.getLogger().handlers:
-        handler.flush()
-    sys.stderr.flush()
-    MPI.COMM_WORLD.Abort(1)
+    abort_job(MPI.COMM_WORLD)
 
 
 def _from_server(rank: _Leader | _Follower) -> Any:
